@@ -36,7 +36,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Version => {
-            println!("pando {} (Mesos API {})", env!("CARGO_PKG_VERSION"), MESOS_VERSION);
+            println!(
+                "pando {} (Mesos API {})",
+                env!("CARGO_PKG_VERSION"),
+                MESOS_VERSION
+            );
             Ok(())
         }
     }
