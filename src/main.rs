@@ -4,6 +4,7 @@
 //! subcommand to the crate that implements it. Later issues add `master`,
 //! `agent`, `local`, `execute` and the operator commands.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,18 @@ struct Cli {
 enum Command {
     /// Print the Mesos version Pando answers as, and Pando's own version.
     Version,
+    /// Check an agent's resources: parse `--resources` (Mesos text or JSON
+    /// form), fill in what this machine has, and print the result as Mesos
+    /// JSON.
+    Resources {
+        /// Resources in Mesos syntax, e.g. `cpus:4;mem:8192;ports:[31000-32000]`,
+        /// or a JSON array of Resource objects.
+        #[arg(long)]
+        resources: Option<String>,
+        /// The directory whose file system supplies `disk`.
+        #[arg(long, default_value = "/tmp")]
+        work_dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -41,6 +54,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 env!("CARGO_PKG_VERSION"),
                 MESOS_VERSION
             );
+            Ok(())
+        }
+        Command::Resources {
+            resources,
+            work_dir,
+        } => {
+            let given = match resources {
+                Some(text) => pando_resources::Resources::parse(&text)?,
+                None => pando_resources::Resources::default(),
+            };
+            let totals = pando_agent::detect::MachineTotals::measure(&work_dir)?;
+            let all = pando_agent::detect::with_detected(&given, &totals)?;
+            let protos = all.to_proto();
+            let json: Vec<String> = protos.iter().map(pando_proto::json::to_json).collect();
+            println!("[{}]", json.join(","));
             Ok(())
         }
     }
