@@ -6,5 +6,7 @@
 //! [`pando_proto`] and counts resources with [`pando_resources`], re-exported
 //! so that callers need one import.
 
+pub mod allocator;
+
 pub use pando_proto as proto;
 pub use pando_resources as resources;
