@@ -240,8 +240,9 @@ struct AgentState {
     down: bool,
     /// Deactivated by the operator (DEACTIVATE_AGENT / DRAIN_AGENT).
     active: bool,
-    /// Decline filters by (framework, role).
-    filters: HashMap<(String, String), Filter>,
+    /// Decline filters by framework, then role (nested so that lookups on
+    /// the hot path borrow `&str` instead of building a key).
+    filters: HashMap<String, HashMap<String, Filter>>,
     inverse_offered: BTreeSet<String>,
     /// Bumped whenever free resources or filters change.
     version: u64,
@@ -403,7 +404,7 @@ impl Allocator {
             }
         }
         for agent in self.agents.values_mut() {
-            agent.filters.retain(|(fw, _), _| fw != id);
+            agent.filters.remove(id);
             agent.inverse_offered.remove(id);
             agent.version += 1;
         }
@@ -436,11 +437,13 @@ impl Allocator {
         };
         fw.suppressed.retain(|r| !roles.contains(r));
         for agent in self.agents.values_mut() {
-            let before = agent.filters.len();
-            agent
-                .filters
-                .retain(|(fw, r), _| !(fw == id && roles.contains(r)));
-            if agent.filters.len() != before {
+            let mut removed = false;
+            if let Some(by_role) = agent.filters.get_mut(id) {
+                let before = by_role.len();
+                by_role.retain(|r, _| !roles.contains(r));
+                removed = by_role.len() != before;
+            }
+            if removed {
                 agent.version += 1;
             }
         }
@@ -591,8 +594,10 @@ impl Allocator {
                 resources: from.to_string(),
             });
         }
-        agent.free = agent.free.clone() - from + to;
-        agent.total = agent.total.clone() - from + to;
+        agent.free -= from;
+        agent.free += to;
+        agent.total -= from;
+        agent.total += to;
         agent.version += 1;
         self.dirty = true;
         Ok(())
@@ -759,10 +764,14 @@ impl Allocator {
                 break;
             };
             if let Some(a) = self.agents.get_mut(&agent) {
-                let key = (fw, role_name);
-                if a.filters.get(&key).is_some_and(|f| f.expires == Some(when)) {
-                    a.filters.remove(&key);
-                    a.version += 1;
+                if let Some(by_role) = a.filters.get_mut(&fw) {
+                    if by_role
+                        .get(&role_name)
+                        .is_some_and(|f| f.expires == Some(when))
+                    {
+                        by_role.remove(&role_name);
+                        a.version += 1;
+                    }
                 }
             }
         }
@@ -909,13 +918,27 @@ impl Allocator {
                 break;
             }
             let mut chosen: Option<(String, String, Resources)> = None;
+            let free_quantities = agent.free.scalar_quantities();
             'search: for (_, role_name) in &order.sorted_roles {
                 let Some(frameworks) = order.frameworks.get(role_name) else {
                     continue;
                 };
+                // What the role could get is part of the free resources, so a
+                // filter covering all free resources covers it too: skip the
+                // role without building its candidate when all are filtered.
+                let all_filtered = frameworks.iter().all(|(_, fw)| {
+                    agent
+                        .filters
+                        .get(fw.as_str())
+                        .and_then(|by_role| by_role.get(role_name.as_str()))
+                        .is_some_and(|f| f.quantities.contains(&free_quantities))
+                });
+                if all_filtered {
+                    continue;
+                }
                 let candidate = self.capped_by_quota(
                     role_name,
-                    &agent.free.allocatable_to(role_name),
+                    agent.free.allocatable_to(role_name),
                     &order.subtree,
                 );
                 let quantities = candidate.scalar_quantities();
@@ -926,7 +949,8 @@ impl Allocator {
                 for (_, fw) in frameworks {
                     let filtered = agent
                         .filters
-                        .get(&(fw.clone(), role_name.clone()))
+                        .get(fw.as_str())
+                        .and_then(|by_role| by_role.get(role_name.as_str()))
                         .is_some_and(|f| {
                             f.quantities.contains(&quantities) && !quantities.is_empty()
                         });
@@ -1038,7 +1062,7 @@ impl Allocator {
     fn capped_by_quota(
         &self,
         role_name: &str,
-        candidate: &Resources,
+        candidate: Resources,
         subtree: &BTreeMap<String, ResourceQuantities>,
     ) -> Resources {
         let limited: Vec<(&ResourceQuantities, ResourceQuantities)> = std::iter::once(role_name)
@@ -1050,7 +1074,7 @@ impl Allocator {
             })
             .collect();
         if limited.is_empty() {
-            return candidate.clone();
+            return candidate;
         }
         let mut headroom: BTreeMap<String, Scalar> = BTreeMap::new();
         for (limit, consumed) in &limited {
@@ -1063,7 +1087,7 @@ impl Allocator {
             }
         }
         let mut result = Resources::new();
-        for r in candidate {
+        for r in &candidate {
             match (&r.value, headroom.get_mut(&r.name)) {
                 (Value::Scalar(amount), Some(room)) if r.is_unreserved() => {
                     let granted = (*amount).min(*room);
@@ -1104,7 +1128,7 @@ impl Allocator {
     fn take(&mut self, fw: &str, agent_id: &str, role_name: &str, resources: &Resources) {
         let q = resources.scalar_quantities();
         if let Some(agent) = self.agents.get_mut(agent_id) {
-            agent.free = agent.free.clone() - resources;
+            agent.free -= resources;
             *agent.allocated.entry(fw.to_string()).or_default() += resources;
             agent.version += 1;
         }
@@ -1176,13 +1200,17 @@ impl Allocator {
         }
         let expires = (refuse < FOREVER).then(|| now.after(refuse));
         if let Some(agent) = self.agents.get_mut(&offer.agent) {
-            agent.filters.insert(
-                (offer.framework.clone(), offer.role.clone()),
-                Filter {
-                    expires,
-                    quantities: refused.scalar_quantities(),
-                },
-            );
+            agent
+                .filters
+                .entry(offer.framework.clone())
+                .or_default()
+                .insert(
+                    offer.role.clone(),
+                    Filter {
+                        expires,
+                        quantities: refused.scalar_quantities(),
+                    },
+                );
             agent.version += 1;
         }
         if let Some(when) = expires {
