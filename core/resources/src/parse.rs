@@ -177,13 +177,7 @@ pub fn parse_attributes(input: &str) -> Result<Vec<pb::Attribute>> {
                 let ranges = Ranges::from_intervals_strict(r)
                     .map_err(|e| parse_error(token, e.to_string()))?;
                 attribute.r#type = Type::Ranges as i32;
-                attribute.ranges = Some(pb::value::Ranges {
-                    range: ranges
-                        .intervals()
-                        .iter()
-                        .map(|&(begin, end)| pb::value::Range { begin, end })
-                        .collect(),
-                });
+                attribute.ranges = Some(crate::proto::ranges_to_proto(&ranges));
             }
             TextValue::Set(items) => {
                 attribute.r#type = Type::Set as i32;

@@ -62,6 +62,17 @@ fn labels_to(labels: &[(String, Option<String>)]) -> Option<pb::Labels> {
     })
 }
 
+/// Writes ranges as a protobuf `Value.Ranges`.
+pub fn ranges_to_proto(ranges: &Ranges) -> pb::value::Ranges {
+    pb::value::Ranges {
+        range: ranges
+            .intervals()
+            .iter()
+            .map(|&(begin, end)| pb::value::Range { begin, end })
+            .collect(),
+    }
+}
+
 /// Reads a protobuf value of the given type.
 pub fn value_from_proto(
     name: &str,
@@ -207,13 +218,7 @@ impl Resource {
             }
             Value::Ranges(r) => {
                 out.r#type = ValueType::Ranges as i32;
-                out.ranges = Some(pb::value::Ranges {
-                    range: r
-                        .intervals()
-                        .iter()
-                        .map(|&(begin, end)| pb::value::Range { begin, end })
-                        .collect(),
-                });
+                out.ranges = Some(ranges_to_proto(r));
             }
             Value::Set(items) => {
                 out.r#type = ValueType::Set as i32;

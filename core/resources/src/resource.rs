@@ -219,26 +219,10 @@ impl Resource {
     /// sub-role of the current one (or any role, if unreserved), and
     /// refinements are always dynamic.
     pub fn push_reservation(&mut self, reservation: Reservation) -> Result<()> {
-        role::validate(&reservation.role)?;
-        if reservation.role == role::UNRESERVED {
-            return Err(ResourcesError::InvalidRefinement(
-                "cannot reserve for the '*' role".into(),
-            ));
-        }
-        if let Some(current) = self.reservations.last() {
-            if !role::is_strict_subrole_of(&reservation.role, &current.role) {
-                return Err(ResourcesError::InvalidRefinement(format!(
-                    "role '{}' does not refine '{}'",
-                    reservation.role, current.role
-                )));
-            }
-            if reservation.kind == ReservationKind::Static {
-                return Err(ResourcesError::InvalidRefinement(
-                    "a refinement must be a dynamic reservation".into(),
-                ));
-            }
-        }
-        self.reservations.push(reservation);
+        let mut refined = self.reservations.clone();
+        refined.push(reservation);
+        validate_stack(&refined)?;
+        self.reservations = refined;
         Ok(())
     }
 
@@ -258,32 +242,10 @@ impl Resource {
         }
     }
 
-    /// Checks the reservation stack: valid roles, each refining the last,
-    /// and only the first may be static.
+    /// Checks the reservation stack (valid roles, each refining the last,
+    /// only the first static) and the allocation role.
     pub fn validate(&self) -> Result<()> {
-        let mut previous: Option<&Reservation> = None;
-        for reservation in &self.reservations {
-            role::validate(&reservation.role)?;
-            if reservation.role == role::UNRESERVED {
-                return Err(ResourcesError::InvalidRefinement(
-                    "a reservation cannot be for the '*' role".into(),
-                ));
-            }
-            if let Some(prev) = previous {
-                if !role::is_strict_subrole_of(&reservation.role, &prev.role) {
-                    return Err(ResourcesError::InvalidRefinement(format!(
-                        "role '{}' does not refine '{}'",
-                        reservation.role, prev.role
-                    )));
-                }
-                if reservation.kind == ReservationKind::Static {
-                    return Err(ResourcesError::InvalidRefinement(
-                        "only the first reservation may be static".into(),
-                    ));
-                }
-            }
-            previous = Some(reservation);
-        }
+        validate_stack(&self.reservations)?;
         if let Some(role) = &self.allocation_role {
             role::validate(role)?;
         }
@@ -311,6 +273,35 @@ impl Resource {
     pub(crate) fn subtract_value(&mut self, other: &Value) {
         self.value.subtract(other);
     }
+}
+
+/// Checks a reservation stack: valid roles other than `*`, each a strict
+/// sub-role of the one before, and only the first may be static.
+fn validate_stack(stack: &[Reservation]) -> Result<()> {
+    let mut previous: Option<&Reservation> = None;
+    for reservation in stack {
+        role::validate(&reservation.role)?;
+        if reservation.role == role::UNRESERVED {
+            return Err(ResourcesError::InvalidRefinement(
+                "a reservation cannot be for the '*' role".into(),
+            ));
+        }
+        if let Some(prev) = previous {
+            if !role::is_strict_subrole_of(&reservation.role, &prev.role) {
+                return Err(ResourcesError::InvalidRefinement(format!(
+                    "role '{}' does not refine '{}'",
+                    reservation.role, prev.role
+                )));
+            }
+            if reservation.kind == ReservationKind::Static {
+                return Err(ResourcesError::InvalidRefinement(
+                    "a refinement must be a dynamic reservation".into(),
+                ));
+            }
+        }
+        previous = Some(reservation);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
