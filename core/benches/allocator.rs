@@ -1,7 +1,8 @@
 //! Allocator benchmark, after Mesos's `HierarchicalAllocator_BENCHMARK_Test`.
 //!
 //! Run with `cargo bench -p pando-core --bench allocator` (add `-- --quick`
-//! for the smaller grids only). It prints one table per scenario:
+//! for the smaller grids only, or `-- --only=10000x1000` for one size). It
+//! prints one table per scenario:
 //!
 //! * **DeclineOffers**: every framework declines every offer with a long
 //!   filter. We report the mean time of the cycles that still make offers
@@ -192,7 +193,16 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let bench = args.iter().any(|a| a == "--bench");
     let quick = args.iter().any(|a| a == "--quick");
-    let grid: Vec<(usize, usize)> = if !bench {
+    let only = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--only="))
+        .and_then(|g| {
+            let (a, f) = g.split_once('x')?;
+            Some((a.parse().ok()?, f.parse().ok()?))
+        });
+    let grid: Vec<(usize, usize)> = if let Some(one) = only {
+        vec![one]
+    } else if !bench {
         vec![(50, 10)]
     } else if quick {
         vec![(1_000, 100), (5_000, 500)]

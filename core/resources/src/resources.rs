@@ -189,10 +189,18 @@ impl Resources {
 
     /// The same resources, marked as allocated to `role`.
     pub fn allocate(&self, role: &str) -> Resources {
-        Resources::from_resources(self.0.iter().cloned().map(|mut r| {
-            r.allocation_role = Some(role.to_string());
-            r
-        }))
+        // Entries are distinct kinds and all get the same mark, so they stay
+        // distinct: no merging needed.
+        Resources(
+            self.0
+                .iter()
+                .cloned()
+                .map(|mut r| {
+                    r.allocation_role = Some(role.to_string());
+                    r
+                })
+                .collect(),
+        )
     }
 
     /// The same resources, with allocation marks removed.

@@ -1153,7 +1153,11 @@ impl Allocator {
         let Some(held) = agent.allocated.get_mut(fw) else {
             return;
         };
-        let returned = resources.filter(|r| held.contains_resource(r));
+        let returned = if held.contains(resources) {
+            resources.clone()
+        } else {
+            resources.filter(|r| held.contains_resource(r))
+        };
         *held -= &returned;
         if held.is_empty() {
             agent.allocated.remove(fw);
