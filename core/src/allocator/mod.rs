@@ -266,6 +266,7 @@ struct OutstandingOffer {
     framework: String,
     agent: String,
     role: String,
+    /// What was offered, without the allocation mark.
     resources: Resources,
     created: Time,
 }
@@ -657,7 +658,7 @@ impl Allocator {
             .offers
             .remove(&offer)
             .ok_or(AllocatorError::UnknownOffer(offer))?;
-        self.release(&o.framework, &o.agent, &o.resources.unallocate());
+        self.release(&o.framework, &o.agent, &o.resources);
         self.add_filter(&o, &o.resources, refuse.unwrap_or(DEFAULT_REFUSE), now);
         Ok(())
     }
@@ -675,7 +676,7 @@ impl Allocator {
             .offers
             .get(&offer)
             .ok_or(AllocatorError::UnknownOffer(offer))?;
-        let offered = o.resources.unallocate();
+        let offered = o.resources.clone();
         let used = used.unallocate();
         if !offered.contains(&used) {
             return Err(AllocatorError::NotInOffer {
@@ -913,12 +914,12 @@ impl Allocator {
             let Some(agent) = self.agents.get(agent_id) else {
                 return;
             };
-            if !self.is_allocatable(&agent.free.scalar_quantities(), &agent.free) {
+            let free_quantities = agent.free.scalar_quantities();
+            if !self.is_allocatable(&free_quantities, &agent.free) {
                 blocked_otherwise = true;
                 break;
             }
-            let mut chosen: Option<(String, String, Resources)> = None;
-            let free_quantities = agent.free.scalar_quantities();
+            let mut chosen: Option<(String, String, Resources, ResourceQuantities)> = None;
             'search: for (_, role_name) in &order.sorted_roles {
                 let Some(frameworks) = order.frameworks.get(role_name) else {
                     continue;
@@ -967,14 +968,15 @@ impl Allocator {
                         blocked_otherwise = true;
                         continue;
                     }
-                    chosen = Some((fw.clone(), role_name.clone(), candidate.clone()));
+                    chosen = Some((fw.clone(), role_name.clone(), candidate, quantities));
                     break 'search;
                 }
             }
-            let Some((fw, role_name, resources)) = chosen else {
+            let Some((fw, role_name, resources, quantities)) = chosen else {
                 break;
             };
-            self.take(&fw, agent_id, &role_name, &resources);
+            let old_share = self.framework_share(&fw, &role_name);
+            self.take_quantities(&fw, agent_id, &role_name, &resources, &quantities);
             let id = self.next_offer;
             self.next_offer += 1;
             let offered = resources.allocate(&role_name);
@@ -984,7 +986,7 @@ impl Allocator {
                     framework: fw.clone(),
                     agent: agent_id.to_string(),
                     role: role_name.clone(),
-                    resources: offered.clone(),
+                    resources,
                     created: now,
                 },
             );
@@ -995,7 +997,7 @@ impl Allocator {
                 role: role_name.clone(),
                 resources: offered,
             }));
-            self.reorder(order, &fw, &role_name, &resources);
+            self.reorder(order, &fw, &role_name, &quantities, old_share);
         }
         if !anyone_unfiltered && !blocked_otherwise {
             if let Some(agent) = self.agents.get_mut(agent_id) {
@@ -1005,22 +1007,28 @@ impl Allocator {
     }
 
     /// Updates the cycle's order after `resources` went to (fw, role).
-    fn reorder(&self, order: &mut CycleOrder, fw: &str, role_name: &str, resources: &Resources) {
-        let q = resources.scalar_quantities();
+    fn reorder(
+        &self,
+        order: &mut CycleOrder,
+        fw: &str,
+        role_name: &str,
+        q: &ResourceQuantities,
+        old_share: Share,
+    ) {
         order
             .subtree
             .entry(role_name.to_string())
             .or_default()
-            .add_all(&q);
+            .add_all(q);
         for ancestor in role::ancestors(role_name) {
             order
                 .subtree
                 .entry(ancestor.to_string())
                 .or_default()
-                .add_all(&q);
+                .add_all(q);
         }
         if let Some(frameworks) = order.frameworks.get_mut(role_name) {
-            frameworks.retain(|(_, f)| f != fw);
+            frameworks.remove(&(old_share, fw.to_string()));
             frameworks.insert((self.framework_share(fw, role_name), fw.to_string()));
         }
         // Every role under the same top-level ancestor may change place.
@@ -1127,6 +1135,19 @@ impl Allocator {
 
     fn take(&mut self, fw: &str, agent_id: &str, role_name: &str, resources: &Resources) {
         let q = resources.scalar_quantities();
+        self.take_quantities(fw, agent_id, role_name, resources, &q);
+    }
+
+    /// Moves `resources` (whose scalar quantities are `q`) from the agent's
+    /// free pool to (fw, role).
+    fn take_quantities(
+        &mut self,
+        fw: &str,
+        agent_id: &str,
+        role_name: &str,
+        resources: &Resources,
+        q: &ResourceQuantities,
+    ) {
         if let Some(agent) = self.agents.get_mut(agent_id) {
             agent.free -= resources;
             *agent.allocated.entry(fw.to_string()).or_default() += resources;
@@ -1136,12 +1157,12 @@ impl Allocator {
             f.allocated
                 .entry(role_name.to_string())
                 .or_default()
-                .add_all(&q);
+                .add_all(q);
         }
         self.role_allocated
             .entry(role_name.to_string())
             .or_default()
-            .add_all(&q);
+            .add_all(q);
     }
 
     /// Returns resources of `fw` on `agent_id` to the free pool, taking them
@@ -1237,7 +1258,7 @@ impl Allocator {
         let mut decisions = Vec::new();
         for id in ids {
             if let Some(o) = self.offers.remove(&id) {
-                self.release(&o.framework, &o.agent, &o.resources.unallocate());
+                self.release(&o.framework, &o.agent, &o.resources);
                 decisions.push(Decision::Rescind {
                     offer: id,
                     framework: o.framework,
