@@ -101,10 +101,26 @@ fn decline_offers(grid: &[(usize, usize)]) {
     );
     println!("| agents | frameworks | cycles with offers (measured) | mean cycle (ms) | next cycle, nothing new declined (ms) |");
     println!("|---:|---:|---:|---:|---:|");
+    let mut verdicts = Vec::new();
     for &(agents, frameworks) in grid {
         let mut allocator = cluster(agents, frameworks);
         let (mean, cycles, steady) = decline_cycles(&mut allocator, 20);
         println!("| {agents} | {frameworks} | {cycles} | {mean:.1} | {steady:.3} |");
+        // The allocator issue's targets: 100 ms at 10k x 1k, 1 s at 50k x 6k.
+        let target = match (agents, frameworks) {
+            (10_000, 1_000) => Some(100.0),
+            (50_000, 6_000) => Some(1_000.0),
+            _ => None,
+        };
+        if let Some(target) = target {
+            let verdict = if mean <= target { "met" } else { "MISSED" };
+            verdicts.push(format!(
+                "target {agents} x {frameworks}: mean cycle {mean:.1} ms vs <= {target:.0} ms: {verdict}"
+            ));
+        }
+    }
+    for v in verdicts {
+        println!("\n{v}");
     }
 }
 
