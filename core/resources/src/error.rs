@@ -1,17 +1,22 @@
 //! The one error type of this crate: every way a resource can be invalid.
 //!
-//! Each variant's message names the offending part, so an operator who typed
-//! a bad `--resources` flag, or a framework that sent a bad Resource, learns
-//! what to fix.
+//! Resource math is one concept seen from several modules (a bad range is
+//! a bad range whether it came from the `--resources` flag, a protobuf
+//! message or a RESERVE call), so the modules share this enum rather than
+//! wrapping each other's errors. Each variant's message names the offending
+//! part, so an operator who typed a bad `--resources` flag, or a framework
+//! that sent a bad `Resource`, learns what to fix.
 
 /// Why a resource, a role or a resource expression was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResourcesError {
-    /// A scalar was negative, NaN or infinite.
-    #[error("invalid scalar {value}: scalars must be finite and non-negative")]
+    /// A scalar was negative, NaN, infinite or too large.
+    #[error("invalid scalar {value}: {reason}")]
     InvalidScalar {
         /// The value as given.
         value: String,
+        /// Which rule it broke.
+        reason: String,
     },
     /// A range had its begin after its end.
     #[error("invalid range [{begin}-{end}]: begin is after end")]
@@ -24,6 +29,9 @@ pub enum ResourcesError {
     /// Two ranges of one value overlap.
     #[error("overlapping ranges [{0}] in one value")]
     OverlappingRanges(String),
+    /// A set listed an item twice.
+    #[error("duplicate item '{0}' in a set")]
+    DuplicateSetItem(String),
     /// A role name broke Mesos's rules.
     #[error("invalid role '{role}': {reason}")]
     InvalidRole {
@@ -32,8 +40,9 @@ pub enum ResourcesError {
         /// Which rule it broke.
         reason: String,
     },
-    /// A reservation stack was not a chain of ever more specific roles.
-    #[error("invalid reservation refinement: {0}")]
+    /// A reservation stack was not a chain of ever more specific roles, or
+    /// a reservation could not be added or removed.
+    #[error("invalid reservation: {0}")]
     InvalidRefinement(String),
     /// A resource expression (flag text or JSON) could not be parsed.
     #[error("invalid resource '{input}': {reason}")]
@@ -43,8 +52,25 @@ pub enum ResourcesError {
         /// What was wrong.
         reason: String,
     },
-    /// A protobuf Resource could not be turned into a domain resource.
-    #[error("invalid Resource '{name}': {reason}")]
+    /// An `--attributes` entry could not be parsed.
+    #[error("invalid attribute '{input}': {reason}")]
+    ParseAttribute {
+        /// The entry that failed.
+        input: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A quantity or limit expression (`cpus:10;mem:4096`) could not be
+    /// parsed.
+    #[error("invalid quantity '{input}': {reason}")]
+    ParseQuantity {
+        /// The entry that failed.
+        input: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A resource (from protobuf or built in code) broke Mesos's rules.
+    #[error("invalid resource '{name}': {reason}")]
     InvalidResource {
         /// The resource's name.
         name: String,
@@ -54,6 +80,10 @@ pub enum ResourcesError {
     /// Subtraction would have produced something negative or absent.
     #[error("cannot subtract {0}: not contained")]
     NotContained(String),
+    /// A resource with refined reservations cannot be written in the
+    /// pre-refinement format that old frameworks understand.
+    #[error("cannot downgrade resource '{0}': it has refined reservations")]
+    CannotDowngrade(String),
 }
 
 /// Shorthand for results of this crate.
