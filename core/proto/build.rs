@@ -19,6 +19,9 @@ const PROTOS: &[&str] = &[
     "proto/mesos/v1/agent/agent.proto",
 ];
 
+/// Pando's own master↔agent protocol (tonic service and messages).
+const AGENT_LINK: &str = "proto/pando/agent_link.proto";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     let include = protoc_bin_vendored::include_path()?;
@@ -33,9 +36,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_type_names()
         .type_name_domain(["."], "type.googleapis.com")
         .bytes(["."]);
-    config.compile_protos(PROTOS, &["proto".into(), include])?;
+    config.compile_protos(PROTOS, &["proto".into(), include.clone()])?;
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
     }
+
+    // The master↔agent link: its messages carry the Mesos types above, so
+    // they are referenced, not generated again.
+    tonic_prost_build::configure()
+        .extern_path(".mesos.v1", "crate::mesos::v1")
+        .bytes(".")
+        .compile_protos(
+            &[PathBuf::from(AGENT_LINK)],
+            &[PathBuf::from("proto"), include],
+        )?;
+    println!("cargo:rerun-if-changed={AGENT_LINK}");
     Ok(())
 }
