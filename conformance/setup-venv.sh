@@ -59,7 +59,7 @@ assert http_parser.http.HttpParser is http_parser.parser.HttpParser, "C parser n
 import pymesos
 from pymesos import MesosSchedulerDriver, MesosExecutorDriver, operator_v1
 assert pymesos.__VERSION__ == "0.3.15", pymesos.__VERSION__
-import pytest
+import pytest, pytest_timeout
 print("   pymesos", pymesos.__VERSION__, "with http-parser's C parser; pytest", pytest.__version__)
 EOF
 )

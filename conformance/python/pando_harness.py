@@ -1,0 +1,548 @@
+"""Start real Pando processes on loopback and talk to them over raw HTTP.
+
+Nothing here builds anything: the `pando` binary comes from $PANDO_BIN or
+target/debug/pando (scripts/test builds it before pytest runs). Every wait
+is a poll against a deadline; nothing sleeps a fixed time and hopes.
+"""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Mesos's scheduler and operator SUBSCRIBED events announce this interval.
+HEARTBEAT_INTERVAL_SECONDS = 15
+
+# Every process any fixture started and has not stopped yet; conftest attaches
+# their logs to the report of a failing test.
+LIVE_PROCESSES = []
+_LIVE_LOCK = threading.Lock()
+
+
+def pando_bin():
+    """The pando binary under test."""
+    path = Path(os.environ.get("PANDO_BIN", REPO / "target" / "debug" / "pando"))
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise RuntimeError(
+            f"pando binary not found at {path}: build it with `cargo build -p pando` "
+            "or point $PANDO_BIN at one"
+        )
+    return path
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout, what, interval=0.05, check=None):
+    """Poll `predicate` until it returns something truthy; return that value.
+
+    `check` runs on every round and may raise to stop early (a process that
+    died, a driver thread that failed). On timeout, raise with `what`.
+    """
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while True:
+        if check is not None:
+            check()
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            last_error = e
+        if time.monotonic() >= deadline:
+            suffix = f" (last error: {last_error!r})" if last_error else ""
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}{suffix}")
+        time.sleep(interval)
+
+
+class PandoProcess:
+    """One `pando` process in its own process group, logging to a file."""
+
+    def __init__(self, name, args, log_path, env=None):
+        self.name = name
+        self.args = [str(a) for a in args]
+        self.log_path = Path(log_path)
+        self._log = open(self.log_path, "wb")
+        full_env = dict(os.environ)
+        full_env.setdefault("RUST_BACKTRACE", "1")
+        if env:
+            full_env.update(env)
+        self.proc = subprocess.Popen(
+            self.args,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=full_env,
+        )
+        with _LIVE_LOCK:
+            LIVE_PROCESSES.append(self)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def check_alive(self):
+        """Raise with the log if the process has exited."""
+        code = self.proc.poll()
+        if code is not None:
+            raise RuntimeError(
+                f"{self.name} exited with status {code}: {' '.join(self.args)}\n"
+                f"--- {self.log_path} ---\n{self.log_tail()}"
+            )
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError as e:
+            return f"<cannot read {self.log_path}: {e}>"
+
+    def log_tail(self, lines=200):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def signal_group(self, sig):
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self, grace=5.0):
+        """SIGTERM the whole process group, then SIGKILL what is left."""
+        if self.proc.poll() is None:
+            self.signal_group(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+        # Children (executors, tasks) may outlive the leader: kill the group.
+        self.signal_group(signal.SIGKILL)
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        self._log.close()
+        with _LIVE_LOCK:
+            if self in LIVE_PROCESSES:
+                LIVE_PROCESSES.remove(self)
+
+
+# ---------------------------------------------------------------------------
+# Raw HTTP
+
+
+class Response:
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # http.client.HTTPMessage (case-insensitive)
+        self.body = body
+
+    def header(self, name):
+        return self.headers.get(name)
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def text(self):
+        return self.body.decode("utf-8", errors="replace")
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.reason} {self.body[:300]!r}>"
+
+
+def request(port, method, path, body=None, headers=None, timeout=10.0, host="127.0.0.1"):
+    """One HTTP request on a fresh connection; returns a Response."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode("utf-8")
+        elif isinstance(body, str):
+            body = body.encode("utf-8")
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return Response(resp.status, resp.reason, resp.headers, data)
+    finally:
+        conn.close()
+
+
+def get(port, path, headers=None, timeout=10.0):
+    return request(port, "GET", path, headers=headers, timeout=timeout)
+
+
+def post_json(port, path, call, headers=None, timeout=10.0):
+    h = {"Content-Type": "application/json", "Accept": "application/json"}
+    h.update(headers or {})
+    return request(port, "POST", path, body=call, headers=h, timeout=timeout)
+
+
+class RecordIOStream:
+    """A streaming POST whose response body is RecordIO: `<length>\\n<record>`.
+
+    http.client undoes the chunked transfer coding, so chunk boundaries mean
+    nothing here, exactly as Mesos specifies.
+    """
+
+    def __init__(self, port, path, call, headers=None, timeout=10.0, host="127.0.0.1"):
+        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        h = {"Content-Type": "application/json", "Accept": "application/json"}
+        h.update(headers or {})
+        body = json.dumps(call).encode("utf-8") if isinstance(call, (dict, list)) else call
+        self.conn.request("POST", path, body=body, headers=h)
+        self.response = self.conn.getresponse()
+        self.status = self.response.status
+        self.headers = self.response.headers
+        self.body = None
+        if self.status != 200:
+            self.body = self.response.read()
+            self.conn.close()
+
+    def stream_id(self):
+        return self.headers.get("Mesos-Stream-Id")
+
+    def _read_exactly(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.response.read(n - len(data))
+            if not chunk:
+                raise EOFError(f"stream ended after {len(data)} of {n} bytes")
+            data += chunk
+        return data
+
+    def next_record(self, timeout=20.0):
+        """The next RecordIO record's bytes; raises socket.timeout or EOFError."""
+        self.conn.sock.settimeout(timeout)
+        digits = b""
+        while True:
+            c = self.response.read(1)
+            if not c:
+                raise EOFError("stream ended between records")
+            if c == b"\n":
+                break
+            if not c.isdigit() or len(digits) > 20:
+                raise ValueError(f"bad RecordIO length prefix {digits + c!r}")
+            digits += c
+        if not digits:
+            raise ValueError("empty RecordIO length prefix")
+        return self._read_exactly(int(digits))
+
+    def next_event(self, timeout=20.0):
+        return json.loads(self.next_record(timeout).decode("utf-8"))
+
+    def next_event_of(self, types, timeout=20.0, skip=("HEARTBEAT",)):
+        """The next event whose type is in `types`, skipping only `skip`.
+
+        Any other event fails loudly: tests state exactly what may come.
+        """
+        if isinstance(types, str):
+            types = (types,)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {types} event within {timeout}s")
+            event = self.next_event(timeout=left)
+            if event.get("type") in types:
+                return event
+            if event.get("type") not in skip:
+                raise AssertionError(f"expected one of {types}, got {event}")
+
+    def close(self):
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------------
+# A cluster: one master and some agents
+
+
+class Master:
+    def __init__(self, work_root, flags=None, name="master"):
+        self.port = free_port()
+        self.work_dir = Path(work_root) / name
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            pando_bin(), "master",
+            "--ip", "127.0.0.1",
+            "--port", self.port,
+            "--work_dir", self.work_dir,
+        ]
+        for key, value in (flags or {}).items():
+            args.append(f"--{key}={value}")
+        self.process = PandoProcess(name, args, Path(work_root) / f"{name}.log")
+        self.address = f"127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout=30.0):
+        def healthy():
+            return get(self.port, "/master/health", timeout=2.0).status == 200
+
+        wait_until(healthy, timeout, f"{self.address}/master/health to answer 200",
+                   check=self.process.check_alive)
+
+    def state(self):
+        resp = get(self.port, "/master/state")
+        assert resp.status == 200, resp
+        return resp.json()
+
+    def stop(self):
+        self.process.stop()
+
+
+class Agent:
+    def __init__(self, work_root, master, resources, name, flags=None):
+        self.port = free_port()
+        self.work_dir = Path(work_root) / name
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            pando_bin(), "agent",
+            "--master", master.address,
+            "--ip", "127.0.0.1",
+            "--port", self.port,
+            "--work_dir", self.work_dir,
+            "--resources", resources,
+        ]
+        for key, value in (flags or {}).items():
+            args.append(f"--{key}={value}")
+        self.process = PandoProcess(name, args, Path(work_root) / f"{name}.log")
+        self.address = f"127.0.0.1:{self.port}"
+        self.id = None
+
+    def stop(self):
+        self.process.stop()
+
+
+DEFAULT_AGENT_RESOURCES = "cpus:2;mem:1024;ports:[31000-31100]"
+
+# Short intervals so a test sees offers and liveness changes in well under a
+# second; the names are Mesos's.
+DEFAULT_MASTER_FLAGS = {
+    "allocation_interval": "100ms",
+}
+
+
+class Cluster:
+    """A master and `agents` agents, ready when the constructor returns."""
+
+    def __init__(self, work_root, agents=1, master_flags=None, agent_resources=None,
+                 agent_flags=None, timeout=30.0):
+        self.work_root = Path(work_root)
+        flags = dict(DEFAULT_MASTER_FLAGS)
+        flags.update(master_flags or {})
+        self.master = Master(self.work_root, flags)
+        self.agents = []
+        try:
+            self.master.wait_ready(timeout)
+            for i in range(agents):
+                self.agents.append(Agent(
+                    self.work_root, self.master,
+                    agent_resources or DEFAULT_AGENT_RESOURCES,
+                    name=f"agent{i}", flags=agent_flags))
+            if agents:
+                self.wait_agents(agents, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def check_alive(self):
+        self.master.process.check_alive()
+        for agent in self.agents:
+            agent.process.check_alive()
+
+    def wait_agents(self, count, timeout=30.0):
+        """Wait until the master reports `count` active agents; learn their ids."""
+        def registered():
+            state = self.master.state()
+            active = [s for s in state.get("slaves", []) if s.get("active")]
+            if len(active) >= count and state.get("activated_slaves") >= count:
+                return active
+            return None
+
+        slaves = wait_until(registered, timeout, f"{count} active agents in /master/state",
+                            interval=0.1, check=self.check_alive)
+        by_port = {s.get("port"): s for s in slaves}
+        for agent in self.agents:
+            slave = by_port.get(agent.port)
+            if slave is None:
+                # Mesos's pid is slave(1)@ip:port; fall back to matching it.
+                slave = next((s for s in slaves if s.get("pid", "").endswith(f":{agent.port}")), None)
+            if slave is not None:
+                agent.id = slave["id"]
+        return slaves
+
+    @property
+    def port(self):
+        return self.master.port
+
+    @property
+    def address(self):
+        return self.master.address
+
+    def processes(self):
+        return [self.master.process] + [a.process for a in self.agents]
+
+    def stop(self):
+        # Agents first so their tasks are torn down while the master still runs.
+        for agent in self.agents:
+            agent.stop()
+        self.master.stop()
+
+
+def scheduler_subscribe_call(name="pando-conformance", **framework):
+    info = {"user": os.environ.get("USER", "root") or "root", "name": name}
+    info.update(framework)
+    call = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
+    if "id" in info:
+        # A resubscription names its id in both places, or validation fails
+        # with "'framework_id' differs from 'subscribe.framework_info.id'".
+        call["framework_id"] = info["id"]
+    return call
+
+
+# ---------------------------------------------------------------------------
+# A scheduler written against the raw v1 HTTP API (no client library)
+
+
+def scalar(name, value):
+    return {"name": name, "type": "SCALAR", "scalar": {"value": value}}
+
+
+def offer_scalar(offer, name):
+    return sum(r["scalar"]["value"] for r in offer.get("resources", [])
+               if r.get("name") == name and r.get("type") == "SCALAR")
+
+
+class RawScheduler:
+    """SUBSCRIBE over /api/v1/scheduler and keep the event stream open."""
+
+    def __init__(self, port, name="pando-raw-scheduler", capabilities=(), **framework):
+        self.port = port
+        info = dict(framework)
+        if capabilities:
+            info["capabilities"] = [{"type": c} for c in capabilities]
+        self.stream = RecordIOStream(port, "/api/v1/scheduler",
+                                     scheduler_subscribe_call(name, **info))
+        assert self.stream.status == 200, (self.stream.status, self.stream.body)
+        self.stream_id = self.stream.stream_id()
+        self.subscribed = self.stream.next_event_of("SUBSCRIBED", skip=())["subscribed"]
+        self.framework_id = self.subscribed["framework_id"]["value"]
+
+    def call(self, type_, stream_id=True, **fields):
+        body = {"type": type_, "framework_id": {"value": self.framework_id}}
+        body.update(fields)
+        headers = {}
+        if stream_id:
+            headers["Mesos-Stream-Id"] = self.stream_id
+        return post_json(self.port, "/api/v1/scheduler", body, headers=headers)
+
+    def next_event_of(self, types, timeout=20.0, skip=("HEARTBEAT",)):
+        return self.stream.next_event_of(types, timeout=timeout, skip=skip)
+
+    def next_offers(self, timeout=20.0, skip=("HEARTBEAT",)):
+        return self.next_event_of("OFFERS", timeout, skip)["offers"]["offers"]
+
+    def accept_launch(self, offer, tasks):
+        resp = self.call("ACCEPT", accept={
+            "offer_ids": [offer["id"]],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
+        })
+        assert resp.status == 202, resp
+        return resp
+
+    def decline(self, offers, refuse_seconds=None):
+        decline = {"offer_ids": [o["id"] for o in offers]}
+        if refuse_seconds is not None:
+            decline["filters"] = {"refuse_seconds": refuse_seconds}
+        resp = self.call("DECLINE", decline=decline)
+        assert resp.status == 202, resp
+        return resp
+
+    def acknowledge(self, status):
+        resp = self.call("ACKNOWLEDGE", acknowledge={
+            "agent_id": status["agent_id"],
+            "task_id": status["task_id"],
+            "uuid": status["uuid"],
+        })
+        assert resp.status == 202, resp
+        return resp
+
+    def next_update(self, timeout=30.0, ack=True, skip=("HEARTBEAT", "OFFERS")):
+        status = self.next_event_of("UPDATE", timeout, skip)["update"]["status"]
+        if ack and "uuid" in status:
+            self.acknowledge(status)
+        return status
+
+    def wait_task_state(self, task_id, state, timeout=30.0, seen=None):
+        """Acknowledge updates until `task_id` reaches `state`; return that status.
+
+        States seen on the way are appended to `seen` when given.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"task {task_id} did not reach {state}; saw {seen}")
+            status = self.next_update(timeout=left)
+            if status["task_id"]["value"] != task_id:
+                continue
+            if seen is not None:
+                seen.append(status["state"])
+            if status["state"] == state:
+                return status
+
+    def ack_in_background(self):
+        """Read the stream on a thread from now on, acknowledging every update.
+
+        For tests that watch another stream (the operator's) while this
+        framework must keep acknowledging so the agent sends the next update.
+        Events read are kept in `self.background_events`.
+        """
+        self.background_events = []
+        self._stop_background = threading.Event()
+
+        def run():
+            while not self._stop_background.is_set():
+                try:
+                    event = self.stream.next_event(timeout=1.0)
+                except socket.timeout:
+                    continue
+                except (OSError, EOFError, ValueError):
+                    return
+                self.background_events.append(event)
+                status = event.get("update", {}).get("status", {})
+                if event.get("type") == "UPDATE" and "uuid" in status:
+                    self.acknowledge(status)
+
+        self._background = threading.Thread(target=run, daemon=True)
+        self._background.start()
+
+    def close(self):
+        if getattr(self, "_stop_background", None) is not None:
+            self._stop_background.set()
+        self.stream.close()
+
+
+def command_task(task_id, offer, command, cpus=0.1, mem=32.0):
+    return {
+        "name": task_id,
+        "task_id": {"value": task_id},
+        "agent_id": offer["agent_id"],
+        "resources": [scalar("cpus", cpus), scalar("mem", mem)],
+        "command": {"shell": True, "value": command},
+    }
