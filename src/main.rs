@@ -33,6 +33,22 @@ enum Command {
         #[arg(long, default_value = "/tmp")]
         work_dir: PathBuf,
     },
+    /// Run a built-in executor. The agent starts it inside the executor's
+    /// container; it is configured only by the Mesos executor environment
+    /// (MESOS_FRAMEWORK_ID, MESOS_EXECUTOR_ID, MESOS_AGENT_ENDPOINT, ...).
+    Executor {
+        #[command(subcommand)]
+        kind: ExecutorKind,
+    },
+}
+
+/// The built-in executors.
+#[derive(Debug, Clone, Copy, Subcommand)]
+enum ExecutorKind {
+    /// The command executor: runs one task's CommandInfo.
+    Command,
+    /// The default executor: runs a task group as nested containers.
+    Default,
 }
 
 fn main() -> ExitCode {
@@ -48,6 +64,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Executor { kind } => {
+            let kind = match kind {
+                ExecutorKind::Command => pando_executor::Kind::Command,
+                ExecutorKind::Default => pando_executor::Kind::Default,
+            };
+            let code = pando_executor::run(kind)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
         Command::Version => {
             println!(
                 "pando {} (Mesos API {})",

@@ -1,0 +1,176 @@
+//! The Mesos executor environment: everything an executor learns about
+//! itself before it talks to its agent.
+//!
+//! The agent starts an executor with `MESOS_*` variables (see Mesos's
+//! `docs/executor-http-api.md`). [`ExecutorEnv::from_env`] reads them once at
+//! start-up into a typed value; nothing else in this crate reads the process
+//! environment for configuration. Durations use Mesos's textual form
+//! (`5secs`, `15mins`, `100ms`), parsed by [`parse_duration`].
+
+use std::time::Duration;
+
+use pando_proto::mesos::v1::{ExecutorId, FrameworkId};
+
+/// The shutdown grace period Mesos agents use when none is given.
+pub const DEFAULT_SHUTDOWN_GRACE_PERIOD: Duration = Duration::from_secs(5);
+/// The agent's default `--recovery_timeout`.
+pub const DEFAULT_RECOVERY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// The agent's default upper bound on the subscription backoff.
+pub const DEFAULT_SUBSCRIPTION_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Why the executor environment is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    /// A variable the agent must set is absent.
+    #[error("the agent did not set {0}; executors must be started by a Mesos or Pando agent")]
+    Missing(&'static str),
+    /// A variable holds a value that cannot be used.
+    #[error("{name}='{value}' is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What it held.
+        value: String,
+        /// Why that is wrong.
+        reason: String,
+    },
+}
+
+/// The executor's identity and the agent's connection settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutorEnv {
+    /// `MESOS_FRAMEWORK_ID`: sent in every call.
+    pub framework_id: FrameworkId,
+    /// `MESOS_EXECUTOR_ID`: sent in every call.
+    pub executor_id: ExecutorId,
+    /// `MESOS_AGENT_ENDPOINT`: `ip:port` of the agent's HTTP server.
+    pub agent_endpoint: String,
+    /// `MESOS_SANDBOX` (or `MESOS_DIRECTORY`): the sandbox, as the executor
+    /// sees it.
+    pub sandbox: Option<String>,
+    /// `MESOS_CHECKPOINT=1`: the framework checkpoints, so the executor
+    /// survives an agent restart by re-subscribing.
+    pub checkpoint: bool,
+    /// `MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD`: how long after SHUTDOWN the
+    /// agent waits before destroying the container.
+    pub shutdown_grace_period: Duration,
+    /// `MESOS_RECOVERY_TIMEOUT`: how long to keep trying to re-subscribe
+    /// after the agent went away (checkpointing frameworks only).
+    pub recovery_timeout: Duration,
+    /// `MESOS_SUBSCRIPTION_BACKOFF_MAX`: upper bound of the random delay
+    /// between subscription attempts.
+    pub subscription_backoff_max: Duration,
+}
+
+impl ExecutorEnv {
+    /// Reads the environment of this process.
+    pub fn from_env() -> Result<Self, EnvError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the environment through `lookup`, so tests need not touch the
+    /// process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .ok_or(EnvError::Missing(name))
+        };
+        let duration = |name: &'static str, default: Duration| match lookup(name) {
+            None => Ok(default),
+            Some(value) => parse_duration(&value).map_err(|reason| EnvError::Invalid {
+                name,
+                value,
+                reason,
+            }),
+        };
+        let agent_endpoint = required("MESOS_AGENT_ENDPOINT")?;
+        if !agent_endpoint.contains(':') {
+            return Err(EnvError::Invalid {
+                name: "MESOS_AGENT_ENDPOINT",
+                value: agent_endpoint,
+                reason: "expected ip:port".into(),
+            });
+        }
+        Ok(ExecutorEnv {
+            framework_id: FrameworkId {
+                value: required("MESOS_FRAMEWORK_ID")?,
+            },
+            executor_id: ExecutorId {
+                value: required("MESOS_EXECUTOR_ID")?,
+            },
+            agent_endpoint,
+            sandbox: lookup("MESOS_SANDBOX").or_else(|| lookup("MESOS_DIRECTORY")),
+            checkpoint: lookup("MESOS_CHECKPOINT").as_deref() == Some("1"),
+            shutdown_grace_period: duration(
+                "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD",
+                DEFAULT_SHUTDOWN_GRACE_PERIOD,
+            )?,
+            recovery_timeout: duration("MESOS_RECOVERY_TIMEOUT", DEFAULT_RECOVERY_TIMEOUT)?,
+            subscription_backoff_max: duration(
+                "MESOS_SUBSCRIPTION_BACKOFF_MAX",
+                DEFAULT_SUBSCRIPTION_BACKOFF_MAX,
+            )?,
+        })
+    }
+}
+
+/// Parses a Mesos duration such as `5secs`, `1.5mins`, `100ms` or `2days`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| "missing a unit (ns, us, ms, secs, mins, hrs, days, weeks)".to_string())?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{number}' is not a number"))?;
+    let seconds_per_unit = match unit {
+        "ns" => 1e-9,
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "secs" => 1.0,
+        "mins" => 60.0,
+        "hrs" => 3600.0,
+        "days" => 86400.0,
+        "weeks" => 604_800.0,
+        other => return Err(format!("unknown unit '{other}'")),
+    };
+    Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn parses_mesos_durations() {
+        assert_eq!(parse_duration("5secs"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("15mins"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("1.5hrs"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5parsecs").is_err());
+    }
+
+    #[test]
+    fn reads_the_executor_environment() {
+        let vars: HashMap<&str, &str> = [
+            ("MESOS_FRAMEWORK_ID", "fw"),
+            ("MESOS_EXECUTOR_ID", "ex"),
+            ("MESOS_AGENT_ENDPOINT", "127.0.0.1:5051"),
+            ("MESOS_CHECKPOINT", "1"),
+            ("MESOS_RECOVERY_TIMEOUT", "1mins"),
+        ]
+        .into_iter()
+        .collect();
+        let env = ExecutorEnv::from_lookup(|k| vars.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(env.framework_id.value, "fw");
+        assert!(env.checkpoint);
+        assert_eq!(env.recovery_timeout, Duration::from_secs(60));
+        assert_eq!(env.shutdown_grace_period, DEFAULT_SHUTDOWN_GRACE_PERIOD);
+        let missing = ExecutorEnv::from_lookup(|_| None).unwrap_err();
+        assert_eq!(missing, EnvError::Missing("MESOS_AGENT_ENDPOINT"));
+    }
+}

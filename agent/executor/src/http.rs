@@ -1,0 +1,101 @@
+//! A minimal HTTP/1.1 client for talking to the agent.
+//!
+//! Every request opens its own TCP connection with hyper's connection API:
+//! the executor sends few requests, and a fresh connection per request means
+//! a restarted agent is never reached through a stale pooled socket. The
+//! caller gets the response head plus either the whole body
+//! ([`AgentClient::post`]) or the body as a stream of chunks
+//! ([`AgentClient::open`]) for the long-lived SUBSCRIBE and
+//! WAIT_NESTED_CONTAINER responses.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// The media type of every body Pando's executors send and accept.
+pub const JSON: &str = "application/json";
+
+/// Why a request to the agent did not produce a response.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The TCP connection could not be made.
+    #[error("cannot connect to the agent at {endpoint}: {source}")]
+    Connect {
+        /// The agent's `ip:port`.
+        endpoint: String,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// The HTTP exchange failed.
+    #[error("HTTP request to the agent failed: {0}")]
+    Protocol(#[from] hyper::Error),
+    /// The request could not be built (a bad endpoint).
+    #[error("invalid request to the agent: {0}")]
+    Request(#[from] hyper::http::Error),
+}
+
+/// A response whose body has been read in full.
+#[derive(Debug, Clone)]
+pub struct FullResponse {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The body bytes.
+    pub body: Bytes,
+}
+
+/// Sends calls to one agent endpoint.
+#[derive(Debug, Clone)]
+pub struct AgentClient {
+    /// `ip:port` of the agent.
+    endpoint: String,
+}
+
+impl AgentClient {
+    /// A client for the agent at `endpoint` (`ip:port`).
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        AgentClient {
+            endpoint: endpoint.into(),
+        }
+    }
+
+    /// POSTs a JSON body to `path` and returns the response with its body
+    /// still streaming.
+    pub async fn open(
+        &self,
+        path: &str,
+        body: String,
+    ) -> Result<hyper::Response<Incoming>, HttpError> {
+        let stream =
+            TcpStream::connect(&self.endpoint)
+                .await
+                .map_err(|source| HttpError::Connect {
+                    endpoint: self.endpoint.clone(),
+                    source,
+                })?;
+        let _ = stream.set_nodelay(true);
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "agent connection closed");
+            }
+        });
+        let request = Request::post(path)
+            .header(hyper::header::HOST, &self.endpoint)
+            .header(hyper::header::CONTENT_TYPE, JSON)
+            .header(hyper::header::ACCEPT, JSON)
+            .body(Full::new(Bytes::from(body)))?;
+        Ok(sender.send_request(request).await?)
+    }
+
+    /// POSTs a JSON body to `path` and reads the whole response.
+    pub async fn post(&self, path: &str, body: String) -> Result<FullResponse, HttpError> {
+        let response = self.open(path, body).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(FullResponse { status, body })
+    }
+}
