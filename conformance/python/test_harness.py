@@ -131,3 +131,52 @@ def test_pando_binary_answers_as_mesos_1_x(pando_binary):
     out = subprocess.run([str(pando_binary), "version"], capture_output=True,
                          text=True, timeout=30, check=True).stdout
     assert "Mesos API 1." in out, out
+
+
+class _FakeDriver:
+    def __init__(self):
+        self.launches = []
+
+    def launchTasks(self, offer_id, tasks, filters=None):
+        self.launches.append((offer_id.value, [t.task_id.value for t in tasks], filters))
+
+
+def _offer(offer_id, agent, cpus, mem):
+    from pymesos_support import scalar
+    from addict import Dict
+    return Dict(id=Dict(value=offer_id), agent_id=Dict(value=agent),
+                resources=[scalar("cpus", cpus), scalar("mem", mem)])
+
+
+def test_task_queue_counts_each_executor_once_per_agent():
+    from pymesos_support import TaskQueue, executor_task, pymesos_executor_info
+    executor = pymesos_executor_info("e", cpus=0.5, mem=100)
+    tasks = [executor_task(f"t{i}", executor, {}, cpus=0.5, mem=100) for i in range(4)]
+    queue = TaskQueue(tasks, refuse_seconds=0.1)
+    driver = _FakeDriver()
+    # 1.5 cpus: the executor (0.5) and two tasks fit on agent a.
+    queue(driver, [_offer("o1", "a", 1.5, 1000)])
+    assert driver.launches == [("o1", ["t0", "t1"], {"refuse_seconds": 0.1})]
+    # Agent b needs its own executor: again two tasks in 1.5 cpus.
+    queue(driver, [_offer("o2", "b", 1.5, 1000)])
+    assert driver.launches[-1][1] == ["t2", "t3"]
+    assert queue.launched == {"t0": "a", "t1": "a", "t2": "b", "t3": "b"}
+    assert tasks[0].agent_id.value == "a" and tasks[3].agent_id.value == "b"
+    # Nothing left: the next offer is declined through an empty launch.
+    queue(driver, [_offer("o3", "a", 2, 1000)])
+    assert driver.launches[-1][:2] == ("o3", [])
+
+
+def test_recording_scheduler_waits_from_a_mark():
+    from pymesos_support import RecordingScheduler
+    from addict import Dict
+    s = RecordingScheduler()
+    s.statusUpdate(None, Dict(task_id=Dict(value="x"), state="TASK_RUNNING"))
+    mark = s.mark()
+    threading.Timer(0.2, lambda: s.statusUpdate(
+        None, Dict(task_id=Dict(value="x"), state="TASK_FINISHED"))).start()
+    assert s.wait_for("update", since=mark, timeout=5).status.state == "TASK_FINISHED"
+    assert s.task_states("x") == ["TASK_RUNNING", "TASK_FINISHED"]
+    with pytest.raises(TimeoutError):
+        s.wait_for("update", lambda d: d.status.state == "TASK_KILLED", timeout=0.3)
+    s.assert_no("offers", window=0.2)
