@@ -1,0 +1,88 @@
+"""HTTP Basic authentication on the master, as Mesos does it.
+
+Sources (apache/mesos): docs/authentication.md; src/master/flags.cpp
+(`--authenticate_http_frameworks` with `--http_framework_authenticators=basic`
+for v1 HTTP frameworks, `--authenticate_http_readonly`/`readwrite`,
+`--credentials` as a JSON file); 3rdparty/libprocess/src/authenticator.cpp
+(401 with `WWW-Authenticate: Basic realm="<realm>"`); src/master/constants.hpp
+(realms mesos-master-readonly, mesos-master-readwrite, mesos-master-scheduler);
+validation::scheduler::call::validate in src/master/validation.cpp (principal
+mismatch).
+"""
+
+import base64
+import json
+
+import pytest
+
+import pando_harness as h
+
+pytestmark = pytest.mark.pending("`pando master` (authentication, issue 4) does not exist yet")
+
+PRINCIPAL, SECRET = "conformance", "s3cret"
+
+
+def basic(principal, secret):
+    token = base64.b64encode(f"{principal}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+@pytest.fixture
+def secured(cluster_factory, tmp_path):
+    creds = tmp_path / "credentials.json"
+    creds.write_text(json.dumps({"credentials": [{"principal": PRINCIPAL, "secret": SECRET}]}))
+    return cluster_factory(agents=0, master_flags={
+        "authenticate_http_frameworks": "true",
+        "http_framework_authenticators": "basic",
+        "authenticate_http_readonly": "true",
+        "authenticate_http_readwrite": "true",
+        "credentials": str(creds),
+    })
+
+
+@pytest.mark.parametrize("headers", [{}, basic(PRINCIPAL, "wrong"), basic("nobody", SECRET),
+                                     {"Authorization": "Bearer abc"}])
+def test_scheduler_subscribe_without_valid_credentials_is_401(secured, headers):
+    s = h.RecordIOStream(secured.port, "/api/v1/scheduler",
+                         h.scheduler_subscribe_call(principal=PRINCIPAL), headers=headers)
+    assert s.status == 401
+    assert s.headers.get("WWW-Authenticate") == 'Basic realm="mesos-master-scheduler"'
+
+
+def test_scheduler_subscribe_with_credentials_is_200(secured):
+    s = h.RecordIOStream(secured.port, "/api/v1/scheduler",
+                         h.scheduler_subscribe_call(principal=PRINCIPAL),
+                         headers=basic(PRINCIPAL, SECRET))
+    try:
+        assert s.status == 200
+        assert s.next_event(timeout=10)["type"] == "SUBSCRIBED"
+    finally:
+        s.close()
+
+
+def test_principal_must_match_the_authenticated_one(secured):
+    resp = h.post_json(secured.port, "/api/v1/scheduler",
+                       h.scheduler_subscribe_call(principal="someone-else"),
+                       headers=basic(PRINCIPAL, SECRET))
+    assert resp.status == 400
+    assert resp.text() == (
+        f"Failed to validate scheduler::Call: Authenticated principal '{PRINCIPAL}' does "
+        "not match principal 'someone-else' set in `FrameworkInfo`")
+
+
+def test_readonly_endpoints_need_credentials(secured):
+    resp = h.get(secured.port, "/master/state")
+    assert resp.status == 401
+    assert resp.header("WWW-Authenticate") == 'Basic realm="mesos-master-readonly"'
+    ok = h.get(secured.port, "/master/state", headers=basic(PRINCIPAL, SECRET))
+    assert ok.status == 200
+    assert ok.json()["flags"]["authenticate_http_readonly"] == "true"
+
+
+def test_operator_api_needs_credentials(secured):
+    resp = h.post_json(secured.port, "/api/v1", {"type": "GET_STATE"})
+    assert resp.status == 401
+    assert resp.header("WWW-Authenticate") == 'Basic realm="mesos-master-readwrite"'
+    ok = h.post_json(secured.port, "/api/v1", {"type": "GET_STATE"},
+                     headers=basic(PRINCIPAL, SECRET))
+    assert ok.status == 200
