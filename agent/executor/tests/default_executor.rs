@@ -1,0 +1,225 @@
+//! The default executor, run as a process against a fake agent whose
+//! nested containers are real processes: per-task update sequences, the
+//! LAUNCH/WAIT/KILL_NESTED_CONTAINER calls it makes, and the group kill
+//! when one task fails or is killed.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use pando_proto::mesos::v1::agent;
+use pando_proto::mesos::v1::executor::{event, Event};
+use pando_proto::mesos::v1::{TaskGroupInfo, TaskInfo, TaskState};
+use TaskState::*;
+
+fn launch_group(tasks: Vec<TaskInfo>) -> Event {
+    Event {
+        r#type: Some(event::Type::LaunchGroup as i32),
+        launch_group: Some(event::LaunchGroup {
+            task_group: TaskGroupInfo { tasks },
+        }),
+        ..Default::default()
+    }
+}
+
+#[allow(deprecated)]
+fn launches(agent: &FakeAgent) -> Vec<agent::call::LaunchNestedContainer> {
+    agent
+        .operator_calls()
+        .into_iter()
+        .filter_map(|c| c.launch_nested_container)
+        .collect()
+}
+
+#[allow(deprecated)]
+fn kills(agent: &FakeAgent) -> Vec<agent::call::KillNestedContainer> {
+    agent
+        .operator_calls()
+        .into_iter()
+        .filter_map(|c| c.kill_nested_container)
+        .collect()
+}
+
+#[tokio::test]
+#[allow(deprecated)]
+async fn a_task_group_runs_as_nested_containers_and_finishes() {
+    let agent = FakeAgent::start(false).await;
+    let mut executor = ExecutorProcess::start("default", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    agent.send(&launch_group(vec![
+        shell_task("a", "true"),
+        shell_task("b", "exit 0"),
+    ]));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+
+    let launched = launches(&agent);
+    assert_eq!(launched.len(), 2);
+    for launch in &launched {
+        let parent = launch
+            .container_id
+            .parent
+            .as_ref()
+            .expect("a nested container id");
+        assert_eq!(parent.value, EXECUTOR_CONTAINER);
+        let env = launch
+            .command
+            .as_ref()
+            .unwrap()
+            .environment
+            .as_ref()
+            .unwrap();
+        assert!(env.variables.iter().any(|v| v.name == "MESOS_CONTAINER_IP"));
+    }
+    for (task, launch) in ["a", "b"].iter().zip(&launched) {
+        let updates = agent.updates_of(task);
+        assert_eq!(
+            states(&updates),
+            vec![TaskStarting, TaskRunning, TaskFinished]
+        );
+        assert_eq!(
+            updates[2].message.as_deref(),
+            Some("Command exited with status 0")
+        );
+        for update in &updates {
+            let container = update.container_status.as_ref().unwrap();
+            assert_eq!(container.container_id.as_ref(), Some(&launch.container_id));
+        }
+        let link = std::fs::read_link(executor.path("tasks").join(task)).unwrap();
+        assert!(link.ends_with(format!("containers/{}", launch.container_id.value)));
+    }
+    let waits = agent
+        .operator_calls()
+        .iter()
+        .filter(|c| c.r#type() == agent::call::Type::WaitNestedContainer)
+        .count();
+    assert_eq!(waits, 2);
+    assert!(kills(&agent).is_empty());
+}
+
+#[tokio::test]
+async fn one_failed_task_kills_the_rest_of_its_group() {
+    let agent = FakeAgent::start(true).await;
+    let mut executor = ExecutorProcess::start("default", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    agent.send(&launch_group(vec![
+        shell_task("long", "sleep 1000"),
+        shell_task("bad", "sleep 0.2; exit 7"),
+    ]));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+
+    let bad = agent.updates_of("bad");
+    assert_eq!(states(&bad), vec![TaskStarting, TaskRunning, TaskFailed]);
+    assert_eq!(
+        bad[2].message.as_deref(),
+        Some("Command exited with status 7")
+    );
+    let long = agent.updates_of("long");
+    assert_eq!(
+        states(&long),
+        vec![TaskStarting, TaskRunning, TaskKilling, TaskKilled]
+    );
+    assert_eq!(
+        long[3].message.as_deref(),
+        Some("Command terminated with signal Terminated")
+    );
+    let long_container = &launches(&agent)[0].container_id;
+    let kills = kills(&agent);
+    assert_eq!(kills.len(), 1);
+    assert_eq!(&kills[0].container_id, long_container);
+    assert_eq!(kills[0].signal, Some(libc::SIGTERM));
+}
+
+#[tokio::test]
+async fn a_killed_task_takes_its_group_down_and_sigkill_follows_the_grace_period() {
+    let agent = FakeAgent::start(false).await;
+    let mut executor = ExecutorProcess::start("default", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    // Nested containers run in the fake agent's directory; mark readiness
+    // by absolute path.
+    let ready = executor.path("ready");
+    let stubborn = format!(
+        "trap '' TERM; touch {}; while true; do sleep 0.05; done",
+        ready.display()
+    );
+    agent.send(&launch_group(vec![
+        shell_task("stubborn", &stubborn),
+        shell_task("other", "sleep 1000"),
+    ]));
+    eventually(
+        "the task to trap SIGTERM",
+        || executor.logs(),
+        || ready.exists(),
+    )
+    .await;
+    eventually(
+        "both RUNNING",
+        || executor.logs(),
+        || agent.updates().len() == 4,
+    )
+    .await;
+    agent.send(&kill(
+        "stubborn",
+        Some(std::time::Duration::from_millis(100)),
+    ));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+
+    let stubborn = agent.updates_of("stubborn");
+    assert_eq!(
+        states(&stubborn),
+        vec![TaskStarting, TaskRunning, TaskKilled]
+    );
+    assert_eq!(
+        stubborn[2].message.as_deref(),
+        Some("Command terminated with signal Killed")
+    );
+    let other = agent.updates_of("other");
+    assert_eq!(states(&other), vec![TaskStarting, TaskRunning, TaskKilled]);
+    let signals: Vec<_> = kills(&agent).iter().map(|k| k.signal).collect();
+    assert!(signals.contains(&Some(libc::SIGKILL)), "{signals:?}");
+}
+
+#[tokio::test]
+async fn shutdown_kills_every_task() {
+    let agent = FakeAgent::start(false).await;
+    let mut executor = ExecutorProcess::start("default", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    agent.send(&launch_group(vec![
+        shell_task("a", "sleep 1000"),
+        shell_task("b", "sleep 1000"),
+    ]));
+    eventually(
+        "both RUNNING",
+        || executor.logs(),
+        || agent.updates().len() == 4,
+    )
+    .await;
+    agent.send(&shutdown());
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+    for task in ["a", "b"] {
+        assert_eq!(
+            states(&agent.updates_of(task)),
+            vec![TaskStarting, TaskRunning, TaskKilled]
+        );
+    }
+}
