@@ -40,6 +40,12 @@ enum Command {
         #[command(subcommand)]
         kind: ExecutorKind,
     },
+    /// Run a master: the Mesos v1 scheduler and operator APIs, the legacy
+    /// state endpoints and the agent link, all on `--port`.
+    Master(pando_core::master::MasterFlags),
+    /// Run an agent: register with the master, run tasks in cgroup-isolated
+    /// containers, serve the executor and agent APIs on `--port`.
+    Agent(pando_agent::flags::AgentFlags),
 }
 
 /// The built-in executors.
@@ -64,6 +70,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Master(flags) => {
+            init_logging();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(pando_core::master::run(flags))?;
+            Ok(())
+        }
+        Command::Agent(flags) => {
+            init_logging();
+            pando_agent::run_blocking(flags)?;
+            Ok(())
+        }
         Command::Executor { kind } => {
             let kind = match kind {
                 ExecutorKind::Command => pando_executor::Kind::Command,
@@ -99,6 +116,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Logs to stderr at `info`, or as `RUST_LOG` says.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// The Mesos release whose API Pando implements.

@@ -7,6 +7,7 @@
 //! so that callers need one import.
 
 pub mod allocator;
+pub mod master;
 
 pub use pando_proto as proto;
 pub use pando_resources as resources;

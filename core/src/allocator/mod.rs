@@ -39,7 +39,9 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::Duration;
 
 use pando_proto::mesos::v1 as pb;
-use pando_resources::{role, Resource, ResourceQuantities, Resources, Scalar, Value};
+use pando_resources::{
+    role, Resource, ResourceConversion, ResourceQuantities, Resources, Scalar, Value,
+};
 
 pub use constraints::{Constraint, Predicate, RoleConstraints};
 use drf::{dominant_share, RoleKey, Share};
@@ -87,6 +89,9 @@ pub enum AllocatorError {
     /// No outstanding offer has this id (used, declined, rescinded, or never made).
     #[error("unknown or already used offer {0}")]
     UnknownOffer(OfferId),
+    /// Offers accepted together are of different agents or frameworks.
+    #[error("offer {0} is not of the same agent and framework as the others")]
+    MixedOffers(OfferId),
     /// A role name is invalid.
     #[error(transparent)]
     InvalidRole(#[from] pando_resources::ResourcesError),
@@ -663,8 +668,9 @@ impl Allocator {
         Ok(())
     }
 
-    /// ACCEPT: `used` stays allocated to the framework until recovered with
-    /// [`Allocator::recover`]; the rest goes back, filtered for `refuse`.
+    /// ACCEPT of one offer: `used` stays allocated to the framework until
+    /// recovered with [`Allocator::recover`]; the rest goes back, filtered
+    /// for `refuse`.
     pub fn accept(
         &mut self,
         offer: OfferId,
@@ -672,26 +678,78 @@ impl Allocator {
         refuse: Option<Duration>,
         now: Time,
     ) -> Result<(), AllocatorError> {
-        let o = self
-            .offers
-            .get(&offer)
-            .ok_or(AllocatorError::UnknownOffer(offer))?;
-        let offered = o.resources.clone();
+        self.accept_offers(&[offer], &[], used, refuse, now)
+    }
+
+    /// ACCEPT of one or more offers of one framework on one agent. The
+    /// offered resources first change form by `conversions` (RESERVE,
+    /// UNRESERVE, CREATE, DESTROY, in the order the framework gave them),
+    /// which changes the agent's total as well; then `used` stays allocated
+    /// to the framework and the rest goes back, filtered for `refuse`.
+    /// Nothing changes unless every step fits.
+    pub fn accept_offers(
+        &mut self,
+        offers: &[OfferId],
+        conversions: &[ResourceConversion],
+        used: &Resources,
+        refuse: Option<Duration>,
+        now: Time,
+    ) -> Result<(), AllocatorError> {
+        let mut offered = Resources::new();
+        let mut first: Option<&OutstandingOffer> = None;
+        for id in offers {
+            let o = self
+                .offers
+                .get(id)
+                .ok_or(AllocatorError::UnknownOffer(*id))?;
+            if let Some(f) = first {
+                if f.agent != o.agent || f.framework != o.framework {
+                    return Err(AllocatorError::MixedOffers(*id));
+                }
+            }
+            first = Some(o);
+            offered += &o.resources;
+        }
+        let Some(record) = first.cloned() else {
+            return Ok(());
+        };
+        let mut converted = offered.clone();
+        for conversion in conversions {
+            converted = converted
+                .apply(conversion)
+                .map_err(|_| AllocatorError::NotInOffer {
+                    offer: offers[0],
+                    used: conversion.consumed.to_string(),
+                })?;
+        }
         let used = used.unallocate();
-        if !offered.contains(&used) {
+        if !converted.contains(&used) {
             return Err(AllocatorError::NotInOffer {
-                offer,
+                offer: offers[0],
                 used: used.to_string(),
             });
         }
-        let o = self
-            .offers
-            .remove(&offer)
-            .ok_or(AllocatorError::UnknownOffer(offer))?;
-        let unused = offered - &used;
+        for id in offers {
+            self.offers.remove(id);
+        }
+        if !conversions.is_empty() {
+            let agent = self.agent_mut(&record.agent)?;
+            for conversion in conversions {
+                if let Some(held) = agent.allocated.get_mut(&record.framework) {
+                    if let Ok(after) = held.apply(conversion) {
+                        *held = after;
+                    }
+                }
+                if let Ok(after) = agent.total.apply(conversion) {
+                    agent.total = after;
+                }
+            }
+            agent.version += 1;
+        }
+        let unused = converted - &used;
         if !unused.is_empty() {
-            self.release(&o.framework, &o.agent, &unused);
-            self.add_filter(&o, &unused, refuse.unwrap_or(DEFAULT_REFUSE), now);
+            self.release(&record.framework, &record.agent, &unused);
+            self.add_filter(&record, &unused, refuse.unwrap_or(DEFAULT_REFUSE), now);
         }
         Ok(())
     }

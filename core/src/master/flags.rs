@@ -1,0 +1,361 @@
+//! The master's flags, named as Mesos names them.
+//!
+//! `pando master --help` lists them. Durations take Mesos's forms (`15secs`,
+//! `1mins`, `500ms`, `2hrs`, `1days`, `1weeks`) as well as a bare number of
+//! seconds; weights take `role=weight,...`; `--min_allocatable_resources`
+//! takes `cpus:0.01|mem:32`, alternatives separated by `|`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pando_resources::{role, ResourceQuantities};
+
+/// Why a flag's value was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagsError {
+    /// A duration did not parse.
+    #[error("invalid duration '{0}': expected a number with a unit (ns, us, ms, secs, mins, hrs, days, weeks)")]
+    Duration(String),
+    /// `--weights` did not parse.
+    #[error("invalid --weights entry '{entry}': {reason}")]
+    Weights {
+        /// The entry.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `--roles` named an invalid role.
+    #[error("invalid --roles entry '{entry}': {reason}")]
+    Roles {
+        /// The entry.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `--min_allocatable_resources` did not parse.
+    #[error("invalid --min_allocatable_resources '{0}': expected name:quantity pairs joined by ';', alternatives joined by '|'")]
+    MinAllocatable(String),
+    /// `--credentials` could not be read.
+    #[error("cannot read --credentials '{path}': {reason}")]
+    Credentials {
+        /// The file.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Flags of `pando master`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(rename_all = "snake_case")]
+pub struct MasterFlags {
+    /// IP address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub ip: IpAddr,
+    /// Port to listen on for HTTP (the Mesos APIs) and the agent link.
+    #[arg(long, default_value_t = 5050)]
+    pub port: u16,
+    /// Hostname to advertise (defaults to the IP).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Where the master keeps its data.
+    #[arg(long, default_value = "/var/lib/pando/master")]
+    pub work_dir: PathBuf,
+    /// Human-readable name of the cluster, shown in the state endpoints.
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// How often the allocator runs a cycle (it also runs early on events).
+    #[arg(long, default_value = "1secs", value_parser = parse_duration)]
+    pub allocation_interval: Duration,
+    /// Offers held longer than this are rescinded (none by default).
+    #[arg(long, value_parser = parse_duration)]
+    pub offer_timeout: Option<Duration>,
+    /// An offer must hold at least one of these quantity sets.
+    #[arg(long)]
+    pub min_allocatable_resources: Option<String>,
+    /// Accepted for compatibility: Mesos 1.x accepts any role; the list is
+    /// only validated.
+    #[arg(long)]
+    pub roles: Option<String>,
+    /// Role weights, `role=weight,...`.
+    #[arg(long)]
+    pub weights: Option<String>,
+    /// How long the master waits for a pong before it counts a missed ping.
+    #[arg(long, default_value = "15secs", value_parser = parse_duration)]
+    pub agent_ping_timeout: Duration,
+    /// Missed pings after which an agent is unreachable.
+    #[arg(long, default_value_t = 5)]
+    pub max_agent_ping_timeouts: u32,
+    /// How long a new leader waits for agents to re-register.
+    #[arg(long, default_value = "10mins", value_parser = parse_duration)]
+    pub agent_reregister_timeout: Duration,
+    /// How many completed frameworks the state endpoints remember.
+    #[arg(long, default_value_t = 50)]
+    pub max_completed_frameworks: usize,
+    /// How many completed tasks per framework the state endpoints remember.
+    #[arg(long, default_value_t = 1000)]
+    pub max_completed_tasks_per_framework: usize,
+    /// Require HTTP Basic credentials on `/api/v1/scheduler`.
+    #[arg(long, default_value_t = false)]
+    pub authenticate_frameworks: bool,
+    /// Require credentials on read-only endpoints.
+    #[arg(long, default_value_t = false)]
+    pub authenticate_http_readonly: bool,
+    /// Require credentials on read-write endpoints.
+    #[arg(long, default_value_t = false)]
+    pub authenticate_http_readwrite: bool,
+    /// A JSON file of credentials: `{"credentials":[{"principal":..,"secret":..}]}`.
+    #[arg(long)]
+    pub credentials: Option<PathBuf>,
+    /// The size of a quorum of masters (the HA issue uses it).
+    #[arg(long)]
+    pub quorum: Option<u32>,
+    /// The registry: `in_memory` for one master.
+    #[arg(long, default_value = "in_memory")]
+    pub registry: String,
+    /// Largest request body accepted, in bytes (413 above it).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_request_body_bytes: usize,
+    /// Seconds between scheduler and operator stream heartbeats.
+    #[arg(long, default_value = "15secs", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+}
+
+impl MasterFlags {
+    /// Flags with every default, listening on `ip:port` with `work_dir`.
+    pub fn with_defaults(ip: IpAddr, port: u16, work_dir: PathBuf) -> MasterFlags {
+        MasterFlags {
+            ip,
+            port,
+            hostname: None,
+            work_dir,
+            cluster: None,
+            allocation_interval: Duration::from_secs(1),
+            offer_timeout: None,
+            min_allocatable_resources: None,
+            roles: None,
+            weights: None,
+            agent_ping_timeout: Duration::from_secs(15),
+            max_agent_ping_timeouts: 5,
+            agent_reregister_timeout: Duration::from_secs(600),
+            max_completed_frameworks: 50,
+            max_completed_tasks_per_framework: 1000,
+            authenticate_frameworks: false,
+            authenticate_http_readonly: false,
+            authenticate_http_readwrite: false,
+            credentials: None,
+            quorum: None,
+            registry: "in_memory".into(),
+            max_request_body_bytes: 16 * 1024 * 1024,
+            heartbeat_interval: Duration::from_secs(15),
+        }
+    }
+
+    /// `--weights` as (role, weight) pairs.
+    pub fn parsed_weights(&self) -> Result<Vec<(String, f64)>, FlagsError> {
+        let Some(text) = self.weights.as_deref() else {
+            return Ok(Vec::new());
+        };
+        text.split(',')
+            .filter(|e| !e.trim().is_empty())
+            .map(|entry| {
+                let bad = |reason: &str| FlagsError::Weights {
+                    entry: entry.to_string(),
+                    reason: reason.to_string(),
+                };
+                let (name, weight) = entry
+                    .split_once('=')
+                    .ok_or_else(|| bad("expected role=weight"))?;
+                role::validate(name.trim()).map_err(|e| bad(&e.to_string()))?;
+                let weight: f64 = weight
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("the weight is not a number"))?;
+                if !(weight.is_finite() && weight > 0.0) {
+                    return Err(bad("weights must be positive"));
+                }
+                Ok((name.trim().to_string(), weight))
+            })
+            .collect()
+    }
+
+    /// `--roles`, validated.
+    pub fn parsed_roles(&self) -> Result<Vec<String>, FlagsError> {
+        let Some(text) = self.roles.as_deref() else {
+            return Ok(Vec::new());
+        };
+        text.split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|entry| {
+                role::validate(entry).map_err(|e| FlagsError::Roles {
+                    entry: entry.to_string(),
+                    reason: e.to_string(),
+                })?;
+                Ok(entry.to_string())
+            })
+            .collect()
+    }
+
+    /// `--min_allocatable_resources`, or `None` for the allocator's default.
+    pub fn parsed_min_allocatable(&self) -> Result<Option<Vec<ResourceQuantities>>, FlagsError> {
+        let Some(text) = self.min_allocatable_resources.as_deref() else {
+            return Ok(None);
+        };
+        text.split('|')
+            .map(|alternative| {
+                ResourceQuantities::parse(alternative)
+                    .map_err(|_| FlagsError::MinAllocatable(text.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// Every flag as (name, value) strings, for GET_FLAGS and `/master/flags`.
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        let duration = |d: Duration| format_duration(d);
+        let mut pairs = vec![
+            ("ip".to_string(), self.ip.to_string()),
+            ("port".to_string(), self.port.to_string()),
+            ("work_dir".to_string(), self.work_dir.display().to_string()),
+            (
+                "allocation_interval".to_string(),
+                duration(self.allocation_interval),
+            ),
+            (
+                "agent_ping_timeout".to_string(),
+                duration(self.agent_ping_timeout),
+            ),
+            (
+                "max_agent_ping_timeouts".to_string(),
+                self.max_agent_ping_timeouts.to_string(),
+            ),
+            (
+                "agent_reregister_timeout".to_string(),
+                duration(self.agent_reregister_timeout),
+            ),
+            (
+                "max_completed_frameworks".to_string(),
+                self.max_completed_frameworks.to_string(),
+            ),
+            (
+                "max_completed_tasks_per_framework".to_string(),
+                self.max_completed_tasks_per_framework.to_string(),
+            ),
+            (
+                "authenticate_frameworks".to_string(),
+                self.authenticate_frameworks.to_string(),
+            ),
+            (
+                "authenticate_http_readonly".to_string(),
+                self.authenticate_http_readonly.to_string(),
+            ),
+            (
+                "authenticate_http_readwrite".to_string(),
+                self.authenticate_http_readwrite.to_string(),
+            ),
+            ("registry".to_string(), self.registry.clone()),
+        ];
+        let optional = [
+            ("hostname", self.hostname.clone()),
+            ("cluster", self.cluster.clone()),
+            ("offer_timeout", self.offer_timeout.map(duration)),
+            (
+                "min_allocatable_resources",
+                self.min_allocatable_resources.clone(),
+            ),
+            ("roles", self.roles.clone()),
+            ("weights", self.weights.clone()),
+            (
+                "credentials",
+                self.credentials.as_ref().map(|p| p.display().to_string()),
+            ),
+            ("quorum", self.quorum.map(|q| q.to_string())),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                pairs.push((name.to_string(), value));
+            }
+        }
+        pairs.sort();
+        pairs
+    }
+}
+
+/// Parses a Mesos duration: a number (possibly fractional) and a unit, or a
+/// bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, FlagsError> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| FlagsError::Duration(text.to_string()))?;
+    let seconds_per_unit = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ns" | "nsecs" => 1e-9,
+        "us" | "usecs" => 1e-6,
+        "ms" | "msecs" => 1e-3,
+        "m" | "min" | "mins" => 60.0,
+        "h" | "hr" | "hrs" => 3600.0,
+        "d" | "day" | "days" => 86_400.0,
+        "w" | "week" | "weeks" => 604_800.0,
+        _ => return Err(FlagsError::Duration(text.to_string())),
+    };
+    Duration::try_from_secs_f64(value * seconds_per_unit)
+        .map_err(|_| FlagsError::Duration(text.to_string()))
+}
+
+/// Writes a duration the way Mesos prints flags (`15secs`, `500ms`).
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if d.subsec_nanos() == 0 {
+        format!("{}secs", d.as_secs())
+    } else if secs < 1.0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{secs}secs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_mesos_units() {
+        assert_eq!(parse_duration("15secs"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2mins"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3parsecs").is_err());
+        assert_eq!(format_duration(Duration::from_secs(15)), "15secs");
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+    }
+
+    #[test]
+    fn weights_and_min_allocatable_parse_or_name_the_bad_part() {
+        let mut flags = MasterFlags::with_defaults([127, 0, 0, 1].into(), 5050, "/tmp".into());
+        flags.weights = Some("a=1,b=2.5".into());
+        assert_eq!(
+            flags.parsed_weights(),
+            Ok(vec![("a".into(), 1.0), ("b".into(), 2.5)])
+        );
+        flags.weights = Some("a=0".into());
+        assert!(matches!(
+            flags.parsed_weights(),
+            Err(FlagsError::Weights { .. })
+        ));
+        flags.min_allocatable_resources = Some("cpus:1;mem:32|disk:5".into());
+        assert_eq!(
+            flags.parsed_min_allocatable().map(|v| v.map(|a| a.len())),
+            Ok(Some(2))
+        );
+        flags.min_allocatable_resources = Some("cpus".into());
+        assert!(flags.parsed_min_allocatable().is_err());
+    }
+}

@@ -1,0 +1,887 @@
+//! The scheduler calls: what SUBSCRIBE, TEARDOWN, DECLINE, KILL and the
+//! rest do to master state.
+//!
+//! The HTTP layer (`http/scheduler.rs`) decodes a `Call`, checks the
+//! `Mesos-Stream-Id` with [`Master::check_stream`], and calls one method
+//! here. ACCEPT lives in `offer.rs` because it is mostly about offers.
+//!
+//! A framework's life: SUBSCRIBE creates it (or takes it over again, when it
+//! comes with its id), a broken connection deactivates it and starts its
+//! `failover_timeout`, and TEARDOWN or the end of that timeout removes it,
+//! killing its tasks. A second SUBSCRIBE for a connected framework closes
+//! the first stream with an ERROR event, "Framework failed over".
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use pando_proto::link::master_message::Message as ToAgent;
+use pando_proto::link::{
+    FrameworkToExecutor, KillTask, ShutdownExecutor, ShutdownFramework,
+    StatusUpdateAcknowledgement, UpdateFramework,
+};
+use pando_proto::mesos::v1 as pb;
+use pando_proto::mesos::v1::master as operator;
+use pando_proto::mesos::v1::scheduler as sched;
+use pando_resources::role;
+use tokio::sync::mpsc;
+
+use crate::allocator::{Constraint, FrameworkSpec, Predicate, RoleConstraints};
+
+use super::state::{is_terminal, unix_now, Framework, FrameworkStream, Master, MasterError};
+
+/// The heartbeat interval announced in SUBSCRIBED, in seconds.
+pub const HEARTBEAT_INTERVAL_SECS: f64 = 15.0;
+
+/// What a successful SUBSCRIBE hands to the HTTP layer.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The framework's id.
+    pub framework_id: String,
+    /// The `Mesos-Stream-Id` of the new connection.
+    pub stream_id: String,
+    /// The events of the stream, SUBSCRIBED (or ERROR) first.
+    pub events: mpsc::UnboundedReceiver<sched::Event>,
+}
+
+impl Master {
+    /// SUBSCRIBE: admits a new framework or takes an existing one over.
+    ///
+    /// Validation failures are answered the way Mesos answers them: the
+    /// stream opens and carries a single ERROR event.
+    pub fn subscribe(
+        &mut self,
+        subscribe: sched::call::Subscribe,
+        principal: Option<&str>,
+    ) -> Subscription {
+        let (sender, events) = mpsc::unbounded_channel();
+        let stream_id = uuid::Uuid::new_v4().to_string();
+        let mut info = subscribe.framework_info;
+        if let (Some(p), None) = (principal, info.principal.as_ref()) {
+            info.principal = Some(p.to_string());
+        }
+        let requested_id = info
+            .id
+            .as_ref()
+            .map(|i| i.value.clone())
+            .filter(|v| !v.is_empty());
+
+        let checked = (|| -> Result<_, String> {
+            validate_framework_info(&info)?;
+            let roles = subscribed_roles(&info);
+            let suppressed: BTreeSet<String> = subscribe.suppressed_roles.iter().cloned().collect();
+            if let Some(bad) = suppressed.difference(&roles).next() {
+                return Err(format!(
+                    "Suppressed roles {{ {bad} }} are not contained in the set of roles"
+                ));
+            }
+            let constraints = convert_constraints(subscribe.offer_constraints.as_ref(), &roles)?;
+            if let Some(id) = &requested_id {
+                if self.completed_frameworks.iter().any(|f| f.id() == id) {
+                    return Err("Framework has been removed".to_string());
+                }
+                if let Some(existing) = self.frameworks.get(id) {
+                    validate_update(&existing.info, &info)?;
+                }
+            }
+            Ok((roles, suppressed, constraints))
+        })();
+        let (roles, suppressed, constraints) = match checked {
+            Ok(v) => v,
+            Err(message) => {
+                let _ = sender.send(error_event(message));
+                return Subscription {
+                    framework_id: requested_id.unwrap_or_default(),
+                    stream_id,
+                    events,
+                };
+            }
+        };
+
+        let framework_id = match requested_id {
+            Some(id) => id,
+            None => self.new_framework_id(),
+        };
+        info.id = Some(pb::FrameworkId {
+            value: framework_id.clone(),
+        });
+        let now = unix_now();
+        let stream = FrameworkStream {
+            stream_id: stream_id.clone(),
+            sender: sender.clone(),
+        };
+        let _ = sender.send(sched::Event {
+            r#type: Some(sched::event::Type::Subscribed as i32),
+            subscribed: Some(sched::event::Subscribed {
+                framework_id: pb::FrameworkId {
+                    value: framework_id.clone(),
+                },
+                heartbeat_interval_seconds: Some(self.flags.heartbeat_interval.as_secs_f64()),
+                master_info: Some(self.info.clone()),
+            }),
+            ..Default::default()
+        });
+
+        let spec = FrameworkSpec {
+            roles: roles.clone(),
+            suppressed_roles: suppressed.clone(),
+            constraints,
+        };
+        let known = self.frameworks.contains_key(&framework_id);
+        if known {
+            let mut rescinds = Vec::new();
+            if let Some(fw) = self.frameworks.get_mut(&framework_id) {
+                if let Some(old) = fw.stream.take() {
+                    let _ = old.sender.send(error_event("Framework failed over".into()));
+                    self.metrics.framework_failovers += 1;
+                }
+                fw.info = info.clone();
+                fw.stream = Some(stream);
+                fw.active = true;
+                fw.failover_deadline = None;
+                fw.reregistered_time = Some(now);
+                fw.recovered = false;
+                fw.suppressed_roles = suppressed;
+                fw.offer_constraints = subscribe.offer_constraints;
+                rescinds.extend(fw.offers.iter().copied());
+            }
+            // Offers made on the old connection are void on the new one.
+            for offer in rescinds {
+                if self
+                    .allocator
+                    .decline(offer, Some(Duration::ZERO), self.now())
+                    .is_ok()
+                {
+                    self.drop_offer(offer, false);
+                }
+            }
+            let _ = self.allocator.update_framework(&framework_id, spec);
+            let _ = self.allocator.activate_framework(&framework_id);
+            self.tell_agents_framework_updated(&framework_id);
+            self.publish_framework(&framework_id, operator::event::Type::FrameworkUpdated);
+        } else {
+            let mut fw = Framework::new(info);
+            fw.stream = Some(stream);
+            fw.active = true;
+            fw.registered_time = Some(now);
+            fw.suppressed_roles = suppressed;
+            fw.offer_constraints = subscribe.offer_constraints;
+            self.frameworks.insert(framework_id.clone(), fw);
+            if self.allocator.add_framework(&framework_id, spec).is_err() {
+                tracing::warn!(framework = %framework_id, "allocator already knew the framework");
+            }
+            self.publish_framework(&framework_id, operator::event::Type::FrameworkAdded);
+        }
+        tracing::info!(framework = %framework_id, known, "framework subscribed");
+        self.poke_allocator();
+        Subscription {
+            framework_id,
+            stream_id,
+            events,
+        }
+    }
+
+    /// Checks that a non-SUBSCRIBE call comes from the framework's current
+    /// connection, with Mesos's status codes and messages.
+    pub fn check_stream(
+        &self,
+        framework_id: &str,
+        stream_id: Option<&str>,
+        principal: Option<&str>,
+    ) -> Result<(), MasterError> {
+        let fw = self
+            .frameworks
+            .get(framework_id)
+            .ok_or_else(|| MasterError::BadRequest("Framework cannot be found".into()))?;
+        if let Some(p) = principal {
+            if fw.info.principal.as_deref() != Some(p) {
+                return Err(MasterError::BadRequest(format!(
+                    "Authenticated principal '{p}' does not match principal '{}' set in `FrameworkInfo`",
+                    fw.info.principal.as_deref().unwrap_or("")
+                )));
+            }
+        }
+        let Some(stream) = &fw.stream else {
+            return Err(MasterError::Forbidden("Framework is not subscribed".into()));
+        };
+        let Some(given) = stream_id else {
+            return Err(MasterError::BadRequest(
+                "All non-subscribe calls should include the 'Mesos-Stream-Id' header".into(),
+            ));
+        };
+        if given != stream.stream_id {
+            return Err(MasterError::BadRequest(format!(
+                "The stream ID '{given}' included in this request didn't match the stream ID currently associated with framework ID {framework_id}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The connection of a framework closed. Unless a newer connection
+    /// replaced it, the framework is deactivated, its offers rescinded, and
+    /// its failover timeout starts.
+    pub fn framework_disconnected(&mut self, framework_id: &str, stream_id: &str) {
+        let Some(fw) = self.frameworks.get_mut(framework_id) else {
+            return;
+        };
+        if fw.stream.as_ref().map(|s| s.stream_id.as_str()) != Some(stream_id) {
+            return;
+        }
+        fw.stream = None;
+        fw.active = false;
+        fw.unregistered_time = Some(unix_now());
+        let timeout = fw.info.failover_timeout.unwrap_or(0.0);
+        let timeout = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::MAX);
+        fw.failover_deadline = Some(
+            Instant::now()
+                .checked_add(timeout)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400)),
+        );
+        tracing::info!(framework = %framework_id, ?timeout, "framework disconnected");
+        if let Ok(decisions) = self.allocator.deactivate_framework(framework_id) {
+            self.rescind(decisions);
+        }
+        self.publish_framework(framework_id, operator::event::Type::FrameworkUpdated);
+    }
+
+    /// Removes frameworks whose failover timeout passed.
+    pub fn expire_failover_timeouts(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .frameworks
+            .iter()
+            .filter(|(_, f)| f.failover_deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            tracing::info!(framework = %id, "framework failover timeout expired");
+            self.remove_framework(&id);
+        }
+    }
+
+    /// TEARDOWN, or the end of the failover timeout: kills the framework's
+    /// tasks, tells its agents to shut it down, and keeps it as completed.
+    pub fn remove_framework(&mut self, framework_id: &str) {
+        let Some(mut fw) = self.frameworks.remove(framework_id) else {
+            return;
+        };
+        if let Ok(decisions) = self.allocator.remove_framework(framework_id) {
+            self.rescind(decisions);
+        }
+        for offer in std::mem::take(&mut fw.offers) {
+            self.offers.remove(&offer);
+        }
+        for n in std::mem::take(&mut fw.inverse_offers) {
+            self.inverse_offers.remove(&n);
+        }
+        let mut agents: BTreeSet<String> = BTreeSet::new();
+        let message = format!("Framework {framework_id} removed");
+        let ids: Vec<String> = fw.tasks.keys().cloned().collect();
+        for task_id in ids {
+            let Some(mut task) = fw.tasks.remove(&task_id) else {
+                continue;
+            };
+            agents.insert(task.agent_id.value.clone());
+            if let Some(agent) = self.agents.get_mut(&task.agent_id.value) {
+                agent
+                    .tasks
+                    .remove(&(framework_id.to_string(), task_id.clone()));
+            }
+            if !is_terminal(task.state) {
+                let status = self.master_status(
+                    &task.task_id,
+                    Some(&task.agent_id),
+                    pb::TaskState::TaskKilled,
+                    pb::task_status::Reason::FrameworkRemoved,
+                    message.clone(),
+                );
+                task.state = status.state;
+                task.statuses.push(status.clone());
+                self.metrics
+                    .count_task_state(false, status.state, status.state);
+                self.publish(operator::Event {
+                    r#type: Some(operator::event::Type::TaskUpdated as i32),
+                    task_updated: Some(operator::event::TaskUpdated {
+                        framework_id: pb::FrameworkId {
+                            value: framework_id.to_string(),
+                        },
+                        state: status.state,
+                        status,
+                    }),
+                    ..Default::default()
+                });
+            }
+            fw.completed_tasks.push_back(task);
+        }
+        for (_, mut task) in std::mem::take(&mut fw.unreachable_tasks) {
+            task.state = pb::TaskState::TaskKilled as i32;
+            fw.completed_tasks.push_back(task);
+        }
+        for (agent_id, executor_id) in fw.executors.keys() {
+            agents.insert(agent_id.clone());
+            if let Some(agent) = self.agents.get_mut(agent_id) {
+                agent
+                    .executors
+                    .remove(&(framework_id.to_string(), executor_id.clone()));
+            }
+        }
+        fw.executors.clear();
+        for agent_id in agents {
+            self.send_to_agent(
+                &agent_id,
+                ToAgent::ShutdownFramework(ShutdownFramework {
+                    framework_id: pb::FrameworkId {
+                        value: framework_id.to_string(),
+                    },
+                }),
+            );
+        }
+        if let Some(stream) = fw.stream.take() {
+            drop(stream);
+        }
+        fw.active = false;
+        fw.failover_deadline = None;
+        fw.unregistered_time = Some(unix_now());
+        let limit = self.flags.max_completed_tasks_per_framework;
+        while fw.completed_tasks.len() > limit {
+            fw.completed_tasks.pop_front();
+        }
+        self.publish(operator::Event {
+            r#type: Some(operator::event::Type::FrameworkRemoved as i32),
+            framework_removed: Some(operator::event::FrameworkRemoved {
+                framework_info: fw.info.clone(),
+            }),
+            ..Default::default()
+        });
+        tracing::info!(framework = %framework_id, "framework removed");
+        self.completed_frameworks.push_back(fw);
+        while self.completed_frameworks.len() > self.flags.max_completed_frameworks {
+            self.completed_frameworks.pop_front();
+        }
+        self.poke_allocator();
+    }
+
+    /// DECLINE: the offers go back to the allocator with the filter given.
+    pub fn decline(&mut self, framework_id: &str, decline: &sched::call::Decline) {
+        let refuse = refuse_duration(decline.filters.as_ref());
+        for id in &decline.offer_ids {
+            let Some(n) = self.offer_number(id) else {
+                continue;
+            };
+            if self
+                .offers
+                .get(&n)
+                .is_none_or(|o| o.framework != framework_id)
+            {
+                continue;
+            }
+            if self.allocator.decline(n, refuse, self.now()).is_ok() {
+                self.metrics.offers_declined += 1;
+            }
+            self.drop_offer(n, false);
+        }
+        self.poke_allocator();
+    }
+
+    /// REVIVE: offers resume for the roles (all when none are named) and
+    /// decline filters are cleared.
+    pub fn revive(&mut self, framework_id: &str, roles: &[String]) -> Result<(), MasterError> {
+        self.check_roles(framework_id, roles)?;
+        if let Some(fw) = self.frameworks.get_mut(framework_id) {
+            if roles.is_empty() {
+                fw.suppressed_roles.clear();
+            } else {
+                for r in roles {
+                    fw.suppressed_roles.remove(r);
+                }
+            }
+        }
+        let _ = self.allocator.revive(framework_id, roles);
+        self.poke_allocator();
+        Ok(())
+    }
+
+    /// SUPPRESS: no offers for the roles (all when none are named).
+    pub fn suppress(&mut self, framework_id: &str, roles: &[String]) -> Result<(), MasterError> {
+        self.check_roles(framework_id, roles)?;
+        if let Some(fw) = self.frameworks.get_mut(framework_id) {
+            let named: Vec<String> = if roles.is_empty() {
+                fw.roles().into_iter().collect()
+            } else {
+                roles.to_vec()
+            };
+            fw.suppressed_roles.extend(named);
+        }
+        let _ = self.allocator.suppress(framework_id, roles);
+        Ok(())
+    }
+
+    fn check_roles(&self, framework_id: &str, roles: &[String]) -> Result<(), MasterError> {
+        let Some(fw) = self.frameworks.get(framework_id) else {
+            return Ok(());
+        };
+        let subscribed = fw.roles();
+        for r in roles {
+            role::validate(r).map_err(|e| MasterError::BadRequest(e.to_string()))?;
+            if !subscribed.contains(r) {
+                return Err(MasterError::BadRequest(format!(
+                    "Role '{r}' is not one of the roles the framework subscribed to"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// KILL: forwards the kill to the task's agent; a task the master does
+    /// not know is answered by reconciliation, as Mesos does.
+    pub fn kill(&mut self, framework_id: &str, kill: &sched::call::Kill) {
+        let task_id = kill.task_id.value.clone();
+        let Some(fw) = self.frameworks.get(framework_id) else {
+            return;
+        };
+        let Some(task) = fw.tasks.get(&task_id) else {
+            let reconcile = sched::call::Reconcile {
+                tasks: vec![sched::call::reconcile::Task {
+                    task_id: kill.task_id.clone(),
+                    agent_id: kill.agent_id.clone(),
+                }],
+            };
+            self.reconcile(framework_id, &reconcile);
+            return;
+        };
+        let agent_id = task.agent_id.value.clone();
+        let kill_policy = kill.kill_policy.or(task.kill_policy);
+        let delivered = self.send_to_agent(
+            &agent_id,
+            ToAgent::KillTask(KillTask {
+                framework_id: pb::FrameworkId {
+                    value: framework_id.to_string(),
+                },
+                task_id: kill.task_id.clone(),
+                kill_policy,
+            }),
+        );
+        if !delivered {
+            tracing::warn!(task = %task_id, agent = %agent_id, "cannot kill task: agent is disconnected");
+        }
+    }
+
+    /// SHUTDOWN: asks the agent to stop one executor.
+    pub fn shutdown_executor(&mut self, framework_id: &str, shutdown: &sched::call::Shutdown) {
+        self.send_to_agent(
+            &shutdown.agent_id.value,
+            ToAgent::ShutdownExecutor(ShutdownExecutor {
+                framework_id: pb::FrameworkId {
+                    value: framework_id.to_string(),
+                },
+                executor_id: shutdown.executor_id.clone(),
+            }),
+        );
+    }
+
+    /// ACKNOWLEDGE: passes the acknowledgement to the agent, and forgets a
+    /// terminal task once its terminal update is acknowledged.
+    pub fn acknowledge(&mut self, framework_id: &str, ack: &sched::call::Acknowledge) {
+        let task_id = ack.task_id.value.clone();
+        let completes = self
+            .frameworks
+            .get(framework_id)
+            .and_then(|fw| fw.tasks.get(&task_id))
+            .is_some_and(|task| {
+                task.status_update_uuid.as_ref() == Some(&ack.uuid)
+                    && task.status_update_state.is_some_and(is_terminal)
+            });
+        self.send_to_agent(
+            &ack.agent_id.value,
+            ToAgent::Acknowledgement(StatusUpdateAcknowledgement {
+                agent_id: ack.agent_id.clone(),
+                framework_id: pb::FrameworkId {
+                    value: framework_id.to_string(),
+                },
+                task_id: ack.task_id.clone(),
+                uuid: ack.uuid.clone(),
+            }),
+        );
+        if completes {
+            self.complete_task(framework_id, &task_id);
+        }
+    }
+
+    /// RECONCILE: the latest state of the named tasks, or of every task
+    /// when none is named, with Mesos's answers for tasks it does not know.
+    pub fn reconcile(&mut self, framework_id: &str, reconcile: &sched::call::Reconcile) {
+        let Some(fw) = self.frameworks.get(framework_id) else {
+            return;
+        };
+        let partition_aware = fw.partition_aware();
+        let mut updates = Vec::new();
+        if reconcile.tasks.is_empty() {
+            for task in fw.tasks.values().chain(fw.unreachable_tasks.values()) {
+                updates.push(self.latest_status(task));
+            }
+        } else {
+            use pb::task_status::Reason::Reconciliation as R;
+            use pb::TaskState as S;
+            for t in &reconcile.tasks {
+                let agent = t.agent_id.as_ref().map(|a| a.value.as_str());
+                let known = fw
+                    .tasks
+                    .get(&t.task_id.value)
+                    .or_else(|| fw.unreachable_tasks.get(&t.task_id.value));
+                let pick = |aware: S| if partition_aware { aware } else { S::TaskLost };
+                let status = if let Some(task) = known {
+                    self.latest_status(task)
+                } else if let Some(agent_id) = agent.filter(|a| self.agents.contains_key(*a)) {
+                    let _ = agent_id;
+                    self.master_status(
+                        &t.task_id,
+                        t.agent_id.as_ref(),
+                        pick(S::TaskGone),
+                        R,
+                        "Reconciliation: Task is unknown to the agent",
+                    )
+                } else if let Some(unreachable) = agent.and_then(|a| self.unreachable_agents.get(a))
+                {
+                    let mut s = self.master_status(
+                        &t.task_id,
+                        t.agent_id.as_ref(),
+                        pick(S::TaskUnreachable),
+                        R,
+                        "Reconciliation: Task is unreachable",
+                    );
+                    s.unreachable_time = Some(super::state::time_info(unreachable.since));
+                    s
+                } else if agent.is_some_and(|a| self.gone_agents.contains_key(a)) {
+                    self.master_status(
+                        &t.task_id,
+                        t.agent_id.as_ref(),
+                        pick(S::TaskGoneByOperator),
+                        R,
+                        "Reconciliation: Task is gone",
+                    )
+                } else {
+                    self.master_status(
+                        &t.task_id,
+                        t.agent_id.as_ref(),
+                        pick(S::TaskUnknown),
+                        R,
+                        "Reconciliation: Task is unknown",
+                    )
+                };
+                updates.push(status);
+            }
+        }
+        if let Some(fw) = self.frameworks.get(framework_id) {
+            for status in updates {
+                fw.send(sched::Event {
+                    r#type: Some(sched::event::Type::Update as i32),
+                    update: Some(sched::event::Update { status }),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+
+    /// The reconciliation answer for a known task: its latest state, from
+    /// the master, without a uuid.
+    fn latest_status(&self, task: &pb::Task) -> pb::TaskStatus {
+        let state = task.status_update_state.unwrap_or(task.state);
+        let state = pb::TaskState::try_from(state).unwrap_or(pb::TaskState::TaskStaging);
+        let mut status = self.master_status(
+            &task.task_id,
+            Some(&task.agent_id),
+            state,
+            pb::task_status::Reason::Reconciliation,
+            "Reconciliation: Latest task state",
+        );
+        status.executor_id = task.executor_id.clone();
+        if let Some(last) = task.statuses.last() {
+            status.healthy = last.healthy;
+            status.check_status = last.check_status;
+            status.container_status = last.container_status.clone();
+            status.unreachable_time = last.unreachable_time;
+        }
+        status
+    }
+
+    /// MESSAGE: passes data to one of the framework's executors.
+    pub fn message_to_executor(&mut self, framework_id: &str, message: &sched::call::Message) {
+        let delivered = self.send_to_agent(
+            &message.agent_id.value,
+            ToAgent::FrameworkToExecutor(FrameworkToExecutor {
+                agent_id: message.agent_id.clone(),
+                framework_id: pb::FrameworkId {
+                    value: framework_id.to_string(),
+                },
+                executor_id: message.executor_id.clone(),
+                data: message.data.clone(),
+            }),
+        );
+        if delivered {
+            self.metrics.framework_messages += 1;
+        }
+    }
+
+    /// UPDATE_FRAMEWORK: new roles, capabilities, name, suppressed roles or
+    /// constraints, without reconnecting.
+    pub fn update_framework(
+        &mut self,
+        update: sched::call::UpdateFramework,
+    ) -> Result<(), MasterError> {
+        let mut info = update.framework_info;
+        let id = info
+            .id
+            .as_ref()
+            .map(|i| i.value.clone())
+            .unwrap_or_default();
+        let Some(existing) = self.frameworks.get(&id) else {
+            return Err(MasterError::BadRequest("Framework cannot be found".into()));
+        };
+        validate_framework_info(&info).map_err(MasterError::BadRequest)?;
+        validate_update(&existing.info, &info).map_err(MasterError::BadRequest)?;
+        if info.principal.is_none() {
+            info.principal = existing.info.principal.clone();
+        }
+        let roles = subscribed_roles(&info);
+        let suppressed: BTreeSet<String> = update.suppressed_roles.iter().cloned().collect();
+        if let Some(bad) = suppressed.difference(&roles).next() {
+            return Err(MasterError::BadRequest(format!(
+                "Suppressed roles {{ {bad} }} are not contained in the set of roles"
+            )));
+        }
+        let constraints = convert_constraints(update.offer_constraints.as_ref(), &roles)
+            .map_err(MasterError::BadRequest)?;
+        if let Some(fw) = self.frameworks.get_mut(&id) {
+            fw.info = info;
+            fw.suppressed_roles = suppressed.clone();
+            fw.offer_constraints = update.offer_constraints;
+        }
+        let _ = self.allocator.update_framework(
+            &id,
+            FrameworkSpec {
+                roles,
+                suppressed_roles: suppressed,
+                constraints,
+            },
+        );
+        self.tell_agents_framework_updated(&id);
+        self.publish_framework(&id, operator::event::Type::FrameworkUpdated);
+        self.poke_allocator();
+        Ok(())
+    }
+
+    /// Sends the framework's current info to every agent it runs on.
+    fn tell_agents_framework_updated(&self, framework_id: &str) {
+        let Some(fw) = self.frameworks.get(framework_id) else {
+            return;
+        };
+        let agents: BTreeSet<&String> = fw
+            .tasks
+            .values()
+            .map(|t| &t.agent_id.value)
+            .chain(fw.executors.keys().map(|(a, _)| a))
+            .collect();
+        for agent_id in agents {
+            self.send_to_agent(
+                agent_id,
+                ToAgent::UpdateFramework(UpdateFramework {
+                    framework_id: pb::FrameworkId {
+                        value: framework_id.to_string(),
+                    },
+                    framework_info: fw.info.clone(),
+                }),
+            );
+        }
+    }
+
+    /// Tells operator subscribers about a framework.
+    pub fn publish_framework(&mut self, framework_id: &str, kind: operator::event::Type) {
+        let Some(fw) = self.frameworks.get(framework_id) else {
+            return;
+        };
+        let framework = self.framework_summary(fw);
+        let mut event = operator::Event {
+            r#type: Some(kind as i32),
+            ..Default::default()
+        };
+        match kind {
+            operator::event::Type::FrameworkAdded => {
+                event.framework_added = Some(operator::event::FrameworkAdded { framework });
+            }
+            _ => {
+                event.framework_updated = Some(operator::event::FrameworkUpdated { framework });
+            }
+        }
+        self.publish(event);
+    }
+}
+
+/// An ERROR event with this message.
+pub fn error_event(message: String) -> sched::Event {
+    sched::Event {
+        r#type: Some(sched::event::Type::Error as i32),
+        error: Some(sched::event::Error { message }),
+        ..Default::default()
+    }
+}
+
+/// `refuse_seconds` of a call's filters, or the default when absent.
+pub fn refuse_duration(filters: Option<&pb::Filters>) -> Option<Duration> {
+    let seconds = filters?.refuse_seconds?;
+    if !seconds.is_finite() {
+        return Some(crate::allocator::FOREVER);
+    }
+    Some(Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(crate::allocator::FOREVER))
+}
+
+/// The roles a FrameworkInfo subscribes to.
+pub fn subscribed_roles(info: &pb::FrameworkInfo) -> BTreeSet<String> {
+    let multi_role = info
+        .capabilities
+        .iter()
+        .any(|c| c.r#type == Some(pb::framework_info::capability::Type::MultiRole as i32));
+    if multi_role {
+        info.roles.iter().cloned().collect()
+    } else {
+        [info.role.clone().unwrap_or_else(|| "*".to_string())]
+            .into_iter()
+            .collect()
+    }
+}
+
+/// Mesos's FrameworkInfo validation, with its messages.
+pub fn validate_framework_info(info: &pb::FrameworkInfo) -> Result<(), String> {
+    let multi_role = info
+        .capabilities
+        .iter()
+        .any(|c| c.r#type == Some(pb::framework_info::capability::Type::MultiRole as i32));
+    if multi_role {
+        if info.role.is_some() {
+            return Err(
+                "'FrameworkInfo.role' must not be set when the framework is MULTI_ROLE capable"
+                    .into(),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for r in &info.roles {
+            if !seen.insert(r) {
+                return Err(format!(
+                    "'FrameworkInfo.roles' contains duplicate items: {{ {r} }}"
+                ));
+            }
+        }
+        for r in &info.roles {
+            role::validate(r)
+                .map_err(|e| format!("'FrameworkInfo.roles' contains invalid role: {e}"))?;
+        }
+    } else {
+        if !info.roles.is_empty() {
+            return Err(
+                "'FrameworkInfo.roles' must not be set when the framework is not MULTI_ROLE capable"
+                    .into(),
+            );
+        }
+        role::validate(info.role.as_deref().unwrap_or("*"))
+            .map_err(|e| format!("'FrameworkInfo.role' is not a valid role: {e}"))?;
+    }
+    if let Some(id) = info.id.as_ref().filter(|i| !i.value.is_empty()) {
+        validate_id(&id.value)?;
+    }
+    if let Some(timeout) = info.failover_timeout {
+        if !timeout.is_finite() || timeout < 0.0 {
+            return Err(format!(
+                "The framework failover_timeout ({timeout}) is invalid"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What may not change when a framework re-subscribes or updates.
+fn validate_update(old: &pb::FrameworkInfo, new: &pb::FrameworkInfo) -> Result<(), String> {
+    if new.principal.is_some() && old.principal != new.principal {
+        return Err("Changing framework's principal is not allowed.".into());
+    }
+    if new.user != old.user {
+        return Err(format!(
+            "Updating 'FrameworkInfo.user' is unsupported; attempted to update from '{}' to '{}'",
+            old.user, new.user
+        ));
+    }
+    if new.checkpoint.unwrap_or(false) != old.checkpoint.unwrap_or(false) {
+        return Err(format!(
+            "Updating 'FrameworkInfo.checkpoint' is unsupported; attempted to update from '{}' to '{}'",
+            old.checkpoint.unwrap_or(false),
+            new.checkpoint.unwrap_or(false)
+        ));
+    }
+    Ok(())
+}
+
+/// Mesos's rules for framework, task and executor ids.
+pub fn validate_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("ID must not be empty".into());
+    }
+    if id.len() > 255 {
+        return Err(format!("ID '{id}' is longer than 255 characters"));
+    }
+    if id == "." || id == ".." {
+        return Err(format!("'{id}' is disallowed"));
+    }
+    if id.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
+        return Err(format!("'{id}' contains invalid characters"));
+    }
+    Ok(())
+}
+
+/// Converts SUBSCRIBE's offer constraints into the allocator's form.
+fn convert_constraints(
+    constraints: Option<&sched::OfferConstraints>,
+    roles: &BTreeSet<String>,
+) -> Result<std::collections::BTreeMap<String, RoleConstraints>, String> {
+    use sched::attribute_constraint::predicate::Predicate as P;
+    use sched::attribute_constraint::selector::Selector as Sel;
+    let mut out = std::collections::BTreeMap::new();
+    let Some(constraints) = constraints else {
+        return Ok(out);
+    };
+    for (role_name, rc) in &constraints.role_constraints {
+        if !roles.contains(role_name) {
+            return Err(format!(
+                "Offer constraints specify `role_constraints` for a role '{role_name}'not contained in the set of roles"
+            ));
+        }
+        let mut groups = Vec::new();
+        for group in &rc.groups {
+            let mut converted = Vec::new();
+            for c in &group.attribute_constraints {
+                let attribute = match &c.selector.selector {
+                    Some(Sel::AttributeName(name)) => name.clone(),
+                    _ => {
+                        return Err(
+                            "Offer constraints: only 'attribute_name' selectors are supported"
+                                .into(),
+                        )
+                    }
+                };
+                let predicate =
+                    match &c.predicate.predicate {
+                        Some(P::Exists(_)) => Predicate::Exists,
+                        Some(P::NotExists(_)) => Predicate::NotExists,
+                        Some(P::TextEquals(t)) => Predicate::TextEquals(t.value.clone()),
+                        Some(P::TextNotEquals(t)) => Predicate::TextNotEquals(t.value.clone()),
+                        _ => return Err(
+                            "Offer constraints: regular-expression predicates are not supported"
+                                .into(),
+                        ),
+                    };
+                converted.push(Constraint {
+                    attribute,
+                    predicate,
+                });
+            }
+            groups.push(converted);
+        }
+        out.insert(role_name.clone(), RoleConstraints { groups });
+    }
+    Ok(out)
+}

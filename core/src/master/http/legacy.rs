@@ -1,0 +1,721 @@
+//! The endpoints tools have polled since Mesos 0.x: `/master/state`,
+//! `/master/state-summary`, `/master/frameworks`, `/master/slaves`,
+//! `/master/tasks`, `/master/roles`, `/master/weights`, `/master/quota`,
+//! `/master/flags`, `/master/health`, `/master/redirect`,
+//! `/master/teardown`, `/master/reserve`, `/master/unreserve`,
+//! `/master/maintenance/{schedule,status}`, `/version`, `/metrics/snapshot`
+//! and a Prometheus `/metrics`.
+//!
+//! Field names and nesting follow Mesos's `/master/state` so that Mesos-DNS,
+//! UIs and monitoring parse it unchanged. Resources appear twice, as Mesos
+//! shows them: a summary object (`{"cpus": 1.0, "mem": 128.0, "ports":
+//! "[31000-31005]"}`) and, in `*_full` fields, the Resource list. Every
+//! endpoint also answers under `.json`, and `?jsonp=f` wraps the body in
+//! `f(...)`.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use pando_proto::json::to_json;
+use pando_proto::mesos::v1 as pb;
+use pando_resources::{ResourceFormat, Resources};
+use serde_json::{json, Map, Value};
+
+use super::{error_response, text, AppState};
+use crate::master::operator::version_info;
+use crate::master::state::{is_terminal, Agent, Framework, Master};
+
+/// The legacy routes, each with its `.json` alias.
+pub fn routes() -> Router<AppState> {
+    let mut router = Router::new();
+    type View = fn(&Master) -> Value;
+    let reads: [(&str, View); 11] = [
+        ("/state", state),
+        ("/master/state", state),
+        ("/master/agents", slaves),
+        ("/master/state-summary", state_summary),
+        ("/master/frameworks", frameworks),
+        ("/master/slaves", slaves),
+        ("/master/tasks", tasks),
+        ("/master/roles", roles),
+        ("/master/weights", weights),
+        ("/master/quota", quota),
+        ("/master/flags", flags),
+    ];
+    for (path, view) in reads {
+        let handler =
+            move |State(app): State<AppState>,
+                  Query(q): Query<BTreeMap<String, String>>,
+                  headers: HeaderMap| async move { read_view(&app, &q, &headers, view) };
+        router = router
+            .route(path, get(handler))
+            .route(&format!("{path}.json"), get(handler));
+    }
+    router
+        .route("/master/health", get(|| async { StatusCode::OK }))
+        .route("/master/redirect", get(redirect))
+        .route("/version", get(version))
+        .route("/version.json", get(version))
+        .route("/metrics/snapshot", get(metrics_snapshot))
+        .route("/metrics", get(prometheus))
+        .route("/master/maintenance/schedule", get(maintenance_schedule))
+        .route("/master/maintenance/status", get(maintenance_status))
+        .route("/master/teardown", any(teardown))
+        .route("/master/reserve", any(reserve))
+        .route("/master/unreserve", any(unreserve))
+}
+
+fn read_view(
+    app: &AppState,
+    query: &BTreeMap<String, String>,
+    headers: &HeaderMap,
+    view: fn(&Master) -> Value,
+) -> Response {
+    let master = match app.lock() {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    if let Err(r) = app
+        .credentials
+        .authenticate(headers, master.flags.authenticate_http_readonly)
+    {
+        return r;
+    }
+    let value = view(&master);
+    drop(master);
+    json_response(value, query.get("jsonp").map(String::as_str))
+}
+
+/// A JSON body, wrapped as JSONP when a callback is given.
+fn json_response(value: Value, jsonp: Option<&str>) -> Response {
+    let body = value.to_string();
+    match jsonp.filter(|c| is_valid_callback(c)) {
+        Some(callback) => {
+            let mut r = format!("{callback}({body});").into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript"),
+            );
+            r
+        }
+        None => {
+            let mut r = body.into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+    }
+}
+
+/// JSONP callbacks are JavaScript identifiers (dotted paths allowed), so a
+/// query string cannot inject script.
+fn is_valid_callback(callback: &str) -> bool {
+    !callback.is_empty()
+        && callback.len() <= 128
+        && callback
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '.')
+}
+
+/// A Mesos JSON rendering of a protobuf message as a serde value.
+fn proto_value<M: prost::Message + prost::Name>(m: &M) -> Value {
+    serde_json::from_str(&to_json(m)).unwrap_or(Value::Null)
+}
+
+/// The summary object Mesos writes for resources.
+fn resources_summary(r: &Resources) -> Value {
+    let mut map = Map::new();
+    for name in ["disk", "mem", "gpus", "cpus"] {
+        map.insert(name.to_string(), json!(r.scalar(name).as_f64()));
+    }
+    for resource in r {
+        let name = resource.name.clone();
+        if map.contains_key(&name) {
+            continue;
+        }
+        match &resource.value {
+            pando_resources::Value::Scalar(_) => {
+                map.insert(name.clone(), json!(r.scalar(&name).as_f64()));
+            }
+            pando_resources::Value::Ranges(_) => {
+                map.insert(name.clone(), json!(r.ranges(&name).to_string()));
+            }
+            pando_resources::Value::Set(s) => {
+                map.insert(name.clone(), json!(s.to_string()));
+            }
+        }
+    }
+    Value::Object(map)
+}
+
+fn resources_full(r: &Resources) -> Value {
+    let list = r
+        .to_proto_in(ResourceFormat::Endpoint)
+        .unwrap_or_else(|_| r.to_proto());
+    Value::Array(list.iter().map(proto_value).collect())
+}
+
+fn task_json(task: &pb::Task, role: &str) -> Value {
+    let resources = Resources::from_proto(&task.resources).unwrap_or_default();
+    let mut v = json!({
+        "id": task.task_id.value,
+        "name": task.name,
+        "framework_id": task.framework_id.value,
+        "executor_id": task.executor_id.as_ref().map_or("", |e| e.value.as_str()),
+        "slave_id": task.agent_id.value,
+        "agent_id": task.agent_id.value,
+        "state": pb::TaskState::try_from(task.state).map_or("TASK_STAGING", |s| s.as_str_name()),
+        "resources": resources_summary(&resources.unallocate()),
+        "role": role,
+        "statuses": task.statuses.iter().map(|s| {
+            let mut status = json!({
+                "state": pb::TaskState::try_from(s.state).map_or("TASK_STAGING", |x| x.as_str_name()),
+                "timestamp": s.timestamp.unwrap_or(0.0),
+            });
+            if let Some(cs) = &s.container_status {
+                status["container_status"] = proto_value(cs);
+            }
+            if let Some(h) = s.healthy {
+                status["healthy"] = json!(h);
+            }
+            status
+        }).collect::<Vec<_>>(),
+    });
+    if let Some(labels) = &task.labels {
+        v["labels"] = proto_value(labels)["labels"].clone();
+    }
+    if let Some(d) = &task.discovery {
+        v["discovery"] = proto_value(d);
+    }
+    if let Some(c) = &task.container {
+        v["container"] = proto_value(c);
+    }
+    if let Some(user) = &task.user {
+        v["user"] = json!(user);
+    }
+    v
+}
+
+fn framework_json(master: &Master, fw: &Framework) -> Value {
+    let info = &fw.info;
+    let role = info.role.clone().unwrap_or_else(|| "*".into());
+    let used = master.used_by(fw).unallocate();
+    let offered = master.offered_to(fw).unallocate();
+    let capabilities: Vec<&str> = info
+        .capabilities
+        .iter()
+        .filter_map(|c| c.r#type)
+        .filter_map(|t| pb::framework_info::capability::Type::try_from(t).ok())
+        .map(|t| t.as_str_name())
+        .collect();
+    let (live, done): (Vec<&pb::Task>, Vec<&pb::Task>) =
+        fw.tasks.values().partition(|t| !is_terminal(t.state));
+    let mut completed: Vec<Value> = fw
+        .completed_tasks
+        .iter()
+        .map(|t| task_json(t, &role))
+        .collect();
+    completed.extend(done.iter().map(|t| task_json(t, &role)));
+    json!({
+        "id": fw.id(),
+        "name": info.name,
+        "pid": Value::Null,
+        "used_resources": resources_summary(&used),
+        "offered_resources": resources_summary(&offered),
+        "capabilities": capabilities,
+        "hostname": info.hostname.clone().unwrap_or_default(),
+        "webui_url": info.webui_url.clone().unwrap_or_default(),
+        "active": fw.active,
+        "connected": fw.connected(),
+        "recovered": fw.recovered,
+        "user": info.user,
+        "failover_timeout": info.failover_timeout.unwrap_or(0.0),
+        "checkpoint": info.checkpoint.unwrap_or(false),
+        "registered_time": fw.registered_time.unwrap_or(0.0),
+        "unregistered_time": fw.unregistered_time.unwrap_or(0.0),
+        "reregistered_time": fw.reregistered_time,
+        "principal": info.principal,
+        "resources": resources_summary(&used),
+        "role": role,
+        "roles": fw.roles().into_iter().collect::<Vec<_>>(),
+        "tasks": live.iter().map(|t| task_json(t, &role)).collect::<Vec<_>>(),
+        "unreachable_tasks": fw.unreachable_tasks.values().map(|t| task_json(t, &role)).collect::<Vec<_>>(),
+        "completed_tasks": completed,
+        "offers": fw.offers.iter().filter_map(|n| master.offers.get(n)).map(|o| {
+            let r = Resources::from_proto(&o.offer.resources).unwrap_or_default();
+            json!({
+                "id": o.offer.id.value,
+                "framework_id": o.framework,
+                "slave_id": o.agent,
+                "resources": resources_summary(&r.unallocate()),
+            })
+        }).collect::<Vec<_>>(),
+        "executors": fw.executors.iter().map(|((agent, _), e)| {
+            let mut v = proto_value(e);
+            v["slave_id"] = json!(agent);
+            v
+        }).collect::<Vec<_>>(),
+        "completed_executors": Vec::<Value>::new(),
+    })
+}
+
+fn slave_json(master: &Master, agent: &Agent) -> Value {
+    let total = agent.total.clone();
+    let free = master
+        .allocator
+        .free(agent.id())
+        .cloned()
+        .unwrap_or_default();
+    let offered = master.offered_on(agent.id()).unallocate();
+    let allocated = total.checked_sub(&free).unwrap_or_default();
+    let used = allocated.checked_sub(&offered).unwrap_or(allocated);
+    let mut reserved = Map::new();
+    for (role, r) in total.reservations() {
+        reserved.insert(role, resources_summary(&r));
+    }
+    let attributes: Map<String, Value> = agent
+        .info
+        .attributes
+        .iter()
+        .map(|a| {
+            let v = if let Some(s) = &a.scalar {
+                json!(s.value)
+            } else if let Some(t) = &a.text {
+                json!(t.value)
+            } else if let Some(r) = &a.ranges {
+                json!(r
+                    .range
+                    .iter()
+                    .map(|x| format!("[{}-{}]", x.begin, x.end))
+                    .collect::<Vec<_>>()
+                    .join(","))
+            } else if let Some(s) = &a.set {
+                json!(format!("{{{}}}", s.item.join(",")))
+            } else {
+                Value::Null
+            };
+            (a.name.clone(), v)
+        })
+        .collect();
+    let capabilities: Vec<&str> = agent
+        .capabilities
+        .iter()
+        .filter_map(|c| c.r#type)
+        .filter_map(|t| pb::agent_info::capability::Type::try_from(t).ok())
+        .map(|t| t.as_str_name())
+        .collect();
+    json!({
+        "id": agent.id(),
+        "pid": format!("slave(1)@{}", agent.endpoint()),
+        "hostname": agent.info.hostname,
+        "port": agent.info.port.unwrap_or(5051),
+        "registered_time": agent.registered_time,
+        "reregistered_time": agent.reregistered_time,
+        "resources": resources_summary(&total),
+        "used_resources": resources_summary(&used.unallocate()),
+        "offered_resources": resources_summary(&offered),
+        "reserved_resources": Value::Object(reserved),
+        "unreserved_resources": resources_summary(&total.unreserved()),
+        "attributes": Value::Object(attributes),
+        "active": agent.connected() && !agent.deactivated && agent.drain_info.is_none(),
+        "deactivated": agent.deactivated,
+        "version": agent.version,
+        "capabilities": capabilities,
+        "reserved_resources_full": total.reservations().into_iter().map(|(role, r)| (role, resources_full(&r))).collect::<Map<_, _>>(),
+        "unreserved_resources_full": resources_full(&total.unreserved()),
+        "used_resources_full": resources_full(&used.unallocate()),
+        "offered_resources_full": resources_full(&offered),
+        "domain": agent.info.domain.as_ref().map(proto_value),
+    })
+}
+
+fn state(master: &Master) -> Value {
+    let v = version_info();
+    let activated = master
+        .agents
+        .values()
+        .filter(|a| a.connected() && !a.deactivated)
+        .count();
+    let mut s = json!({
+        "version": v.version,
+        "git_tag": v.git_tag,
+        "build_date": "",
+        "build_time": 0,
+        "build_user": "",
+        "start_time": master.start_time,
+        "elected_time": master.start_time,
+        "id": master.info.id,
+        "pid": master.info.pid,
+        "hostname": master.info.hostname,
+        "capabilities": ["AGENT_UPDATE"],
+        "activated_slaves": activated,
+        "deactivated_slaves": master.agents.len() - activated,
+        "unreachable_slaves": master.unreachable_agents.len(),
+        "leader": master.info.pid,
+        "leader_info": proto_value(&master.info),
+        "log_dir": Value::Null,
+        "flags": flags(master),
+        "slaves": master.agents.values().map(|a| slave_json(master, a)).collect::<Vec<_>>(),
+        "recovered_slaves": Vec::<Value>::new(),
+        "frameworks": master.frameworks.values().map(|f| framework_json(master, f)).collect::<Vec<_>>(),
+        "completed_frameworks": master.completed_frameworks.iter().map(|f| framework_json(master, f)).collect::<Vec<_>>(),
+        "orphan_tasks": Vec::<Value>::new(),
+        "unregistered_frameworks": Vec::<Value>::new(),
+    });
+    if let Some(cluster) = &master.flags.cluster {
+        s["cluster"] = json!(cluster);
+    }
+    s
+}
+
+fn state_summary(master: &Master) -> Value {
+    let mut s = state(master);
+    if let Some(frameworks) = s["frameworks"].as_array_mut() {
+        for fw in frameworks.iter_mut() {
+            let count = |key: &str, fw: &Value| fw[key].as_array().map_or(0, Vec::len);
+            let staging = count("tasks", fw);
+            let summary = json!({
+                "id": fw["id"], "name": fw["name"], "pid": fw["pid"],
+                "used_resources": fw["used_resources"], "offered_resources": fw["offered_resources"],
+                "capabilities": fw["capabilities"], "hostname": fw["hostname"], "webui_url": fw["webui_url"],
+                "active": fw["active"], "connected": fw["connected"], "recovered": fw["recovered"],
+                "TASK_RUNNING": staging, "slave_ids": [],
+            });
+            *fw = summary;
+        }
+    }
+    json!({
+        "hostname": s["hostname"],
+        "cluster": s.get("cluster").cloned().unwrap_or(Value::Null),
+        "slaves": s["slaves"],
+        "frameworks": s["frameworks"],
+    })
+}
+
+fn frameworks(master: &Master) -> Value {
+    json!({
+        "frameworks": master.frameworks.values().map(|f| framework_json(master, f)).collect::<Vec<_>>(),
+        "completed_frameworks": master.completed_frameworks.iter().map(|f| framework_json(master, f)).collect::<Vec<_>>(),
+        "unregistered_frameworks": Vec::<Value>::new(),
+    })
+}
+
+fn slaves(master: &Master) -> Value {
+    json!({
+        "slaves": master.agents.values().map(|a| slave_json(master, a)).collect::<Vec<_>>(),
+        "recovered_slaves": Vec::<Value>::new(),
+    })
+}
+
+fn tasks(master: &Master) -> Value {
+    let mut list = Vec::new();
+    for fw in master.frameworks.values() {
+        let role = fw.info.role.clone().unwrap_or_else(|| "*".into());
+        for t in fw.tasks.values().chain(fw.completed_tasks.iter()) {
+            list.push(task_json(t, &role));
+        }
+    }
+    json!({ "tasks": list })
+}
+
+fn roles(master: &Master) -> Value {
+    let roles = master.get_roles();
+    json!({
+        "roles": roles.roles.iter().map(|r| {
+            let resources = Resources::from_proto(&r.resources).unwrap_or_default();
+            json!({
+                "name": r.name,
+                "weight": r.weight,
+                "frameworks": r.frameworks.iter().map(|f| f.value.clone()).collect::<Vec<_>>(),
+                "resources": resources_summary(&resources),
+            })
+        }).collect::<Vec<_>>()
+    })
+}
+
+fn weights(master: &Master) -> Value {
+    Value::Array(
+        master
+            .weights
+            .iter()
+            .map(|(r, w)| json!({"role": r, "weight": w}))
+            .collect(),
+    )
+}
+
+fn quota(master: &Master) -> Value {
+    proto_value(&master.get_quota().status)
+}
+
+fn flags(master: &Master) -> Value {
+    let map: Map<String, Value> = master
+        .flags
+        .to_pairs()
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    json!({ "flags": map })["flags"].clone()
+}
+
+async fn redirect(State(app): State<AppState>) -> Response {
+    let master = match app.lock() {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let location = format!(
+        "//{}:{}",
+        master.info.hostname.clone().unwrap_or_default(),
+        master.info.port
+    );
+    let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+async fn version() -> Response {
+    let v = version_info();
+    json_response(
+        json!({
+            "version": v.version,
+            "git_tag": v.git_tag,
+            "build_date": "",
+            "build_time": 0,
+            "build_user": "",
+        }),
+        None,
+    )
+}
+
+async fn metrics_snapshot(
+    State(app): State<AppState>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let snapshot = match app.lock() {
+        Ok(m) => m.metrics_snapshot(),
+        Err(r) => return r,
+    };
+    let map: Map<String, Value> = snapshot.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    json_response(Value::Object(map), q.get("jsonp").map(String::as_str))
+}
+
+/// The same figures in the Prometheus text format: `master/cpus_total`
+/// becomes `mesos_master_cpus_total`.
+async fn prometheus(State(app): State<AppState>) -> Response {
+    let snapshot = match app.lock() {
+        Ok(m) => m.metrics_snapshot(),
+        Err(r) => return r,
+    };
+    let mut out = String::new();
+    for (name, value) in snapshot {
+        let metric: String = format!("mesos_{name}")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        out.push_str(&format!("# TYPE {metric} gauge\n{metric} {value}\n"));
+    }
+    let mut r = out.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
+async fn maintenance_schedule(State(app): State<AppState>) -> Response {
+    match app.lock() {
+        Ok(m) => json_response(proto_value(&m.maintenance), None),
+        Err(r) => r,
+    }
+}
+
+async fn maintenance_status(State(app): State<AppState>) -> Response {
+    match app.lock() {
+        Ok(m) => json_response(proto_value(&m.maintenance_status()), None),
+        Err(r) => r,
+    }
+}
+
+/// Reads `key=value&...` form bodies, as the legacy write endpoints take.
+fn form(body: &[u8]) -> BTreeMap<String, String> {
+    url_decode_pairs(&String::from_utf8_lossy(body))
+}
+
+fn url_decode_pairs(s: &str) -> BTreeMap<String, String> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn write_guard(
+    app: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+) -> Result<Option<String>, Response> {
+    if method != Method::POST {
+        return Err(text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("Expecting one of {{ 'POST' }}, but received '{method}'"),
+        ));
+    }
+    let required = app.lock()?.flags.authenticate_http_readwrite;
+    app.credentials.authenticate(headers, required)
+}
+
+async fn teardown(
+    State(app): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = write_guard(&app, &headers, &method) {
+        return r;
+    }
+    let params = form(&body);
+    let Some(id) = params.get("frameworkId") else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Missing 'frameworkId' query parameter in the request body",
+        );
+    };
+    let mut master = match app.lock() {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match master.operator_teardown(id) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn parse_resources_param(
+    params: &BTreeMap<String, String>,
+) -> Result<(String, Vec<pb::Resource>), Response> {
+    let Some(agent) = params.get("slaveId") else {
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "Missing 'slaveId' query parameter in the request body",
+        ));
+    };
+    let Some(resources) = params.get("resources") else {
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "Missing 'resources' query parameter in the request body",
+        ));
+    };
+    let parsed: Vec<pb::Resource> = match serde_json::from_str::<Value>(resources) {
+        Ok(Value::Array(items)) => {
+            let mut out = Vec::new();
+            for item in items {
+                match pando_proto::json::from_json::<pb::Resource>(item.to_string().as_bytes()) {
+                    Ok(r) => out.push(r),
+                    Err(e) => {
+                        return Err(text(
+                            StatusCode::BAD_REQUEST,
+                            format!("Error in parsing 'resources' query parameter: {e}"),
+                        ))
+                    }
+                }
+            }
+            out
+        }
+        _ => {
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                "Error in parsing 'resources' query parameter: expected a JSON array of Resource objects",
+            ))
+        }
+    };
+    Ok((agent.clone(), parsed))
+}
+
+async fn reserve(
+    State(app): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let principal = match write_guard(&app, &headers, &method) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (agent, resources) = match parse_resources_param(&form(&body)) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let conversion = match Master::reserve_conversion(&resources, principal.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return error_response(&e),
+    };
+    let mut master = match app.lock() {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match master.operator_convert(&agent, conversion) {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn unreserve(
+    State(app): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = write_guard(&app, &headers, &method) {
+        return r;
+    }
+    let (agent, resources) = match parse_resources_param(&form(&body)) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let conversion = match Master::unreserve_conversion(&resources) {
+        Ok(c) => c,
+        Err(e) => return error_response(&e),
+    };
+    let mut master = match app.lock() {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match master.operator_convert(&agent, conversion) {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => error_response(&e),
+    }
+}

@@ -1,0 +1,195 @@
+//! The master's HTTP face: routes, authentication, and the helpers the
+//! endpoint modules share.
+//!
+//! ```text
+//!  /api/v1/scheduler ─► scheduler.rs ─┐
+//!  /api/v1, /api/v1/operator ─► operator.rs ─┼─► Master (state.rs, one lock)
+//!  /master/*, /state, /metrics, /version ─► legacy.rs ─┘
+//! ```
+//!
+//! Every handler turns the request into one call on [`Master`] and the
+//! result into a response; none holds the lock across an `.await`.
+
+// Handlers return early with a ready `Response`; boxing it would only add
+// noise to every `?`.
+#![allow(clippy::result_large_err)]
+
+pub mod auth;
+pub mod legacy;
+pub mod operator;
+pub mod scheduler;
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{self, Stream};
+use pando_proto::codec::ContentType;
+use tokio::sync::mpsc;
+
+use super::state::{Master, MasterError};
+use auth::Credentials;
+
+/// A stream whose connection closed: (framework id, stream id).
+pub type Disconnect = (String, String);
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The master's state.
+    pub master: Arc<Mutex<Master>>,
+    /// Where closed scheduler streams are reported.
+    pub disconnects: mpsc::UnboundedSender<Disconnect>,
+    /// The credentials file's contents, when authentication is on.
+    pub credentials: Arc<Credentials>,
+    /// Seconds between stream heartbeats.
+    pub heartbeat: Duration,
+}
+
+impl AppState {
+    /// Locks master state, mapping poisoning to a 503.
+    pub fn lock(&self) -> Result<MutexGuard<'_, Master>, Response> {
+        self.master.lock().map_err(|_| {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "master state is unavailable",
+            )
+        })
+    }
+}
+
+/// All routes of the master's HTTP API.
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    Router::new()
+        .route("/api/v1/scheduler", any(scheduler::handle))
+        .route("/api/v1", any(operator::handle))
+        .route("/api/v1/operator", any(operator::handle))
+        .merge(legacy::routes())
+        .route("/health", get(|| async { StatusCode::OK }))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// A plain-text response, as Mesos gives its errors.
+pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    let mut response = (status, body.into()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// The response for a master error.
+pub fn error_response(error: &MasterError) -> Response {
+    let status = match error {
+        MasterError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        MasterError::Forbidden(_) => StatusCode::FORBIDDEN,
+        MasterError::NotFound(_) => StatusCode::NOT_FOUND,
+        MasterError::Conflict(_) => StatusCode::CONFLICT,
+        MasterError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    text(status, error.to_string())
+}
+
+/// The body's encoding from `Content-Type`, with Mesos's 400 and 415.
+pub fn request_content_type(headers: &HeaderMap) -> Result<ContentType, Response> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "Expecting 'Content-Type' to be present",
+        ));
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(ContentType::from_content_type)
+        .ok_or_else(|| {
+            text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Expecting 'Content-Type' of application/json or application/x-protobuf",
+            )
+        })
+}
+
+/// The response encoding from `Accept`, with Mesos's 406.
+pub fn response_content_type(headers: &HeaderMap) -> Result<ContentType, Response> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    ContentType::negotiate(accept).ok_or_else(|| {
+        text(
+            StatusCode::NOT_ACCEPTABLE,
+            "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'",
+        )
+    })
+}
+
+/// A message encoded as the client asked, with its `Content-Type`.
+pub fn encoded<M: prost::Message + prost::Name>(
+    status: StatusCode,
+    content_type: ContentType,
+    message: &M,
+) -> Response {
+    let mut response = (status, content_type.encode(message)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type.mime()),
+    );
+    response
+}
+
+/// A RecordIO event stream: each item from `events`, encoded and framed,
+/// plus `heartbeat()` whenever `interval` passes without another event.
+/// `guard` lives as long as the stream; its drop reports the disconnect.
+pub fn event_stream<E, G>(
+    events: mpsc::UnboundedReceiver<E>,
+    content_type: ContentType,
+    interval: Duration,
+    heartbeat: fn() -> E,
+    guard: G,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send
+where
+    E: prost::Message + prost::Name + Send + 'static,
+    G: Send + 'static,
+{
+    let ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    stream::unfold(
+        (events, ticker, guard),
+        move |(mut events, mut ticker, guard)| async move {
+            let event = tokio::select! {
+                next = events.recv() => next?,
+                _ = ticker.tick() => heartbeat(),
+            };
+            let record = content_type.encode(&event);
+            let mut framed = BytesMut::with_capacity(record.len() + 12);
+            pando_proto::recordio::encode(&record, &mut framed);
+            Some((Ok(framed.freeze()), (events, ticker, guard)))
+        },
+    )
+}
+
+/// A streaming 200 response with the given headers.
+pub fn streaming_response(
+    content_type: ContentType,
+    body: impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+    extra: &[(&'static str, String)],
+) -> Response {
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type.mime()),
+    );
+    for (name, value) in extra {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(*name, v);
+        }
+    }
+    response
+}

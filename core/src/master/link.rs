@@ -1,0 +1,98 @@
+//! The master's end of the agent link: the tonic `AgentLink` service.
+//!
+//! Each agent session is one bidirectional stream. The first message must
+//! be RegisterAgent or ReregisterAgent; the master answers on the stream
+//! and from then on reads messages in a task of its own, handing each to
+//! [`Master::agent_message`] under the lock. When the stream ends, the agent
+//! is disconnected (not yet unreachable: that takes missed pings).
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use futures_util::{Stream, StreamExt};
+use pando_proto::link::agent_link_server::AgentLink;
+use pando_proto::link::agent_message::Message as FromAgent;
+use pando_proto::link::{AgentMessage, MasterMessage};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::state::{Master, MasterError};
+
+/// The AgentLink service, sharing the master's state.
+#[derive(Debug, Clone)]
+pub struct AgentLinkService {
+    master: Arc<Mutex<Master>>,
+}
+
+impl AgentLinkService {
+    /// A service over the master's state.
+    pub fn new(master: Arc<Mutex<Master>>) -> AgentLinkService {
+        AgentLinkService { master }
+    }
+}
+
+type MasterStream = Pin<Box<dyn Stream<Item = Result<MasterMessage, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl AgentLink for AgentLinkService {
+    type SessionStream = MasterStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .and_then(|m| m.message)
+            .ok_or_else(|| {
+                Status::invalid_argument("the session must start with a registration")
+            })?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let registered = {
+            let mut master = self
+                .master
+                .lock()
+                .map_err(|_| Status::internal("master state is poisoned"))?;
+            match first {
+                FromAgent::Register(register) => master.register_agent(register, sender),
+                FromAgent::Reregister(reregister) => master.reregister_agent(reregister, sender),
+                _ => Err(MasterError::BadRequest(
+                    "the session must start with RegisterAgent or ReregisterAgent".into(),
+                )),
+            }
+        };
+        let (agent_id, session) = match registered {
+            Ok(pair) => pair,
+            Err(MasterError::Forbidden(message)) => {
+                // A gone agent already got ShutdownAgent on the stream.
+                let stream = UnboundedReceiverStream::new(receiver).map(Ok);
+                tracing::warn!("refused agent: {message}");
+                return Ok(Response::new(Box::pin(stream)));
+            }
+            Err(e) => return Err(Status::invalid_argument(e.to_string())),
+        };
+        let master = self.master.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = inbound.message().await;
+                let message = match next {
+                    Ok(Some(AgentMessage { message: Some(m) })) => m,
+                    Ok(Some(AgentMessage { message: None })) => continue,
+                    Ok(None) | Err(_) => break,
+                };
+                match master.lock() {
+                    Ok(mut m) => m.agent_message(&agent_id, session, message),
+                    Err(_) => break,
+                }
+            }
+            if let Ok(mut m) = master.lock() {
+                m.agent_disconnected(&agent_id, session);
+            }
+        });
+        let stream = UnboundedReceiverStream::new(receiver).map(Ok);
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

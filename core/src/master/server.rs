@@ -1,0 +1,252 @@
+//! Running a master: binding the port, the timers, and shutdown.
+//!
+//! One TCP port serves both faces of the master: HTTP/1.1 for the Mesos
+//! APIs and HTTP/2 (gRPC) for the agent link. Beside the server run four
+//! small loops, each locking master state briefly:
+//!
+//! * allocation: a cycle every `--allocation_interval`, or sooner when an
+//!   event (a new agent, a decline, a revive...) wakes it;
+//! * pings: every `--agent_ping_timeout`, see `agent.rs`;
+//! * housekeeping: once a second, frameworks whose failover timeout ran out
+//!   are removed;
+//! * disconnects: scheduler streams that closed are reported to the master.
+//!
+//! All of them stop when the shutdown future completes.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pando_proto::link::agent_link_server::AgentLinkServer;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use super::flags::MasterFlags;
+use super::http::auth::Credentials;
+use super::http::{self, AppState, Disconnect};
+use super::link::AgentLinkService;
+use super::state::{Master, StartError};
+
+/// Why the master could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The flags or state could not be set up.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The credentials file could not be read.
+    #[error(transparent)]
+    Flags(#[from] super::flags::FlagsError),
+    /// The port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A master bound to its port, ready to run.
+pub struct BoundMaster {
+    listener: TcpListener,
+    state: Arc<Mutex<Master>>,
+    app: AppState,
+    disconnects: mpsc::UnboundedReceiver<Disconnect>,
+    body_limit: usize,
+}
+
+impl std::fmt::Debug for BoundMaster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundMaster").finish_non_exhaustive()
+    }
+}
+
+impl BoundMaster {
+    /// Binds `--ip:--port` (port 0 picks a free one) and builds the state.
+    pub async fn bind(mut flags: MasterFlags) -> Result<BoundMaster, ServeError> {
+        let credentials = match &flags.credentials {
+            Some(path) => Credentials::load(path)?,
+            None => Credentials::default(),
+        };
+        let addr = SocketAddr::new(flags.ip, flags.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        if let Ok(local) = listener.local_addr() {
+            flags.port = local.port();
+        }
+        let body_limit = flags.max_request_body_bytes;
+        let heartbeat = flags.heartbeat_interval;
+        let master = Master::new(flags)?;
+        let state = Arc::new(Mutex::new(master));
+        let (disconnect_tx, disconnects) = mpsc::unbounded_channel();
+        let app = AppState {
+            master: state.clone(),
+            disconnects: disconnect_tx,
+            credentials: Arc::new(credentials),
+            heartbeat,
+        };
+        Ok(BoundMaster {
+            listener,
+            state,
+            app,
+            disconnects,
+            body_limit,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let BoundMaster {
+            listener,
+            state,
+            app,
+            mut disconnects,
+            body_limit,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (allocation_interval, ping_interval, wake) = {
+            let m = state
+                .lock()
+                .map_err(|_| ServeError::Serve(std::io::Error::other("poisoned")))?;
+            (
+                m.flags.allocation_interval,
+                m.flags.agent_ping_timeout,
+                m.wake_allocator.clone(),
+            )
+        };
+
+        let mut loops = Vec::new();
+        {
+            let state = state.clone();
+            let mut stop = stop_rx.clone();
+            loops.push(tokio::spawn(async move {
+                let mut tick =
+                    tokio::time::interval(allocation_interval.max(Duration::from_millis(1)));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = wake.notified() => {
+                            // Let a burst of events land before the cycle.
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        _ = stop.changed() => break,
+                    }
+                    let Ok(mut m) = state.lock() else { break };
+                    m.run_allocation();
+                }
+            }));
+        }
+        {
+            let state = state.clone();
+            let mut stop = stop_rx.clone();
+            loops.push(tokio::spawn(async move {
+                let start = tokio::time::Instant::now() + ping_interval;
+                let mut tick =
+                    tokio::time::interval_at(start, ping_interval.max(Duration::from_millis(10)));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop.changed() => break,
+                    }
+                    let Ok(mut m) = state.lock() else { break };
+                    m.ping_agents();
+                }
+            }));
+        }
+        {
+            let state = state.clone();
+            let mut stop = stop_rx.clone();
+            loops.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(250));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop.changed() => break,
+                    }
+                    let Ok(mut m) = state.lock() else { break };
+                    m.expire_failover_timeouts(Instant::now());
+                }
+            }));
+        }
+        {
+            let state = state.clone();
+            let mut stop = stop_rx.clone();
+            loops.push(tokio::spawn(async move {
+                loop {
+                    let next = tokio::select! {
+                        next = disconnects.recv() => next,
+                        _ = stop.changed() => None,
+                    };
+                    let Some((framework_id, stream_id)) = next else {
+                        break;
+                    };
+                    let Ok(mut m) = state.lock() else { break };
+                    m.framework_disconnected(&framework_id, &stream_id);
+                }
+            }));
+        }
+
+        let link =
+            tonic::service::Routes::new(AgentLinkServer::new(AgentLinkService::new(state.clone())))
+                .prepare()
+                .into_axum_router();
+        let router = http::router(app, body_limit).merge(link);
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        for l in loops {
+            l.abort();
+        }
+        served.map_err(ServeError::Serve)
+    }
+}
+
+/// Runs `pando master` until Ctrl-C or SIGTERM.
+pub async fn run(flags: MasterFlags) -> Result<(), ServeError> {
+    let bound = BoundMaster::bind(flags).await?;
+    if let Some(addr) = bound.local_addr() {
+        tracing::info!(%addr, "pando master listening");
+        println!("pando master listening on {addr}");
+    }
+    bound.run(shutdown_signal()).await
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,696 @@
+//! The master's state: frameworks, agents, tasks and offers, in one owner.
+//!
+//! [`Master`] is the one place where master state lives. The HTTP handlers,
+//! the agent link and the timers all lock it (a plain mutex, never held
+//! across an `.await`), call one method, and unlock. A method changes the
+//! state and pushes what must be said to the outside world into channels it
+//! holds: scheduler events into each framework's stream, operator events
+//! into each operator subscriber's stream, and [`MasterMessage`]s into each
+//! agent's link. Nothing here blocks or performs I/O, so every method is
+//! quick and the order of events is the order of the calls.
+//!
+//! The methods are spread over files by subject: `framework.rs` holds the
+//! scheduler calls, `agent.rs` the agent link, `offer.rs` ACCEPT and the
+//! allocator's decisions, `operator.rs` the operator calls. This file holds
+//! the records and the helpers they share.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use pando_proto::link::{master_message, MasterMessage};
+use pando_proto::mesos::v1 as pb;
+use pando_proto::mesos::v1::master as operator;
+use pando_proto::mesos::v1::scheduler as sched;
+use pando_resources::Resources;
+use tokio::sync::{mpsc, Notify};
+
+use crate::allocator::{Allocator, Config as AllocatorConfig, Time};
+
+use super::flags::{FlagsError, MasterFlags};
+use super::metrics::Metrics;
+
+/// The Mesos release whose API the master answers as.
+pub const MESOS_VERSION: &str = "1.11.0";
+
+/// Why the master refused a call. Each variant maps to one HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MasterError {
+    /// The call is malformed or names something that does not exist (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The caller may not do this now (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The thing asked for does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The call conflicts with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The master cannot serve it (503).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Why the master could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A flag's value is invalid.
+    #[error(transparent)]
+    Flags(#[from] FlagsError),
+    /// The allocator rejected a flag's value.
+    #[error("invalid flag: {0}")]
+    Allocator(#[from] crate::allocator::AllocatorError),
+}
+
+/// The sending half of a framework's event stream.
+#[derive(Debug, Clone)]
+pub struct FrameworkStream {
+    /// The `Mesos-Stream-Id` of the connection.
+    pub stream_id: String,
+    /// Events for the connection's response body.
+    pub sender: mpsc::UnboundedSender<sched::Event>,
+}
+
+/// A framework the master knows: subscribed, or disconnected within its
+/// failover timeout, or recovered from an agent's re-registration.
+#[derive(Debug)]
+pub struct Framework {
+    /// Its FrameworkInfo, with `id` set.
+    pub info: pb::FrameworkInfo,
+    /// The connection, while subscribed.
+    pub stream: Option<FrameworkStream>,
+    /// Whether it receives offers (it is connected and not deactivated).
+    pub active: bool,
+    /// Roles suppressed at SUBSCRIBE/UPDATE_FRAMEWORK or by SUPPRESS.
+    pub suppressed_roles: BTreeSet<String>,
+    /// Offer constraints it gave.
+    pub offer_constraints: Option<sched::OfferConstraints>,
+    /// When it first subscribed (seconds since the epoch).
+    pub registered_time: Option<f64>,
+    /// When it last re-subscribed.
+    pub reregistered_time: Option<f64>,
+    /// When it disconnected or was removed.
+    pub unregistered_time: Option<f64>,
+    /// When it is removed unless it re-subscribes first (while disconnected).
+    pub failover_deadline: Option<Instant>,
+    /// Tasks launched and not yet completed, by task id.
+    pub tasks: BTreeMap<String, pb::Task>,
+    /// Tasks on unreachable agents (partition-aware frameworks only).
+    pub unreachable_tasks: BTreeMap<String, pb::Task>,
+    /// Completed tasks, newest last, bounded by the flag.
+    pub completed_tasks: VecDeque<pb::Task>,
+    /// Executors it runs, by (agent id, executor id).
+    pub executors: BTreeMap<(String, String), pb::ExecutorInfo>,
+    /// Its outstanding offers.
+    pub offers: BTreeSet<u64>,
+    /// Its outstanding inverse offers.
+    pub inverse_offers: BTreeSet<u64>,
+    /// Whether it was only seen in an agent's re-registration.
+    pub recovered: bool,
+}
+
+impl Framework {
+    /// A framework record for this info, not yet connected.
+    pub fn new(info: pb::FrameworkInfo) -> Framework {
+        Framework {
+            info,
+            stream: None,
+            active: false,
+            suppressed_roles: BTreeSet::new(),
+            offer_constraints: None,
+            registered_time: None,
+            reregistered_time: None,
+            unregistered_time: None,
+            failover_deadline: None,
+            tasks: BTreeMap::new(),
+            unreachable_tasks: BTreeMap::new(),
+            completed_tasks: VecDeque::new(),
+            executors: BTreeMap::new(),
+            offers: BTreeSet::new(),
+            inverse_offers: BTreeSet::new(),
+            recovered: false,
+        }
+    }
+
+    /// Its id.
+    pub fn id(&self) -> &str {
+        self.info.id.as_ref().map_or("", |i| i.value.as_str())
+    }
+
+    /// Whether a scheduler is connected.
+    pub fn connected(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Whether it declared the capability.
+    pub fn has_capability(&self, capability: pb::framework_info::capability::Type) -> bool {
+        self.info
+            .capabilities
+            .iter()
+            .any(|c| c.r#type == Some(capability as i32))
+    }
+
+    /// Whether it is partition-aware (TASK_UNREACHABLE instead of TASK_LOST).
+    pub fn partition_aware(&self) -> bool {
+        self.has_capability(pb::framework_info::capability::Type::PartitionAware)
+    }
+
+    /// The roles it subscribed to: `roles` for MULTI_ROLE frameworks, else
+    /// `role` (default `*`).
+    pub fn roles(&self) -> BTreeSet<String> {
+        if self.has_capability(pb::framework_info::capability::Type::MultiRole) {
+            self.info.roles.iter().cloned().collect()
+        } else {
+            [self.info.role.clone().unwrap_or_else(|| "*".to_string())]
+                .into_iter()
+                .collect()
+        }
+    }
+
+    /// Sends an event if a scheduler is connected; returns whether it was.
+    pub fn send(&self, event: sched::Event) -> bool {
+        match &self.stream {
+            Some(stream) => stream.sender.send(event).is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// An agent the master has admitted and not removed.
+#[derive(Debug)]
+pub struct Agent {
+    /// Its AgentInfo, with `id` set and resources as registered.
+    pub info: pb::AgentInfo,
+    /// The Pando version it runs.
+    pub version: String,
+    /// Capabilities it declared.
+    pub capabilities: Vec<pb::agent_info::Capability>,
+    /// The link to it, while connected.
+    pub link: Option<mpsc::UnboundedSender<MasterMessage>>,
+    /// Which link session is current; stale sessions' events are ignored.
+    pub session: u64,
+    /// Deactivated by the operator (no offers).
+    pub deactivated: bool,
+    /// Draining (DRAIN_AGENT): no offers, tasks are being killed.
+    pub drain_info: Option<pb::DrainInfo>,
+    /// Its total resources: static ones plus dynamic reservations.
+    pub total: Resources,
+    /// Dynamic reservations and volumes, as checkpointed on the agent.
+    pub checkpointed: Vec<pb::Resource>,
+    /// Pings sent without a pong since.
+    pub missed_pings: u32,
+    /// Whether a pong arrived since the last ping.
+    pub pong_received: bool,
+    /// When it registered.
+    pub registered_time: f64,
+    /// When it last re-registered.
+    pub reregistered_time: Option<f64>,
+    /// Tasks on it, as (framework id, task id).
+    pub tasks: BTreeSet<(String, String)>,
+    /// Executors on it, by (framework id, executor id).
+    pub executors: BTreeMap<(String, String), pb::ExecutorInfo>,
+}
+
+impl Agent {
+    /// Its id.
+    pub fn id(&self) -> &str {
+        self.info.id.as_ref().map_or("", |i| i.value.as_str())
+    }
+
+    /// Whether its link is up.
+    pub fn connected(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// Sends a message over its link if it is up.
+    pub fn send(&self, message: master_message::Message) -> bool {
+        match &self.link {
+            Some(link) => link
+                .send(MasterMessage {
+                    message: Some(message),
+                })
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    /// `host:port` of its HTTP endpoints.
+    pub fn endpoint(&self) -> String {
+        format!("{}:{}", self.info.hostname, self.info.port.unwrap_or(5051))
+    }
+}
+
+/// An outstanding offer, as the master sent it.
+#[derive(Debug, Clone)]
+pub struct OfferRecord {
+    /// The offer as sent.
+    pub offer: pb::Offer,
+    /// Its framework.
+    pub framework: String,
+    /// Its agent.
+    pub agent: String,
+}
+
+/// An outstanding inverse offer.
+#[derive(Debug, Clone)]
+pub struct InverseOfferRecord {
+    /// The inverse offer as sent.
+    pub inverse_offer: pb::InverseOffer,
+    /// Its framework.
+    pub framework: String,
+    /// Its agent.
+    pub agent: String,
+}
+
+/// An agent marked unreachable: it may come back and re-register.
+#[derive(Debug, Clone)]
+pub struct UnreachableAgent {
+    /// Its info when it was removed.
+    pub info: pb::AgentInfo,
+    /// When it became unreachable (seconds since the epoch).
+    pub since: f64,
+}
+
+/// An operator API subscriber (`SUBSCRIBE` on `/api/v1`).
+#[derive(Debug)]
+pub struct OperatorStream {
+    /// Events for its response body.
+    pub sender: mpsc::UnboundedSender<operator::Event>,
+}
+
+/// The master: everything it knows, and the channels it speaks through.
+#[derive(Debug)]
+pub struct Master {
+    /// Its flags.
+    pub flags: Arc<MasterFlags>,
+    /// Its identity, as sent in SUBSCRIBED and `/master/state`.
+    pub info: pb::MasterInfo,
+    /// When it started (monotonic), the origin of allocator time.
+    pub started: Instant,
+    /// When it started, in seconds since the epoch.
+    pub start_time: f64,
+    /// The pure allocator.
+    pub allocator: Allocator,
+    /// Known frameworks, by id.
+    pub frameworks: BTreeMap<String, Framework>,
+    /// Removed frameworks, newest last, bounded by the flag.
+    pub completed_frameworks: VecDeque<Framework>,
+    /// Admitted agents, by id.
+    pub agents: BTreeMap<String, Agent>,
+    /// Agents marked unreachable, by id.
+    pub unreachable_agents: BTreeMap<String, UnreachableAgent>,
+    /// Agents marked gone: they are told to shut down if they come back.
+    pub gone_agents: BTreeMap<String, f64>,
+    /// Outstanding offers by the allocator's offer number.
+    pub offers: HashMap<u64, OfferRecord>,
+    /// Outstanding inverse offers by number.
+    pub inverse_offers: HashMap<u64, InverseOfferRecord>,
+    /// Role weights set by flag or UPDATE_WEIGHTS.
+    pub weights: BTreeMap<String, f64>,
+    /// Quota configurations by role.
+    pub quotas: BTreeMap<String, pb::quota::QuotaConfig>,
+    /// The maintenance schedule.
+    pub maintenance: pb::maintenance::Schedule,
+    /// Machines in DOWN mode.
+    pub machines_down: BTreeSet<(String, String)>,
+    /// Maintenance responses by (hostname, ip) then framework.
+    pub inverse_offer_responses: BTreeMap<(String, String), BTreeMap<String, bool>>,
+    /// Operator API subscribers.
+    pub operator_streams: Vec<OperatorStream>,
+    /// Counters for `/metrics/snapshot`.
+    pub metrics: Metrics,
+    /// Wakes the allocation loop when an event makes a cycle worthwhile.
+    pub wake_allocator: Arc<Notify>,
+    next_framework: u64,
+    next_agent: u64,
+    next_inverse_offer: u64,
+    next_session: u64,
+}
+
+impl Master {
+    /// A master with no agents or frameworks, configured by `flags`.
+    pub fn new(flags: MasterFlags) -> Result<Master, StartError> {
+        let mut config = AllocatorConfig {
+            offer_timeout: flags.offer_timeout,
+            ..AllocatorConfig::default()
+        };
+        if let Some(min) = flags.parsed_min_allocatable()? {
+            config.min_allocatable_resources = min;
+        }
+        flags.parsed_roles()?;
+        let mut allocator = Allocator::new(config);
+        let mut weights = BTreeMap::new();
+        for (role_name, weight) in flags.parsed_weights()? {
+            allocator.update_weight(&role_name, weight)?;
+            weights.insert(role_name, weight);
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let ip = match flags.ip {
+            std::net::IpAddr::V4(v4) => u32::from_le_bytes(v4.octets()),
+            std::net::IpAddr::V6(_) => 0,
+        };
+        let hostname = flags
+            .hostname
+            .clone()
+            .unwrap_or_else(|| flags.ip.to_string());
+        let info = pb::MasterInfo {
+            id,
+            ip,
+            port: u32::from(flags.port),
+            pid: Some(format!("master@{}:{}", flags.ip, flags.port)),
+            hostname: Some(hostname.clone()),
+            version: Some(MESOS_VERSION.to_string()),
+            address: Some(pb::Address {
+                hostname: Some(hostname),
+                ip: Some(flags.ip.to_string()),
+                port: i32::from(flags.port),
+            }),
+            domain: None,
+            capabilities: vec![pb::master_info::Capability {
+                r#type: Some(pb::master_info::capability::Type::AgentUpdate as i32),
+            }],
+        };
+        Ok(Master {
+            flags: Arc::new(flags),
+            info,
+            started: Instant::now(),
+            start_time: unix_now(),
+            allocator,
+            frameworks: BTreeMap::new(),
+            completed_frameworks: VecDeque::new(),
+            agents: BTreeMap::new(),
+            unreachable_agents: BTreeMap::new(),
+            gone_agents: BTreeMap::new(),
+            offers: HashMap::new(),
+            inverse_offers: HashMap::new(),
+            weights,
+            quotas: BTreeMap::new(),
+            maintenance: pb::maintenance::Schedule::default(),
+            machines_down: BTreeSet::new(),
+            inverse_offer_responses: BTreeMap::new(),
+            operator_streams: Vec::new(),
+            metrics: Metrics::default(),
+            wake_allocator: Arc::new(Notify::new()),
+            next_framework: 0,
+            next_agent: 0,
+            next_inverse_offer: 1,
+            next_session: 1,
+        })
+    }
+
+    /// The allocator's clock: time since the master started.
+    pub fn now(&self) -> Time {
+        Time(u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// Asks the allocation loop for an early cycle if events are waiting.
+    pub fn poke_allocator(&self) {
+        if self.allocator.needs_allocation() {
+            self.wake_allocator.notify_one();
+        }
+    }
+
+    /// A fresh framework id: `<master id>-<sequence>`, as Mesos makes them.
+    pub fn new_framework_id(&mut self) -> String {
+        let id = format!("{}-{:04}", self.info.id, self.next_framework);
+        self.next_framework += 1;
+        id
+    }
+
+    /// A fresh agent id: `<master id>-S<sequence>`.
+    pub fn new_agent_id(&mut self) -> String {
+        let id = format!("{}-S{}", self.info.id, self.next_agent);
+        self.next_agent += 1;
+        id
+    }
+
+    /// A fresh link session number.
+    pub fn new_session(&mut self) -> u64 {
+        let s = self.next_session;
+        self.next_session += 1;
+        s
+    }
+
+    /// A fresh inverse offer number.
+    pub fn new_inverse_offer(&mut self) -> u64 {
+        let n = self.next_inverse_offer;
+        self.next_inverse_offer += 1;
+        n
+    }
+
+    /// The wire id of the allocator's offer `n`.
+    pub fn offer_id(&self, n: u64) -> pb::OfferId {
+        pb::OfferId {
+            value: format!("{}-O{}", self.info.id, n),
+        }
+    }
+
+    /// The allocator's offer number for a wire offer id, if it is ours.
+    pub fn offer_number(&self, id: &pb::OfferId) -> Option<u64> {
+        id.value
+            .strip_prefix(&self.info.id)
+            .and_then(|rest| rest.strip_prefix("-O"))
+            .and_then(|n| n.parse().ok())
+    }
+
+    /// The wire id of inverse offer `n`.
+    pub fn inverse_offer_id(&self, n: u64) -> pb::OfferId {
+        pb::OfferId {
+            value: format!("{}-I{}", self.info.id, n),
+        }
+    }
+
+    /// The number of a wire inverse offer id, if it is ours.
+    pub fn inverse_offer_number(&self, id: &pb::OfferId) -> Option<u64> {
+        id.value
+            .strip_prefix(&self.info.id)
+            .and_then(|rest| rest.strip_prefix("-I"))
+            .and_then(|n| n.parse().ok())
+    }
+
+    /// Sends an event to every operator subscriber, forgetting the gone.
+    pub fn publish(&mut self, event: operator::Event) {
+        self.operator_streams
+            .retain(|s| s.sender.send(event.clone()).is_ok());
+    }
+
+    /// Moves a framework's task to its completed list, bounded by the flag.
+    pub fn complete_task(&mut self, framework_id: &str, task_id: &str) {
+        let limit = self.flags.max_completed_tasks_per_framework;
+        let Some(fw) = self.frameworks.get_mut(framework_id) else {
+            return;
+        };
+        let Some(task) = fw.tasks.remove(task_id) else {
+            return;
+        };
+        if let Some(agent) = self.agents.get_mut(&task.agent_id.value) {
+            agent
+                .tasks
+                .remove(&(framework_id.to_string(), task_id.to_string()));
+        }
+        fw.completed_tasks.push_back(task);
+        while fw.completed_tasks.len() > limit {
+            fw.completed_tasks.pop_front();
+        }
+    }
+
+    /// Applies a status update to a task the master tracks: its state,
+    /// its status history, and (on becoming terminal) the recovery of its
+    /// resources. Returns the task's framework-facing record, or `None` if
+    /// the task is unknown.
+    pub fn update_task(
+        &mut self,
+        framework_id: &str,
+        status: &pb::TaskStatus,
+        latest_state: Option<i32>,
+    ) -> Option<pb::Task> {
+        let fw = self.frameworks.get_mut(framework_id)?;
+        let task_id = status.task_id.value.clone();
+        let task = fw
+            .tasks
+            .get_mut(&task_id)
+            .or_else(|| fw.unreachable_tasks.get_mut(&task_id))?;
+        let was_terminal = is_terminal(task.state);
+        let new_state = latest_state.unwrap_or(status.state);
+        task.state = new_state;
+        task.status_update_state = Some(status.state);
+        task.status_update_uuid = status.uuid.clone();
+        // Keep one status per state, without `data`, as Mesos does.
+        let mut kept = status.clone();
+        kept.data = None;
+        if task.statuses.last().map(|s| s.state) != Some(status.state) {
+            task.statuses.push(kept);
+        } else if let Some(last) = task.statuses.last_mut() {
+            *last = kept;
+        }
+        let snapshot = task.clone();
+        if !was_terminal && is_terminal(new_state) {
+            let resources = Resources::from_proto(&snapshot.resources).unwrap_or_default();
+            let agent_id = snapshot.agent_id.value.clone();
+            if self
+                .allocator
+                .recover(framework_id, &agent_id, &resources)
+                .is_ok()
+            {
+                self.poke_allocator();
+            }
+        }
+        self.metrics
+            .count_task_state(was_terminal, status.state, new_state);
+        Some(snapshot)
+    }
+
+    /// Forwards a status update to its framework (when connected) and tells
+    /// operator subscribers.
+    pub fn forward_update(&mut self, framework_id: &str, status: pb::TaskStatus) {
+        let state = status.state;
+        if let Some(fw) = self.frameworks.get(framework_id) {
+            fw.send(sched::Event {
+                r#type: Some(sched::event::Type::Update as i32),
+                update: Some(sched::event::Update {
+                    status: status.clone(),
+                }),
+                ..Default::default()
+            });
+        }
+        self.publish(operator::Event {
+            r#type: Some(operator::event::Type::TaskUpdated as i32),
+            task_updated: Some(operator::event::TaskUpdated {
+                framework_id: pb::FrameworkId {
+                    value: framework_id.to_string(),
+                },
+                status,
+                state,
+            }),
+            ..Default::default()
+        });
+    }
+
+    /// A status update the master itself generates (no uuid, so the
+    /// framework need not acknowledge it).
+    pub fn master_status(
+        &self,
+        task_id: &pb::TaskId,
+        agent_id: Option<&pb::AgentId>,
+        state: pb::TaskState,
+        reason: pb::task_status::Reason,
+        message: impl Into<String>,
+    ) -> pb::TaskStatus {
+        pb::TaskStatus {
+            task_id: task_id.clone(),
+            state: state as i32,
+            message: Some(message.into()),
+            source: Some(pb::task_status::Source::Master as i32),
+            reason: Some(reason as i32),
+            agent_id: agent_id.cloned(),
+            timestamp: Some(unix_now()),
+            ..Default::default()
+        }
+    }
+
+    /// Gives up all outstanding offers of a framework or on an agent, as
+    /// the allocator's rescind decisions say, and tells the frameworks.
+    pub fn rescind(&mut self, decisions: Vec<crate::allocator::Decision>) {
+        for decision in decisions {
+            if let crate::allocator::Decision::Rescind { offer, .. } = decision {
+                self.drop_offer(offer, true);
+            }
+        }
+    }
+
+    /// Forgets an outstanding offer; with `tell`, sends RESCIND.
+    pub fn drop_offer(&mut self, offer: u64, tell: bool) {
+        let Some(record) = self.offers.remove(&offer) else {
+            return;
+        };
+        self.metrics.offers_rescinded += u64::from(tell);
+        if let Some(fw) = self.frameworks.get_mut(&record.framework) {
+            fw.offers.remove(&offer);
+            if tell {
+                fw.send(sched::Event {
+                    r#type: Some(sched::event::Type::Rescind as i32),
+                    rescind: Some(sched::event::Rescind {
+                        offer_id: record.offer.id.clone(),
+                    }),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+
+    /// Sends a message to an agent if it is connected.
+    pub fn send_to_agent(&self, agent_id: &str, message: master_message::Message) -> bool {
+        self.agents
+            .get(agent_id)
+            .is_some_and(|agent| agent.send(message))
+    }
+
+    /// The resources used on agents by a framework's tasks and executors.
+    pub fn used_by(&self, fw: &Framework) -> Resources {
+        let mut used = Resources::new();
+        for task in fw.tasks.values() {
+            if !is_terminal(task.state) {
+                used += Resources::from_proto(&task.resources).unwrap_or_default();
+            }
+        }
+        for executor in fw.executors.values() {
+            used += Resources::from_proto(&executor.resources).unwrap_or_default();
+        }
+        used
+    }
+
+    /// The resources offered to a framework and not yet answered.
+    pub fn offered_to(&self, fw: &Framework) -> Resources {
+        let mut offered = Resources::new();
+        for n in &fw.offers {
+            if let Some(record) = self.offers.get(n) {
+                offered += Resources::from_proto(&record.offer.resources).unwrap_or_default();
+            }
+        }
+        offered
+    }
+
+    /// Uptime in seconds.
+    pub fn uptime_secs(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
+/// Seconds since the Unix epoch, as Mesos's JSON and TaskStatus carry it.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A TimeInfo for a moment given in seconds since the epoch.
+pub fn time_info(seconds: f64) -> pb::TimeInfo {
+    pb::TimeInfo {
+        nanoseconds: (seconds * 1e9) as i64,
+    }
+}
+
+/// Whether a task state is terminal (the task will not run again).
+pub fn is_terminal(state: i32) -> bool {
+    use pb::TaskState as S;
+    [
+        S::TaskFinished,
+        S::TaskFailed,
+        S::TaskKilled,
+        S::TaskError,
+        S::TaskLost,
+        S::TaskDropped,
+        S::TaskGone,
+        S::TaskGoneByOperator,
+    ]
+    .iter()
+    .any(|s| *s as i32 == state)
+}
+
+/// A fresh random status update uuid, as 16 bytes.
+pub fn new_uuid_bytes() -> Bytes {
+    Bytes::copy_from_slice(uuid::Uuid::new_v4().as_bytes())
+}
