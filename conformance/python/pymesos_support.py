@@ -50,7 +50,7 @@ def command_task(task_id, command, cpus=0.1, mem=32):
     return task
 
 
-def pymesos_executor_info(executor_id, cpus=0.1, mem=64):
+def pymesos_executor_info(executor_id, cpus=0.1, mem=128):
     """An ExecutorInfo whose command runs the pymesos executor from this venv."""
     executor = Dict()
     executor.executor_id.value = executor_id
