@@ -1,8 +1,146 @@
 //! The Pando agent: it runs on every machine, advertises that machine's
-//! resources to the master, and runs tasks inside cgroup-isolated containers.
+//! resources to the master, and runs tasks inside cgroup-isolated
+//! containers, with Mesos's guarantees: a task gets the cpu and memory it
+//! was given, its output is in a known sandbox, no status update is lost,
+//! and restarting the agent does not kill checkpointed tasks.
 //!
-//! So far the crate holds [`detect`], which works out what a machine offers
-//! when the operator gives no `--resources` flag. The containerizer, the
-//! executors and the executor API join it as the agent issue lands.
+//! ```text
+//!            master (AgentLink gRPC stream)
+//!                 ▲ │
+//!          link.rs│ │RunTask, KillTask, acks...
+//!                 │ ▼
+//!   http.rs ──► agent.rs (State, status update manager) ──► containerizer.rs
+//!  /api/v1/executor  │                                        ├─ fetcher.rs (URIs)
+//!  /api/v1 (operator.rs)                                      └─ cgroups.rs (isolation)
+//!  /state, /files/*  └─► checkpoint.rs (work_dir/meta)
+//! ```
+//!
+//! [`run`] wires them: validate the flags ([`flags`]), bind the HTTP port,
+//! recover checkpoints, then keep a session with the master until it says
+//! ShutdownAgent.
 
+pub mod agent;
+pub mod cgroups;
+pub mod checkpoint;
+pub mod containerizer;
 pub mod detect;
+pub mod fetcher;
+pub mod flags;
+pub mod http;
+pub mod link;
+pub mod operator;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pando_proto::mesos::v1 as pb;
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A flag was invalid.
+    #[error(transparent)]
+    Flags(#[from] flags::FlagsError),
+    /// The HTTP port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Recovery failed.
+    #[error("recovery failed: {0}")]
+    Recovery(#[from] agent::AgentError),
+    /// The master shut the agent down.
+    #[error(transparent)]
+    Link(#[from] link::LinkError),
+}
+
+/// A started agent: its address and state, for tests and embedding.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The agent.
+    pub agent: Arc<agent::Agent>,
+    /// The HTTP address it listens on.
+    pub addr: SocketAddr,
+}
+
+/// Validates the flags, binds the port, recovers, and starts serving HTTP
+/// and the update retry loop. The master session is started by [`run`].
+pub async fn start(flags: &flags::AgentFlags) -> Result<Started, RunError> {
+    let config = flags.validate()?;
+    std::fs::create_dir_all(&config.flags.work_dir).map_err(|source| RunError::Bind {
+        addr: SocketAddr::new(config.bind_ip, config.flags.port),
+        source,
+    })?;
+    let bind = SocketAddr::new(config.bind_ip, config.flags.port);
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|source| RunError::Bind { addr: bind, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| RunError::Bind { addr: bind, source })?;
+    let endpoint = SocketAddr::new(config.advertise_ip, local.port());
+    let info = pb::AgentInfo {
+        hostname: config.hostname.clone(),
+        port: Some(i32::from(local.port())),
+        resources: config.resources.to_proto(),
+        attributes: config.attributes.clone(),
+        ..Default::default()
+    };
+    let agent = agent::Agent::new(config, endpoint, info);
+    tracing::info!(
+        "agent listening on {local}; isolation {:?}",
+        agent.isolator.mode()
+    );
+    let app = http::router(Arc::clone(&agent));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("HTTP server stopped: {e}");
+        }
+    });
+    // Recovery happens with the executor API already up, so re-attached
+    // executors can subscribe again while the agent re-registers.
+    agent.recover().await?;
+    tokio::spawn(Arc::clone(&agent).retry_loop());
+    let heartbeats = Arc::clone(&agent);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            heartbeats.heartbeat_executors();
+        }
+    });
+    Ok(Started {
+        agent,
+        addr: endpoint,
+    })
+}
+
+/// Runs `pando agent` until the master shuts it down (an error, as the
+/// agent then exits non-zero).
+pub async fn run(flags: flags::AgentFlags) -> Result<(), RunError> {
+    let started = start(&flags).await?;
+    let reason = link::run(Arc::clone(&started.agent)).await;
+    if let link::LinkError::Shutdown(_) = &reason {
+        started.agent.kill_everything().await;
+        // A shut-down agent comes back as a new one, as in Mesos.
+        let _ = std::fs::remove_file(started.agent.meta.latest());
+    }
+    Err(reason.into())
+}
+
+/// Runs the agent on its own multi-threaded tokio runtime, for `pando
+/// agent`, so the binary needs no runtime of its own.
+pub fn run_blocking(flags: flags::AgentFlags) -> Result<(), RunError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| RunError::Bind {
+            addr: SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), flags.port),
+            source,
+        })?;
+    runtime.block_on(run(flags))
+}

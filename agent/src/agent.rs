@@ -1,0 +1,2298 @@
+//! The agent's state and everything that changes it: frameworks, executors,
+//! tasks, containers, and the status update manager.
+//!
+//! One [`Agent`] owns a [`State`] behind a single mutex that is never held
+//! across an await. Messages arrive from three directions and each becomes a
+//! method call here:
+//!
+//! ```text
+//! master (link.rs) ── RunTask, KillTask, acks ──►┐
+//! executors (http.rs /api/v1/executor) ── UPDATE ─┼─► Agent ─► containerizer (launch, destroy)
+//! container waiters (process exit, OOM) ──────────┘     │
+//!                                                       └─► status updates: checkpoint, send,
+//!                                                           retry until acknowledged
+//! ```
+//!
+//! Status updates travel in one stream per task: an update is checkpointed
+//! (for checkpointing frameworks), then sent to the master only when every
+//! earlier update of the task is acknowledged, and resent with backoff
+//! until it is.
+
+// ExecutorInfo.source, FrameworkInfo.role and the nested container calls
+// are deprecated in Mesos, but frameworks and executors still use them.
+#![allow(deprecated)]
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pando_proto::codec::ContentType;
+use pando_proto::link;
+use pando_proto::link::agent_message::Message as Up;
+use pando_proto::mesos::v1 as pb;
+use pando_proto::mesos::v1::executor as ex;
+use pb::task_status::{Reason, Source};
+use pb::TaskState;
+use tokio::sync::mpsc;
+
+use crate::cgroups::{now_secs, ContainerGroup, Isolator, Limits};
+use crate::checkpoint::{self, MetaDir, UpdateRecord};
+use crate::containerizer::{self, LaunchSpec};
+use crate::flags::{format_duration, AgentConfig, RecoverMode};
+
+/// Why an agent operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The request names something the agent does not have (HTTP 400).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is malformed (HTTP 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The executor must subscribe first (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Recovery failed.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+}
+
+/// The first interval between resends of an unacknowledged update.
+pub const STATUS_UPDATE_RETRY_MIN: Duration = Duration::from_secs(10);
+/// The longest interval between resends.
+pub const STATUS_UPDATE_RETRY_MAX: Duration = Duration::from_secs(600);
+/// How many completed frameworks and executors the state endpoints keep.
+const MAX_COMPLETED: usize = 50;
+
+/// An executor's life stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutorState {
+    /// Launched (or re-attached); it has not subscribed yet.
+    Registering,
+    /// Subscribed; tasks go to it.
+    Running,
+    /// Told to shut down.
+    Terminating,
+    /// Its process is gone.
+    Terminated,
+}
+
+/// Work waiting for an executor to subscribe.
+// Few are queued at once, and only briefly; boxing buys nothing here.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Queued {
+    /// A LAUNCH.
+    Task(pb::TaskInfo),
+    /// A LAUNCH_GROUP.
+    Group(pb::TaskGroupInfo),
+}
+
+/// An executor's event stream.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// RecordIO-framed events go here.
+    pub tx: mpsc::UnboundedSender<Bytes>,
+    /// The encoding the executor asked for.
+    pub content_type: ContentType,
+}
+
+impl Connection {
+    /// Sends one event; false if the executor hung up.
+    pub fn send(&self, event: &ex::Event) -> bool {
+        let body = self.content_type.encode(event);
+        self.tx.send(pando_proto::recordio::frame(&body)).is_ok()
+    }
+}
+
+/// An agent-side reason to end an executor's tasks.
+#[derive(Debug, Clone)]
+pub struct Termination {
+    /// The state its live tasks get.
+    pub state: TaskState,
+    /// The reason.
+    pub reason: Reason,
+    /// The message.
+    pub message: String,
+}
+
+/// One executor and its container.
+#[derive(Debug)]
+pub struct Executor {
+    /// Its info (framework id set).
+    pub info: pb::ExecutorInfo,
+    /// Its container.
+    pub container_id: String,
+    /// Its sandbox.
+    pub directory: PathBuf,
+    /// Its stage.
+    pub state: ExecutorState,
+    /// Tasks not yet delivered.
+    pub queued: Vec<Queued>,
+    /// Tasks delivered (or queued) with their latest state.
+    pub tasks: BTreeMap<String, pb::Task>,
+    /// Its event stream, while subscribed.
+    pub connection: Option<Connection>,
+    /// Its process.
+    pub pid: Option<u32>,
+    /// Whether its framework checkpoints.
+    pub checkpoint: bool,
+    /// Its cgroup.
+    pub group: Option<Arc<ContainerGroup>>,
+    /// Its limits.
+    pub limits: Limits,
+    /// Why the agent is ending it, if it is.
+    pub termination: Option<Termination>,
+    /// Whether this is the command executor of a single task.
+    pub command_executor: bool,
+    /// Whether it runs task groups (the default executor).
+    pub default_executor: bool,
+}
+
+/// A framework with executors here.
+#[derive(Debug)]
+pub struct Framework {
+    /// Its info (id set).
+    pub info: pb::FrameworkInfo,
+    /// Live executors by id.
+    pub executors: BTreeMap<String, Executor>,
+    /// Ended executors, newest last.
+    pub completed_executors: VecDeque<Executor>,
+}
+
+/// One task's status updates, in order.
+#[derive(Debug)]
+pub struct UpdateStream {
+    /// The executor that owns the task.
+    pub executor_id: Option<pb::ExecutorId>,
+    /// Updates not yet acknowledged; the head is in flight.
+    pub pending: VecDeque<link::StatusUpdate>,
+    /// Uuids already accepted, to drop duplicates.
+    pub seen: HashSet<Bytes>,
+    /// The checkpoint file, for checkpointing frameworks.
+    pub file: Option<PathBuf>,
+    /// The current resend interval.
+    pub backoff: Duration,
+    /// When the head is resent.
+    pub next_retry: Instant,
+}
+
+/// A nested container launched through the operator API.
+#[derive(Debug)]
+pub struct NestedContainer {
+    /// Its id (with parent).
+    pub id: pb::ContainerId,
+    /// Its sandbox.
+    pub directory: PathBuf,
+    /// Its group.
+    pub group: Option<Arc<ContainerGroup>>,
+    /// Its pid.
+    pub pid: Option<u32>,
+    /// Its limits.
+    pub limits: Limits,
+    /// The wait status once it exited.
+    pub exit: Option<i32>,
+    /// Whether a kill was asked for.
+    pub killed: bool,
+    /// Whether the memory limit killed it.
+    pub oom: bool,
+    /// Wakes WAIT calls.
+    pub done: Arc<tokio::sync::Notify>,
+}
+
+/// Counters for `/metrics/snapshot`.
+#[derive(Debug, Default, Clone)]
+pub struct Metrics {
+    /// Tasks by terminal state name.
+    pub tasks: BTreeMap<&'static str, u64>,
+    /// Valid status updates from executors.
+    pub valid_status_updates: u64,
+    /// Invalid ones.
+    pub invalid_status_updates: u64,
+    /// Valid framework messages.
+    pub valid_framework_messages: u64,
+    /// Executors that were launched.
+    pub executors_launched: u64,
+    /// Registrations with a master.
+    pub registrations: u64,
+    /// Recovery problems.
+    pub recovery_errors: u64,
+}
+
+/// Everything the agent knows, behind one lock.
+#[derive(Debug)]
+pub struct State {
+    /// Its info; `id` is set once registered.
+    pub info: pb::AgentInfo,
+    /// The master it is registered with.
+    pub master: Option<pb::MasterInfo>,
+    /// Whether a master accepted it in this session.
+    pub registered: bool,
+    /// Live frameworks.
+    pub frameworks: BTreeMap<String, Framework>,
+    /// Frameworks that are gone, newest last.
+    pub completed_frameworks: VecDeque<Framework>,
+    /// Status update streams by (framework, task).
+    pub streams: BTreeMap<(String, String), UpdateStream>,
+    /// Dynamic reservations and volumes from the master.
+    pub checkpointed_resources: Vec<pb::Resource>,
+    /// Nested containers by id value.
+    pub nested: BTreeMap<String, NestedContainer>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Messages for the master that wait for registration.
+    pub outbox: Vec<link::AgentMessage>,
+    /// Problems met during recovery.
+    pub recovery_errors: Vec<String>,
+}
+
+/// The agent.
+#[derive(Debug)]
+pub struct Agent {
+    /// Validated flags.
+    pub config: AgentConfig,
+    /// The isolator in force.
+    pub isolator: Isolator,
+    /// The checkpoint layout.
+    pub meta: MetaDir,
+    /// `ip:port` of the agent's HTTP API, for executors and the master.
+    pub endpoint: std::net::SocketAddr,
+    /// When it started (seconds since the epoch).
+    pub start_time: f64,
+    state: Mutex<State>,
+    link: Mutex<Option<mpsc::UnboundedSender<link::AgentMessage>>>,
+    /// Wakes the update retry loop.
+    pub retry_wakeup: tokio::sync::Notify,
+}
+
+fn id_of(task: &pb::TaskInfo) -> String {
+    task.task_id.value.clone()
+}
+
+fn is_terminal(state: i32) -> bool {
+    matches!(
+        TaskState::try_from(state),
+        Ok(TaskState::TaskFinished
+            | TaskState::TaskFailed
+            | TaskState::TaskKilled
+            | TaskState::TaskLost
+            | TaskState::TaskError
+            | TaskState::TaskDropped
+            | TaskState::TaskGone
+            | TaskState::TaskGoneByOperator)
+    )
+}
+
+fn state_name(state: i32) -> &'static str {
+    TaskState::try_from(state)
+        .map(|s| s.as_str_name())
+        .unwrap_or("TASK_UNKNOWN")
+}
+
+impl Agent {
+    /// Creates the agent with its info (id unset) and recovered nothing yet.
+    pub fn new(
+        config: AgentConfig,
+        endpoint: std::net::SocketAddr,
+        info: pb::AgentInfo,
+    ) -> Arc<Agent> {
+        let isolator = Isolator::new(config.isolation, &config.flags.cgroups_root);
+        let meta = MetaDir::new(&config.flags.work_dir);
+        Arc::new(Agent {
+            isolator,
+            meta,
+            endpoint,
+            start_time: now_secs(),
+            state: Mutex::new(State {
+                info,
+                master: None,
+                registered: false,
+                frameworks: BTreeMap::new(),
+                completed_frameworks: VecDeque::new(),
+                streams: BTreeMap::new(),
+                checkpointed_resources: Vec::new(),
+                nested: BTreeMap::new(),
+                metrics: Metrics::default(),
+                outbox: Vec::new(),
+                recovery_errors: Vec::new(),
+            }),
+            link: Mutex::new(None),
+            retry_wakeup: tokio::sync::Notify::new(),
+            config,
+        })
+    }
+
+    /// Locks the state. A panic while holding it poisons nothing we rely
+    /// on, so the poison is ignored.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn agent_id(state: &State) -> String {
+        state
+            .info
+            .id
+            .as_ref()
+            .map(|i| i.value.clone())
+            .unwrap_or_default()
+    }
+
+    /// The sandbox of an executor run.
+    pub fn sandbox_dir(&self, agent: &str, fw: &str, exec: &str, container: &str) -> PathBuf {
+        self.config
+            .flags
+            .work_dir
+            .join("slaves")
+            .join(agent)
+            .join("frameworks")
+            .join(fw)
+            .join("executors")
+            .join(exec)
+            .join("runs")
+            .join(container)
+    }
+
+    // ----- the link to the master -------------------------------------
+
+    /// Sets (or clears) the stream to the master.
+    pub fn set_link(&self, tx: Option<mpsc::UnboundedSender<link::AgentMessage>>) {
+        *self.link.lock().unwrap_or_else(|e| e.into_inner()) = tx;
+    }
+
+    /// Sends a message to the master if connected; false otherwise.
+    pub fn send(&self, message: Up) -> bool {
+        let link = self.link.lock().unwrap_or_else(|e| e.into_inner());
+        match link.as_ref() {
+            Some(tx) => tx
+                .send(link::AgentMessage {
+                    message: Some(message),
+                })
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    /// Sends now, or keeps the message until the agent is registered.
+    fn send_or_keep(&self, state: &mut State, message: Up) {
+        if !state.registered || !self.send(message.clone()) {
+            state.outbox.push(link::AgentMessage {
+                message: Some(message),
+            });
+        }
+    }
+
+    /// The master accepted the agent: remember the id, flush what waited.
+    pub fn registered(&self, agent_id: pb::AgentId, master: Option<pb::MasterInfo>) {
+        let mut state = self.lock();
+        let first = state.info.id.is_none();
+        state.info.id = Some(agent_id.clone());
+        state.master = master;
+        state.registered = true;
+        state.metrics.registrations += 1;
+        if first {
+            let _ = checkpoint::write_message(
+                &self.meta.agent(&agent_id.value).join("slave.info"),
+                &state.info,
+            );
+            let _ = checkpoint::write_atomic(&self.meta.latest(), agent_id.value.as_bytes());
+        }
+        for message in std::mem::take(&mut state.outbox) {
+            if let Some(m) = message.message {
+                self.send(m);
+            }
+        }
+        // Every stream's head goes out again now.
+        let now = Instant::now();
+        let heads: Vec<link::StatusUpdate> = state
+            .streams
+            .values_mut()
+            .filter_map(|s| {
+                s.backoff = STATUS_UPDATE_RETRY_MIN;
+                s.next_retry = now + s.backoff;
+                s.pending.front().cloned()
+            })
+            .collect();
+        for head in heads {
+            self.send(Up::StatusUpdate(head));
+        }
+    }
+
+    /// The link broke.
+    pub fn disconnected(&self) {
+        self.lock().registered = false;
+        self.set_link(None);
+    }
+
+    /// What a re-registration reports.
+    pub fn reregistration(&self) -> link::ReregisterAgent {
+        let state = self.lock();
+        let mut message = link::ReregisterAgent {
+            agent_info: state.info.clone(),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+            capabilities: agent_capabilities(),
+            checkpointed_resources: state.checkpointed_resources.clone(),
+            ..Default::default()
+        };
+        for fw in state.frameworks.values() {
+            message.frameworks.push(fw.info.clone());
+            for executor in fw.executors.values() {
+                if !executor.command_executor {
+                    message.executors.push(executor.info.clone());
+                }
+                for task in executor.tasks.values() {
+                    let key = (fw_id(&fw.info), task.task_id.value.clone());
+                    let unacked = state
+                        .streams
+                        .get(&key)
+                        .is_some_and(|s| !s.pending.is_empty());
+                    if !is_terminal(task.state) || unacked {
+                        message
+                            .tasks
+                            .push(with_update_state(task, state.streams.get(&key)));
+                    }
+                }
+            }
+            for executor in &fw.completed_executors {
+                for task in executor.tasks.values() {
+                    let key = (fw_id(&fw.info), task.task_id.value.clone());
+                    if state
+                        .streams
+                        .get(&key)
+                        .is_some_and(|s| !s.pending.is_empty())
+                    {
+                        message
+                            .tasks
+                            .push(with_update_state(task, state.streams.get(&key)));
+                    }
+                }
+            }
+        }
+        message
+    }
+
+    // ----- master → agent ----------------------------------------------
+
+    /// Handles one message from the master.
+    pub fn handle_master(self: &Arc<Self>, message: link::master_message::Message) {
+        use link::master_message::Message as Down;
+        match message {
+            Down::RunTask(run) => self.run_task(run.framework, run.task),
+            Down::RunTaskGroup(run) => {
+                self.run_task_group(run.framework, run.executor, run.task_group)
+            }
+            Down::KillTask(kill) => {
+                self.kill_task(&kill.framework_id, &kill.task_id, kill.kill_policy)
+            }
+            Down::ShutdownFramework(s) => self.shutdown_framework(&s.framework_id),
+            Down::ShutdownExecutor(s) => {
+                self.shutdown_executor(&s.framework_id.value, &s.executor_id.value)
+            }
+            Down::Acknowledgement(ack) => {
+                self.acknowledge(&ack.framework_id, &ack.task_id, &ack.uuid)
+            }
+            Down::FrameworkToExecutor(m) => self.framework_message(m),
+            Down::UpdateFramework(u) => self.update_framework(u.framework_id, u.framework_info),
+            Down::CheckpointResources(c) => self.checkpoint_resources(c.resources),
+            Down::Registered(_) | Down::Reregistered(_) | Down::Ping(_) | Down::Shutdown(_) => {}
+        }
+    }
+
+    fn ensure_framework<'a>(
+        &self,
+        state: &'a mut State,
+        info: pb::FrameworkInfo,
+    ) -> &'a mut Framework {
+        let id = fw_id(&info);
+        let agent = Self::agent_id(state);
+        if info.checkpoint.unwrap_or(false) {
+            let _ = checkpoint::write_message(
+                &self.meta.framework(&agent, &id).join("framework.info"),
+                &info,
+            );
+        }
+        let fw = state.frameworks.entry(id).or_insert_with(|| Framework {
+            info: info.clone(),
+            executors: BTreeMap::new(),
+            completed_executors: VecDeque::new(),
+        });
+        fw.info = info;
+        fw
+    }
+
+    /// RunTask: with the task's own executor, or the command executor.
+    pub fn run_task(self: &Arc<Self>, framework: pb::FrameworkInfo, task: pb::TaskInfo) {
+        let executor_info = match &task.executor {
+            Some(info) => {
+                let mut info = info.clone();
+                info.framework_id = framework.id.clone();
+                info
+            }
+            None => self.command_executor_info(&framework, &task),
+        };
+        let command = task.executor.is_none();
+        self.deliver(framework, executor_info, Queued::Task(task), command, false);
+    }
+
+    /// RunTaskGroup: every task under one default executor.
+    pub fn run_task_group(
+        self: &Arc<Self>,
+        framework: pb::FrameworkInfo,
+        mut executor: pb::ExecutorInfo,
+        group: pb::TaskGroupInfo,
+    ) {
+        executor.framework_id = framework.id.clone();
+        if executor.command.is_none() {
+            let binary = self.config.executor_binary.display().to_string();
+            executor.command = Some(pb::CommandInfo {
+                shell: Some(false),
+                value: Some(binary.clone()),
+                arguments: vec![binary, "executor".into(), "default".into()],
+                ..Default::default()
+            });
+        }
+        self.deliver(framework, executor, Queued::Group(group), false, true);
+    }
+
+    fn command_executor_info(
+        &self,
+        framework: &pb::FrameworkInfo,
+        task: &pb::TaskInfo,
+    ) -> pb::ExecutorInfo {
+        let binary = self.config.executor_binary.display().to_string();
+        let task_command = task.command.clone().unwrap_or_default();
+        let shown = if task_command.shell.unwrap_or(true) {
+            format!("sh -c '{}'", task_command.value.clone().unwrap_or_default())
+        } else {
+            task_command.value.clone().unwrap_or_default()
+        };
+        pb::ExecutorInfo {
+            r#type: Some(pb::executor_info::Type::Default as i32),
+            executor_id: pb::ExecutorId {
+                value: task.task_id.value.clone(),
+            },
+            framework_id: framework.id.clone(),
+            name: Some(format!(
+                "Command Executor (Task: {}) (Command: {})",
+                task.task_id.value, shown
+            )),
+            source: Some(task.task_id.value.clone()),
+            command: Some(pb::CommandInfo {
+                uris: task_command.uris.clone(),
+                environment: task_command.environment.clone(),
+                shell: Some(false),
+                value: Some(binary.clone()),
+                arguments: vec![binary, "executor".into(), "command".into()],
+                user: task_command.user.clone(),
+            }),
+            resources: Vec::new(),
+            ..Default::default()
+        }
+    }
+
+    fn tasks_of(queued: &Queued) -> Vec<pb::TaskInfo> {
+        match queued {
+            Queued::Task(t) => vec![t.clone()],
+            Queued::Group(g) => g.tasks.clone(),
+        }
+    }
+
+    /// Whether the agent has room for `extra` next to what runs.
+    fn over_committed(&self, state: &State, extra: &[pb::Resource]) -> Option<String> {
+        fn add(used: &mut BTreeMap<String, f64>, resources: &[pb::Resource]) {
+            for r in resources {
+                if let Some(s) = &r.scalar {
+                    *used.entry(r.name.clone()).or_default() += s.value;
+                }
+            }
+        }
+        let mut used: BTreeMap<String, f64> = BTreeMap::new();
+        for fw in state.frameworks.values() {
+            for e in fw
+                .executors
+                .values()
+                .filter(|e| e.state != ExecutorState::Terminated)
+            {
+                add(&mut used, &e.info.resources);
+                for t in e.tasks.values().filter(|t| !is_terminal(t.state)) {
+                    add(&mut used, &t.resources);
+                }
+            }
+        }
+        let before = used.clone();
+        add(&mut used, extra);
+        let total = self.config.resources.to_proto();
+        for (name, amount) in &used {
+            let have: f64 = total
+                .iter()
+                .filter(|r| &r.name == name)
+                .filter_map(|r| r.scalar.as_ref().map(|s| s.value))
+                .sum();
+            if *amount > have + 1e-6 {
+                let in_use = before.get(name).copied().unwrap_or(0.0);
+                return Some(format!(
+                    "Task asks for more '{name}' than the agent has: {:.3} requested, {:.3} of {:.3} free",
+                    amount - in_use,
+                    have - in_use,
+                    have
+                ));
+            }
+        }
+        None
+    }
+
+    fn deliver(
+        self: &Arc<Self>,
+        framework: pb::FrameworkInfo,
+        executor_info: pb::ExecutorInfo,
+        queued: Queued,
+        command_executor: bool,
+        default_executor: bool,
+    ) {
+        let fw = fw_id(&framework);
+        let exec_id = executor_info.executor_id.value.clone();
+        let tasks = Self::tasks_of(&queued);
+        let mut state = self.lock();
+        let agent_id = Self::agent_id(&state);
+        // Refuse what does not fit.
+        let mut asked: Vec<pb::Resource> = tasks.iter().flat_map(|t| t.resources.clone()).collect();
+        let exists = state
+            .frameworks
+            .get(&fw)
+            .is_some_and(|f| f.executors.contains_key(&exec_id));
+        if !exists {
+            asked.extend(executor_info.resources.clone());
+        }
+        if let Some(message) = self.over_committed(&state, &asked) {
+            drop(state);
+            for task in &tasks {
+                self.status_update(
+                    &framework,
+                    Some(&executor_info.executor_id),
+                    agent_status(
+                        &task.task_id,
+                        TaskState::TaskError,
+                        Reason::TaskInvalid,
+                        &message,
+                    ),
+                    false,
+                );
+            }
+            return;
+        }
+        let checkpoint = framework.checkpoint.unwrap_or(false);
+        let framework_info = framework.clone();
+        let fw_entry = self.ensure_framework(&mut state, framework);
+        let mut launch = None;
+        let executor = match fw_entry.executors.get_mut(&exec_id) {
+            Some(e)
+                if e.state != ExecutorState::Terminated
+                    && e.state != ExecutorState::Terminating =>
+            {
+                e
+            }
+            _ => {
+                let container_id = uuid::Uuid::new_v4().to_string();
+                let directory = self.sandbox_dir(&agent_id, &fw, &exec_id, &container_id);
+                let mut limits_resources: Vec<pb::Resource> = executor_info.resources.clone();
+                limits_resources.extend(tasks.iter().flat_map(|t| t.resources.clone()));
+                let limits = limits_of(&limits_resources);
+                if checkpoint {
+                    let _ = checkpoint::write_message(
+                        &self
+                            .meta
+                            .executor(&agent_id, &fw, &exec_id)
+                            .join("executor.info"),
+                        &executor_info,
+                    );
+                }
+                fw_entry.executors.insert(
+                    exec_id.clone(),
+                    Executor {
+                        info: executor_info.clone(),
+                        container_id: container_id.clone(),
+                        directory,
+                        state: ExecutorState::Registering,
+                        queued: Vec::new(),
+                        tasks: BTreeMap::new(),
+                        connection: None,
+                        pid: None,
+                        checkpoint,
+                        group: None,
+                        limits,
+                        termination: None,
+                        command_executor,
+                        default_executor,
+                    },
+                );
+                launch = Some(container_id);
+                fw_entry
+                    .executors
+                    .get_mut(&exec_id)
+                    .expect("the executor was inserted just above")
+            }
+        };
+        for task in &tasks {
+            let record = task_record(
+                task,
+                &fw,
+                &agent_id,
+                (!command_executor).then_some(&executor_info.executor_id),
+            );
+            if executor.checkpoint {
+                let dir = self.meta.task(
+                    &agent_id,
+                    &fw,
+                    &exec_id,
+                    &executor.container_id,
+                    &task.task_id.value,
+                );
+                let _ = checkpoint::write_message(&dir.join("task.info"), &record);
+            }
+            executor.tasks.insert(id_of(task), record);
+        }
+        match (&executor.connection, executor.state) {
+            (Some(connection), ExecutorState::Running) => {
+                let event = launch_event(&queued);
+                connection.send(&event);
+            }
+            _ => executor.queued.push(queued),
+        }
+        if launch.is_some() {
+            state.metrics.executors_launched += 1;
+        }
+        drop(state);
+        if let Some(container_id) = launch {
+            let agent = Arc::clone(self);
+            tokio::spawn(async move {
+                agent
+                    .launch_executor(framework_info, exec_id, container_id)
+                    .await;
+            });
+        }
+    }
+
+    fn executor_env(
+        &self,
+        state: &State,
+        framework: &pb::FrameworkInfo,
+        executor: &Executor,
+    ) -> Vec<(String, String)> {
+        let agent_id = Self::agent_id(state);
+        let dir = executor.directory.display().to_string();
+        let grace = executor
+            .info
+            .shutdown_grace_period
+            .as_ref()
+            .map(|d| Duration::from_nanos(d.nanoseconds.max(0) as u64))
+            .unwrap_or(self.config.shutdown_grace);
+        vec![
+            ("MESOS_FRAMEWORK_ID".into(), fw_id(framework)),
+            (
+                "MESOS_EXECUTOR_ID".into(),
+                executor.info.executor_id.value.clone(),
+            ),
+            ("MESOS_SANDBOX".into(), dir.clone()),
+            ("MESOS_DIRECTORY".into(), dir),
+            ("MESOS_AGENT_ENDPOINT".into(), self.endpoint.to_string()),
+            ("MESOS_SLAVE_ID".into(), agent_id.clone()),
+            ("MESOS_AGENT_ID".into(), agent_id),
+            (
+                "MESOS_CHECKPOINT".into(),
+                if executor.checkpoint { "1" } else { "0" }.into(),
+            ),
+            (
+                "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD".into(),
+                format_duration(grace),
+            ),
+            (
+                "MESOS_RECOVERY_TIMEOUT".into(),
+                format_duration(self.config.recovery_timeout),
+            ),
+            ("MESOS_SUBSCRIPTION_BACKOFF_MAX".into(), "2secs".into()),
+            ("MESOS_HTTP_COMMAND_EXECUTOR".into(), "1".into()),
+            ("MESOS_CONTAINER_ID".into(), executor.container_id.clone()),
+        ]
+    }
+
+    async fn launch_executor(
+        self: Arc<Self>,
+        framework: pb::FrameworkInfo,
+        exec_id: String,
+        container_id: String,
+    ) {
+        let fw = fw_id(&framework);
+        let spec = {
+            let state = self.lock();
+            let Some(executor) = state
+                .frameworks
+                .get(&fw)
+                .and_then(|f| f.executors.get(&exec_id))
+            else {
+                return;
+            };
+            let command = executor.info.command.clone().unwrap_or_default();
+            LaunchSpec {
+                container_id: pb::ContainerId {
+                    value: container_id.clone(),
+                    parent: None,
+                },
+                sandbox: executor.directory.clone(),
+                user: command
+                    .user
+                    .clone()
+                    .or_else(|| Some(framework.user.clone()).filter(|u| !u.is_empty())),
+                command,
+                env: self.executor_env(&state, &framework, executor),
+                limits: executor.limits,
+            }
+        };
+        let runtime = self.runtime_dir(&container_id);
+        let _ = std::fs::create_dir_all(&runtime);
+        let _ = std::fs::write(
+            runtime.join("group"),
+            self.isolator.group_name(&spec.container_id),
+        );
+        match containerizer::launch(&self.isolator, &spec).await {
+            Ok(launched) => {
+                let _ = std::fs::write(runtime.join("pid"), launched.pid.to_string());
+                let group = Arc::new(launched.group);
+                {
+                    let mut state = self.lock();
+                    let agent_id = Self::agent_id(&state);
+                    if let Some(executor) = state
+                        .frameworks
+                        .get_mut(&fw)
+                        .and_then(|f| f.executors.get_mut(&exec_id))
+                        .filter(|e| e.container_id == container_id)
+                    {
+                        executor.pid = Some(launched.pid);
+                        executor.group = Some(Arc::clone(&group));
+                        if executor.checkpoint {
+                            let _ = checkpoint::write_atomic(
+                                &self
+                                    .meta
+                                    .run(&agent_id, &fw, &exec_id, &container_id)
+                                    .join("forked.pid"),
+                                launched.pid.to_string().as_bytes(),
+                            );
+                        }
+                    }
+                }
+                self.spawn_waiter(
+                    fw.clone(),
+                    exec_id.clone(),
+                    container_id.clone(),
+                    Waiter::Child(launched.child),
+                );
+                self.spawn_oom_watch(fw.clone(), exec_id.clone(), container_id.clone(), group);
+                let agent = Arc::clone(&self);
+                let timeout = self.config.registration_timeout;
+                tokio::spawn(async move {
+                    tokio::time::sleep(timeout).await;
+                    agent.registration_timed_out(&fw, &exec_id, &container_id, timeout, false);
+                });
+            }
+            Err(error) => {
+                tracing::warn!(
+                    "container {container_id} of executor {exec_id} failed to launch: {error}"
+                );
+                let message = error.to_string();
+                {
+                    let mut state = self.lock();
+                    if let Some(executor) = state
+                        .frameworks
+                        .get_mut(&fw)
+                        .and_then(|f| f.executors.get_mut(&exec_id))
+                        .filter(|e| e.container_id == container_id)
+                    {
+                        executor.termination = Some(Termination {
+                            state: TaskState::TaskFailed,
+                            reason: Reason::ContainerLaunchFailed,
+                            message,
+                        });
+                    }
+                }
+                self.executor_terminated(&fw, &exec_id, &container_id, None)
+                    .await;
+            }
+        }
+    }
+
+    /// `work_dir/runtime/containers/<id>`: every container's pid and group,
+    /// checkpointing or not, so a restarted agent can kill orphans.
+    pub fn runtime_dir(&self, container_id: &str) -> PathBuf {
+        self.config
+            .flags
+            .work_dir
+            .join("runtime")
+            .join("containers")
+            .join(container_id)
+    }
+
+    fn spawn_waiter(
+        self: &Arc<Self>,
+        fw: String,
+        exec_id: String,
+        container_id: String,
+        waiter: Waiter,
+    ) {
+        let agent = Arc::clone(self);
+        tokio::spawn(async move {
+            let status = match waiter {
+                Waiter::Child(mut child) => child.wait().await.ok().map(wait_status),
+                Waiter::Pid(pid) => {
+                    while containerizer::process_alive(pid) {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    None
+                }
+            };
+            agent
+                .executor_terminated(&fw, &exec_id, &container_id, status)
+                .await;
+        });
+    }
+
+    /// Polls the group's OOM counter and ends the container when the
+    /// kernel killed inside it, as Mesos's memory isolator does.
+    fn spawn_oom_watch(
+        self: &Arc<Self>,
+        fw: String,
+        exec_id: String,
+        container_id: String,
+        group: Arc<ContainerGroup>,
+    ) {
+        if !group.is_cgroup() {
+            return;
+        }
+        let agent = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let live = {
+                    let state = agent.lock();
+                    state
+                        .frameworks
+                        .get(&fw)
+                        .and_then(|f| f.executors.get(&exec_id))
+                        .is_some_and(|e| {
+                            e.container_id == container_id && e.state != ExecutorState::Terminated
+                        })
+                };
+                if !live {
+                    return;
+                }
+                if group.oom_killed() {
+                    agent.memory_limitation(&fw, &exec_id, &group);
+                    return;
+                }
+            }
+        });
+    }
+
+    fn memory_limitation(self: &Arc<Self>, fw: &str, exec_id: &str, group: &Arc<ContainerGroup>) {
+        let (limit, peak) = group.memory_limit_and_peak();
+        let mb = |b: Option<u64>| {
+            b.map(|b| format!("{}MB", b / (1024 * 1024)))
+                .unwrap_or("unknown".into())
+        };
+        let message = format!(
+            "Memory limit exceeded: Requested: {} Maximum Used: {}",
+            mb(limit),
+            mb(peak)
+        );
+        {
+            let mut state = self.lock();
+            if let Some(executor) = state
+                .frameworks
+                .get_mut(fw)
+                .and_then(|f| f.executors.get_mut(exec_id))
+            {
+                if executor.termination.is_none() {
+                    executor.termination = Some(Termination {
+                        state: TaskState::TaskFailed,
+                        reason: Reason::ContainerLimitationMemory,
+                        message,
+                    });
+                }
+            }
+        }
+        let group = Arc::clone(group);
+        tokio::task::spawn_blocking(move || group.kill_all(Duration::from_secs(10)));
+    }
+
+    fn registration_timed_out(
+        self: &Arc<Self>,
+        fw: &str,
+        exec_id: &str,
+        container_id: &str,
+        timeout: Duration,
+        reregistration: bool,
+    ) {
+        let group = {
+            let mut state = self.lock();
+            let Some(executor) = state
+                .frameworks
+                .get_mut(fw)
+                .and_then(|f| f.executors.get_mut(exec_id))
+                .filter(|e| {
+                    e.container_id == container_id && e.state == ExecutorState::Registering
+                })
+            else {
+                return;
+            };
+            executor.termination = Some(if reregistration {
+                Termination {
+                    state: TaskState::TaskLost,
+                    reason: Reason::ExecutorReregistrationTimeout,
+                    message: format!(
+                        "Executor did not reregister within {}",
+                        format_duration(timeout)
+                    ),
+                }
+            } else {
+                Termination {
+                    state: TaskState::TaskFailed,
+                    reason: Reason::ExecutorRegistrationTimeout,
+                    message: format!(
+                        "Executor did not register within {}",
+                        format_duration(timeout)
+                    ),
+                }
+            });
+            executor.state = ExecutorState::Terminating;
+            (executor.group.clone(), executor.pid)
+        };
+        self.destroy_async(group.0, group.1);
+    }
+
+    fn destroy_async(&self, group: Option<Arc<ContainerGroup>>, pid: Option<u32>) {
+        tokio::task::spawn_blocking(move || {
+            if let Some(pid) = pid {
+                containerizer::kill_process_group(pid, libc::SIGKILL);
+            }
+            if let Some(group) = group {
+                let _ = group.kill_all(Duration::from_secs(10));
+            }
+        });
+    }
+
+    /// The executor's process is gone: fail its live tasks, tell the
+    /// master, remove the container.
+    pub async fn executor_terminated(
+        self: &Arc<Self>,
+        fw: &str,
+        exec_id: &str,
+        container_id: &str,
+        status: Option<i32>,
+    ) {
+        let (group, pid, updates, framework) = {
+            let mut state = self.lock();
+            let agent_id = Self::agent_id(&state);
+            let Some(framework) = state.frameworks.get_mut(fw) else {
+                return;
+            };
+            let Some(executor) = framework
+                .executors
+                .get_mut(exec_id)
+                .filter(|e| e.container_id == container_id)
+            else {
+                return;
+            };
+            executor.state = ExecutorState::Terminated;
+            executor.connection = None;
+            let oom = executor.group.as_ref().is_some_and(|g| g.oom_killed());
+            let termination = executor.termination.clone().or_else(|| {
+                oom.then(|| Termination {
+                    state: TaskState::TaskFailed,
+                    reason: Reason::ContainerLimitationMemory,
+                    message: "Memory limit exceeded".into(),
+                })
+            });
+            let termination = termination.unwrap_or(Termination {
+                state: TaskState::TaskFailed,
+                reason: Reason::ExecutorTerminated,
+                message: "Executor terminated".into(),
+            });
+            let mut updates = Vec::new();
+            for task in executor.tasks.values().filter(|t| !is_terminal(t.state)) {
+                let mut status = agent_status(
+                    &task.task_id,
+                    termination.state,
+                    termination.reason,
+                    &termination.message,
+                );
+                if termination.reason == Reason::ContainerLimitationMemory {
+                    status.limitation = Some(pb::TaskResourceLimitation {
+                        resources: task
+                            .resources
+                            .iter()
+                            .filter(|r| r.name == "mem")
+                            .cloned()
+                            .collect(),
+                    });
+                }
+                updates.push(status);
+            }
+            executor.queued.clear();
+            if executor.checkpoint {
+                let _ = checkpoint::write_atomic(
+                    &self
+                        .meta
+                        .run(&agent_id, fw, exec_id, container_id)
+                        .join("completed"),
+                    b"",
+                );
+            }
+            (
+                executor.group.clone(),
+                executor.pid,
+                updates,
+                framework.info.clone(),
+            )
+        };
+        let executor_id = pb::ExecutorId {
+            value: exec_id.to_string(),
+        };
+        for status in updates {
+            self.status_update(&framework, Some(&executor_id), status, false);
+        }
+        {
+            let mut state = self.lock();
+            let message = Up::ExecutorExited(link::ExecutorExited {
+                framework_id: pb::FrameworkId {
+                    value: fw.to_string(),
+                },
+                executor_id: executor_id.clone(),
+                status,
+            });
+            self.send_or_keep(&mut state, message);
+        }
+        let runtime = self.runtime_dir(container_id);
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(pid) = pid {
+                containerizer::kill_process_group(pid, libc::SIGKILL);
+            }
+            if let Some(group) = group {
+                if let Err(e) = group.destroy(Duration::from_secs(10)) {
+                    tracing::warn!("failed to destroy the container's group: {e}");
+                }
+            }
+            let _ = std::fs::remove_dir_all(runtime);
+        })
+        .await;
+        let mut state = self.lock();
+        self.retire_executor(&mut state, fw, exec_id);
+    }
+
+    /// Moves a terminated executor to the completed list, and drops the
+    /// framework when nothing of it is left.
+    fn retire_executor(&self, state: &mut State, fw: &str, exec_id: &str) {
+        let Some(framework) = state.frameworks.get_mut(fw) else {
+            return;
+        };
+        if framework
+            .executors
+            .get(exec_id)
+            .is_some_and(|e| e.state == ExecutorState::Terminated)
+        {
+            if let Some(executor) = framework.executors.remove(exec_id) {
+                framework.completed_executors.push_back(executor);
+                while framework.completed_executors.len() > MAX_COMPLETED {
+                    framework.completed_executors.pop_front();
+                }
+            }
+        }
+        let pending = state.streams.keys().any(|(f, _)| f == fw);
+        let framework = state.frameworks.get(fw);
+        if framework.is_some_and(|f| f.executors.is_empty()) && !pending {
+            if let Some(framework) = state.frameworks.remove(fw) {
+                let agent_id = Self::agent_id(state);
+                let _ = std::fs::remove_dir_all(self.meta.framework(&agent_id, fw));
+                state.completed_frameworks.push_back(framework);
+                while state.completed_frameworks.len() > MAX_COMPLETED {
+                    state.completed_frameworks.pop_front();
+                }
+            }
+        }
+    }
+
+    /// KillTask from the master.
+    pub fn kill_task(
+        self: &Arc<Self>,
+        fw: &pb::FrameworkId,
+        task_id: &pb::TaskId,
+        kill_policy: Option<pb::KillPolicy>,
+    ) {
+        let mut generated = None;
+        let mut shutdown = None;
+        let framework_info;
+        {
+            let mut state = self.lock();
+            let Some(framework) = state.frameworks.get_mut(&fw.value) else {
+                drop(state);
+                let info = pb::FrameworkInfo {
+                    id: Some(fw.clone()),
+                    ..Default::default()
+                };
+                self.status_update(
+                    &info,
+                    None,
+                    agent_status(
+                        task_id,
+                        TaskState::TaskLost,
+                        Reason::TaskUnknown,
+                        "Cannot find the task's framework on this agent",
+                    ),
+                    false,
+                );
+                return;
+            };
+            framework_info = framework.info.clone();
+            let Some(executor) = framework
+                .executors
+                .values_mut()
+                .find(|e| e.tasks.contains_key(&task_id.value))
+            else {
+                drop(state);
+                self.status_update(
+                    &framework_info,
+                    None,
+                    agent_status(
+                        task_id,
+                        TaskState::TaskLost,
+                        Reason::TaskUnknown,
+                        "Cannot find the task on this agent",
+                    ),
+                    false,
+                );
+                return;
+            };
+            let queued_index = executor
+                .queued
+                .iter()
+                .position(|q| Self::tasks_of(q).iter().any(|t| t.task_id == *task_id));
+            if let Some(index) = queued_index {
+                // Not delivered yet: the whole queued unit is killed.
+                let unit = executor.queued.remove(index);
+                generated = Some((executor.info.executor_id.clone(), Self::tasks_of(&unit)));
+                if executor.queued.is_empty()
+                    && executor.tasks.values().all(|t| {
+                        is_terminal(t.state)
+                            || Self::tasks_of(&unit).iter().any(|u| u.task_id == t.task_id)
+                    })
+                {
+                    shutdown = Some(executor.info.executor_id.value.clone());
+                }
+            } else if let Some(connection) = &executor.connection {
+                connection.send(&ex::Event {
+                    r#type: Some(ex::event::Type::Kill as i32),
+                    kill: Some(ex::event::Kill {
+                        task_id: task_id.clone(),
+                        kill_policy,
+                    }),
+                    ..Default::default()
+                });
+            } else {
+                // The executor is not subscribed (it may be re-attaching):
+                // end it; its tasks are reported by the waiter.
+                executor.termination = Some(Termination {
+                    state: TaskState::TaskKilled,
+                    reason: Reason::TaskKilledDuringLaunch,
+                    message: "Task killed before the executor subscribed".into(),
+                });
+                shutdown = Some(executor.info.executor_id.value.clone());
+            }
+        }
+        if let Some((executor_id, tasks)) = generated {
+            for task in tasks {
+                self.status_update(
+                    &framework_info,
+                    Some(&executor_id),
+                    agent_status(
+                        &task.task_id,
+                        TaskState::TaskKilled,
+                        Reason::TaskKilledDuringLaunch,
+                        "Killed before delivery to the executor",
+                    ),
+                    false,
+                );
+            }
+        }
+        if let Some(exec_id) = shutdown {
+            self.shutdown_executor(&fw.value, &exec_id);
+        }
+    }
+
+    /// ShutdownExecutor: SHUTDOWN to the executor, then kill after the
+    /// grace period.
+    pub fn shutdown_executor(self: &Arc<Self>, fw: &str, exec_id: &str) {
+        let (group, pid, container_id, grace) = {
+            let mut state = self.lock();
+            let Some(executor) = state
+                .frameworks
+                .get_mut(fw)
+                .and_then(|f| f.executors.get_mut(exec_id))
+            else {
+                return;
+            };
+            if executor.state == ExecutorState::Terminated {
+                return;
+            }
+            executor.state = ExecutorState::Terminating;
+            let grace = executor
+                .info
+                .shutdown_grace_period
+                .as_ref()
+                .map(|d| Duration::from_nanos(d.nanoseconds.max(0) as u64))
+                .unwrap_or(self.config.shutdown_grace);
+            let sent = executor.connection.as_ref().is_some_and(|c| {
+                c.send(&ex::Event {
+                    r#type: Some(ex::event::Type::Shutdown as i32),
+                    ..Default::default()
+                })
+            });
+            let grace = if sent { grace } else { Duration::ZERO };
+            (
+                executor.group.clone(),
+                executor.pid,
+                executor.container_id.clone(),
+                grace,
+            )
+        };
+        let agent = Arc::clone(self);
+        let fw = fw.to_string();
+        let exec_id = exec_id.to_string();
+        tokio::spawn(async move {
+            if !grace.is_zero() {
+                tokio::time::sleep(grace).await;
+            }
+            let live = {
+                let state = agent.lock();
+                state
+                    .frameworks
+                    .get(&fw)
+                    .and_then(|f| f.executors.get(&exec_id))
+                    .is_some_and(|e| {
+                        e.container_id == container_id && e.state != ExecutorState::Terminated
+                    })
+            };
+            if live {
+                agent.destroy_async(group, pid);
+            }
+        });
+    }
+
+    /// ShutdownFramework: every executor of it goes.
+    pub fn shutdown_framework(self: &Arc<Self>, fw: &pb::FrameworkId) {
+        let executors: Vec<String> = {
+            let state = self.lock();
+            state
+                .frameworks
+                .get(&fw.value)
+                .map(|f| f.executors.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        for exec_id in executors {
+            {
+                let mut state = self.lock();
+                if let Some(e) = state
+                    .frameworks
+                    .get_mut(&fw.value)
+                    .and_then(|f| f.executors.get_mut(&exec_id))
+                {
+                    e.termination.get_or_insert(Termination {
+                        state: TaskState::TaskKilled,
+                        reason: Reason::FrameworkRemoved,
+                        message: "Framework was removed".into(),
+                    });
+                }
+            }
+            self.shutdown_executor(&fw.value, &exec_id);
+        }
+    }
+
+    /// FrameworkToExecutor: a MESSAGE event.
+    pub fn framework_message(&self, message: link::FrameworkToExecutor) {
+        let state = self.lock();
+        if let Some(connection) = state
+            .frameworks
+            .get(&message.framework_id.value)
+            .and_then(|f| f.executors.get(&message.executor_id.value))
+            .and_then(|e| e.connection.as_ref())
+        {
+            connection.send(&ex::Event {
+                r#type: Some(ex::event::Type::Message as i32),
+                message: Some(ex::event::Message { data: message.data }),
+                ..Default::default()
+            });
+        }
+    }
+
+    /// UpdateFramework: remember (and checkpoint) the new info.
+    pub fn update_framework(&self, id: pb::FrameworkId, mut info: pb::FrameworkInfo) {
+        info.id = Some(id.clone());
+        let mut state = self.lock();
+        if state.frameworks.contains_key(&id.value) {
+            self.ensure_framework(&mut state, info);
+        }
+    }
+
+    /// CheckpointResources: the agent's dynamic reservations, in full.
+    pub fn checkpoint_resources(&self, resources: Vec<pb::Resource>) {
+        let mut state = self.lock();
+        let agent_id = Self::agent_id(&state);
+        let _ = checkpoint::write_message(
+            &self.meta.agent(&agent_id).join("resources.info"),
+            &link::CheckpointResources {
+                resources: resources.clone(),
+            },
+        );
+        state.checkpointed_resources = resources;
+    }
+
+    // ----- the status update manager -----------------------------------
+
+    /// Accepts one status update: records the task's new state,
+    /// checkpoints the update, and sends it if it heads its stream.
+    pub fn status_update(
+        &self,
+        framework: &pb::FrameworkInfo,
+        executor_id: Option<&pb::ExecutorId>,
+        mut status: pb::TaskStatus,
+        from_executor: bool,
+    ) {
+        let mut state = self.lock();
+        let fw = fw_id(framework);
+        let agent_id_value = Self::agent_id(&state);
+        let agent_id = state.info.id.clone();
+        if status.uuid.is_none() {
+            status.uuid = Some(Bytes::copy_from_slice(uuid::Uuid::new_v4().as_bytes()));
+        }
+        status.agent_id = agent_id.clone();
+        status.timestamp.get_or_insert_with(now_secs);
+        if status.source.is_none() {
+            status.source = Some(if from_executor {
+                Source::Executor
+            } else {
+                Source::Agent
+            } as i32);
+        }
+        let task_key = (fw.clone(), status.task_id.value.clone());
+        // Record the state on the task, and find where to checkpoint.
+        let mut file = None;
+        let mut exec_for_stream = executor_id.cloned();
+        if let Some(framework) = state.frameworks.get_mut(&fw) {
+            let executor = framework
+                .executors
+                .values_mut()
+                .find(|e| e.tasks.contains_key(&status.task_id.value));
+            if let Some(executor) = executor {
+                if status.executor_id.is_none() && !executor.command_executor {
+                    status.executor_id = Some(executor.info.executor_id.clone());
+                }
+                exec_for_stream = Some(executor.info.executor_id.clone());
+                if from_executor && status.state == TaskState::TaskFailed as i32 {
+                    if let Some(group) = executor.group.as_ref().filter(|g| g.oom_killed()) {
+                        // The task died of the memory limit, not of its own accord.
+                        status.reason = Some(Reason::ContainerLimitationMemory as i32);
+                        status.source = Some(Source::Agent as i32);
+                        let (limit, _) = group.memory_limit_and_peak();
+                        status.message = Some(format!(
+                            "Memory limit exceeded: Requested: {}MB",
+                            limit.unwrap_or(0) / (1024 * 1024)
+                        ));
+                    }
+                }
+                if let Some(task) = executor.tasks.get_mut(&status.task_id.value) {
+                    if !is_terminal(task.state) {
+                        task.state = status.state;
+                    }
+                    task.statuses.retain(|s| s.state != status.state);
+                    task.statuses.push(status.clone());
+                    if executor.checkpoint {
+                        file = Some(
+                            self.meta
+                                .task(
+                                    &agent_id_value,
+                                    &fw,
+                                    &executor.info.executor_id.value,
+                                    &executor.container_id,
+                                    &status.task_id.value,
+                                )
+                                .join("task.updates"),
+                        );
+                    }
+                }
+            }
+        }
+        if is_terminal(status.state) {
+            *state
+                .metrics
+                .tasks
+                .entry(state_name(status.state))
+                .or_default() += 1;
+        }
+        let update = link::StatusUpdate {
+            framework_id: pb::FrameworkId { value: fw.clone() },
+            executor_id: exec_for_stream.clone(),
+            agent_id,
+            status: status.clone(),
+            timestamp: status.timestamp.unwrap_or_else(now_secs),
+            latest_state: Some(status.state),
+        };
+        let now = Instant::now();
+        let stream = state
+            .streams
+            .entry(task_key)
+            .or_insert_with(|| UpdateStream {
+                executor_id: exec_for_stream,
+                pending: VecDeque::new(),
+                seen: HashSet::new(),
+                file: file.clone(),
+                backoff: STATUS_UPDATE_RETRY_MIN,
+                next_retry: now + STATUS_UPDATE_RETRY_MIN,
+            });
+        let uuid = status.uuid.clone().unwrap_or_default();
+        if !stream.seen.insert(uuid) {
+            return; // a duplicate
+        }
+        if let Some(path) = &stream.file {
+            if let Err(e) = checkpoint::append_update(path, &UpdateRecord::Update(update.clone())) {
+                tracing::error!("failed to checkpoint a status update: {e}");
+            }
+        }
+        for pending in stream.pending.iter_mut() {
+            pending.latest_state = Some(status.state);
+        }
+        stream.pending.push_back(update.clone());
+        let head = (stream.pending.len() == 1).then(|| {
+            stream.backoff = STATUS_UPDATE_RETRY_MIN;
+            stream.next_retry = now + stream.backoff;
+            update
+        });
+        let registered = state.registered;
+        drop(state);
+        if let Some(head) = head {
+            if registered {
+                self.send(Up::StatusUpdate(head));
+            }
+        }
+        self.retry_wakeup.notify_one();
+    }
+
+    /// The master acknowledged an update: drop it, tell the executor, send
+    /// the next.
+    pub fn acknowledge(&self, fw: &pb::FrameworkId, task_id: &pb::TaskId, uuid: &Bytes) {
+        let mut state = self.lock();
+        let key = (fw.value.clone(), task_id.value.clone());
+        let Some(stream) = state.streams.get_mut(&key) else {
+            return;
+        };
+        if stream.pending.front().and_then(|u| u.status.uuid.as_ref()) != Some(uuid) {
+            tracing::debug!("ignoring an acknowledgement for an update not in flight");
+            return;
+        }
+        let acked = stream.pending.pop_front();
+        if let Some(path) = &stream.file {
+            let _ = checkpoint::append_update(path, &UpdateRecord::Ack(uuid.to_vec()));
+        }
+        let now = Instant::now();
+        stream.backoff = STATUS_UPDATE_RETRY_MIN;
+        stream.next_retry = now + stream.backoff;
+        let next = stream.pending.front().cloned();
+        let terminal_done =
+            acked.as_ref().is_some_and(|u| is_terminal(u.status.state)) && next.is_none();
+        let exec_id = stream.executor_id.clone();
+        if terminal_done {
+            state.streams.remove(&key);
+        }
+        // ACKNOWLEDGED goes to the executor that sent the update.
+        if let (Some(acked), Some(exec_id)) = (&acked, &exec_id) {
+            if acked.status.source == Some(Source::Executor as i32) {
+                if let Some(connection) = state
+                    .frameworks
+                    .get(&fw.value)
+                    .and_then(|f| f.executors.get(&exec_id.value))
+                    .and_then(|e| e.connection.as_ref())
+                {
+                    connection.send(&ex::Event {
+                        r#type: Some(ex::event::Type::Acknowledged as i32),
+                        acknowledged: Some(ex::event::Acknowledged {
+                            task_id: task_id.clone(),
+                            uuid: uuid.clone(),
+                        }),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        if terminal_done {
+            // A finished task whose executor is gone leaves nothing behind.
+            if let Some(exec_id) = &exec_id {
+                let agent_id = Self::agent_id(&state);
+                if let Some(executor) = state
+                    .frameworks
+                    .get(&fw.value)
+                    .and_then(|f| f.executors.get(&exec_id.value))
+                {
+                    if executor.checkpoint {
+                        let _ = std::fs::remove_dir_all(self.meta.task(
+                            &agent_id,
+                            &fw.value,
+                            &exec_id.value,
+                            &executor.container_id,
+                            &task_id.value,
+                        ));
+                    }
+                }
+                self.retire_executor(&mut state, &fw.value, &exec_id.value);
+            }
+        }
+        let registered = state.registered;
+        drop(state);
+        if let (Some(next), true) = (next, registered) {
+            self.send(Up::StatusUpdate(next));
+        }
+    }
+
+    /// Resends every stream head whose retry time has come; returns when
+    /// the next one is due.
+    pub fn retry_due(&self) -> Option<Instant> {
+        let mut state = self.lock();
+        if !state.registered {
+            return None;
+        }
+        let now = Instant::now();
+        let mut due = Vec::new();
+        let mut next: Option<Instant> = None;
+        for stream in state.streams.values_mut() {
+            let Some(head) = stream.pending.front() else {
+                continue;
+            };
+            if stream.next_retry <= now {
+                due.push(head.clone());
+                stream.backoff = (stream.backoff * 2).min(STATUS_UPDATE_RETRY_MAX);
+                stream.next_retry = now + stream.backoff;
+            }
+            next = Some(next.map_or(stream.next_retry, |n| n.min(stream.next_retry)));
+        }
+        drop(state);
+        for update in due {
+            self.send(Up::StatusUpdate(update));
+        }
+        next
+    }
+
+    /// Runs the resend loop until the process ends.
+    pub async fn retry_loop(self: Arc<Self>) {
+        loop {
+            let next = self.retry_due();
+            let wait = next
+                .map(|n| n.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_millis(50));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.retry_wakeup.notified() => {}
+            }
+        }
+    }
+
+    // ----- executors ----------------------------------------------------
+
+    /// SUBSCRIBE from an executor: attach its stream, send SUBSCRIBED and
+    /// the queued tasks.
+    pub fn executor_subscribe(
+        self: &Arc<Self>,
+        call: &ex::Call,
+        content_type: ContentType,
+    ) -> Result<mpsc::UnboundedReceiver<Bytes>, AgentError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let connection = Connection { tx, content_type };
+        let subscribe = call.subscribe.clone().unwrap_or_default();
+        let mut replay = Vec::new();
+        {
+            let mut state = self.lock();
+            let agent_info = state.info.clone();
+            let agent_id_value = Self::agent_id(&state);
+            let framework = state
+                .frameworks
+                .get_mut(&call.framework_id.value)
+                .ok_or_else(|| AgentError::NotFound("Framework cannot be found".into()))?;
+            let framework_info = framework.info.clone();
+            let executor = framework
+                .executors
+                .get_mut(&call.executor_id.value)
+                .ok_or_else(|| AgentError::NotFound("Executor cannot be found".into()))?;
+            if executor.state == ExecutorState::Terminated {
+                return Err(AgentError::Forbidden("Executor is terminated".into()));
+            }
+            connection.send(&ex::Event {
+                r#type: Some(ex::event::Type::Subscribed as i32),
+                subscribed: Some(ex::event::Subscribed {
+                    executor_info: executor.info.clone(),
+                    framework_info,
+                    agent_info,
+                    container_id: Some(pb::ContainerId {
+                        value: executor.container_id.clone(),
+                        parent: None,
+                    }),
+                }),
+                ..Default::default()
+            });
+            if executor.state == ExecutorState::Terminating {
+                connection.send(&ex::Event {
+                    r#type: Some(ex::event::Type::Shutdown as i32),
+                    ..Default::default()
+                });
+            } else {
+                executor.state = ExecutorState::Running;
+                for queued in std::mem::take(&mut executor.queued) {
+                    connection.send(&launch_event(&queued));
+                }
+            }
+            // Tasks the executor knows but the agent lost (it died before
+            // checkpointing them) come back as launched.
+            for task in &subscribe.unacknowledged_tasks {
+                executor
+                    .tasks
+                    .entry(task.task_id.value.clone())
+                    .or_insert_with(|| {
+                        task_record(
+                            task,
+                            &call.framework_id.value,
+                            &agent_id_value,
+                            Some(&call.executor_id),
+                        )
+                    });
+            }
+            executor.connection = Some(connection);
+            for update in &subscribe.unacknowledged_updates {
+                replay.push(update.status.clone());
+            }
+        }
+        // Updates the executor sent but the agent never checkpointed are
+        // accepted now; known ones are dropped as duplicates.
+        if !replay.is_empty() {
+            let framework = {
+                let state = self.lock();
+                state
+                    .frameworks
+                    .get(&call.framework_id.value)
+                    .map(|f| f.info.clone())
+            };
+            if let Some(framework) = framework {
+                for status in replay {
+                    self.status_update(&framework, Some(&call.executor_id), status, true);
+                }
+            }
+        }
+        Ok(rx)
+    }
+
+    /// Checks that an executor exists and is subscribed.
+    pub fn check_subscribed(&self, call: &ex::Call) -> Result<pb::FrameworkInfo, AgentError> {
+        let state = self.lock();
+        let framework = state
+            .frameworks
+            .get(&call.framework_id.value)
+            .ok_or_else(|| AgentError::NotFound("Framework cannot be found".into()))?;
+        let executor = framework
+            .executors
+            .get(&call.executor_id.value)
+            .ok_or_else(|| AgentError::NotFound("Executor cannot be found".into()))?;
+        if executor.state == ExecutorState::Registering {
+            return Err(AgentError::Forbidden("Executor is not subscribed".into()));
+        }
+        Ok(framework.info.clone())
+    }
+
+    /// UPDATE from an executor.
+    pub fn executor_update(&self, call: &ex::Call) -> Result<(), AgentError> {
+        let framework = self.check_subscribed(call)?;
+        let update = call
+            .update
+            .as_ref()
+            .ok_or_else(|| AgentError::Invalid("Expecting 'update' to be present".into()))?;
+        let mut status = update.status.clone();
+        if status.uuid.is_none() {
+            self.lock().metrics.invalid_status_updates += 1;
+            return Err(AgentError::Invalid("Expecting 'uuid' to be present".into()));
+        }
+        if status.state == TaskState::TaskStaging as i32 {
+            self.lock().metrics.invalid_status_updates += 1;
+            return Err(AgentError::Invalid(
+                "Received TASK_STAGING from executor".into(),
+            ));
+        }
+        status.source = Some(Source::Executor as i32);
+        self.lock().metrics.valid_status_updates += 1;
+        self.status_update(&framework, Some(&call.executor_id), status, true);
+        Ok(())
+    }
+
+    /// MESSAGE from an executor: to its framework.
+    pub fn executor_message(&self, call: &ex::Call) -> Result<(), AgentError> {
+        self.check_subscribed(call)?;
+        let data = call
+            .message
+            .as_ref()
+            .map(|m| m.data.clone())
+            .ok_or_else(|| AgentError::Invalid("Expecting 'message' to be present".into()))?;
+        let mut state = self.lock();
+        state.metrics.valid_framework_messages += 1;
+        let agent_id = state.info.id.clone().unwrap_or_default();
+        if state.registered {
+            self.send(Up::ExecutorToFramework(link::ExecutorToFramework {
+                agent_id,
+                framework_id: call.framework_id.clone(),
+                executor_id: call.executor_id.clone(),
+                data,
+            }));
+        }
+        Ok(())
+    }
+
+    /// An executor's event stream closed.
+    pub fn executor_disconnected(
+        &self,
+        fw: &str,
+        exec_id: &str,
+        tx_closed: &mpsc::UnboundedSender<Bytes>,
+    ) {
+        let mut state = self.lock();
+        if let Some(executor) = state
+            .frameworks
+            .get_mut(fw)
+            .and_then(|f| f.executors.get_mut(exec_id))
+        {
+            if executor
+                .connection
+                .as_ref()
+                .is_some_and(|c| c.tx.same_channel(tx_closed))
+            {
+                executor.connection = None;
+            }
+        }
+    }
+
+    /// Sends HEARTBEAT to every subscribed executor.
+    pub fn heartbeat_executors(&self) {
+        let state = self.lock();
+        for fw in state.frameworks.values() {
+            for executor in fw.executors.values() {
+                if let Some(c) = &executor.connection {
+                    c.send(&ex::Event {
+                        r#type: Some(ex::event::Type::Heartbeat as i32),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+
+    /// Kills every container (ShutdownAgent, or `--recover=cleanup`).
+    pub async fn kill_everything(self: &Arc<Self>) {
+        let targets: Vec<(Option<Arc<ContainerGroup>>, Option<u32>)> = {
+            let state = self.lock();
+            let mut targets: Vec<_> = state
+                .frameworks
+                .values()
+                .flat_map(|f| f.executors.values())
+                .map(|e| (e.group.clone(), e.pid))
+                .collect();
+            targets.extend(state.nested.values().map(|n| (n.group.clone(), n.pid)));
+            targets
+        };
+        let _ = tokio::task::spawn_blocking(move || {
+            for (group, pid) in targets {
+                if let Some(pid) = pid {
+                    containerizer::kill_process_group(pid, libc::SIGKILL);
+                }
+                if let Some(group) = group {
+                    let _ = group.destroy(Duration::from_secs(10));
+                }
+            }
+        })
+        .await;
+    }
+
+    // ----- recovery -------------------------------------------------------
+
+    /// Reads the checkpoints: returns the agent id to re-register with, and
+    /// re-attaches or reports the executors found.
+    pub async fn recover(self: &Arc<Self>) -> Result<Option<pb::AgentId>, AgentError> {
+        let recovered = checkpoint::recover(&self.meta)?;
+        {
+            let mut state = self.lock();
+            for error in &recovered.errors {
+                tracing::error!("recovery: {error}");
+            }
+            state.metrics.recovery_errors += recovered.errors.len() as u64;
+            state.recovery_errors = recovered.errors.clone();
+        }
+        if self.config.recover == RecoverMode::Cleanup {
+            self.kill_orphans(&HashSet::new()).await;
+            let _ =
+                std::fs::remove_dir_all(self.meta.latest().parent().unwrap_or(&self.meta.latest()));
+            return Ok(None);
+        }
+        let Some(info) = recovered.info else {
+            self.kill_orphans(&HashSet::new()).await;
+            return Ok(None);
+        };
+        let Some(agent_id) = info.id.clone() else {
+            return Ok(None);
+        };
+        let mut keep = HashSet::new();
+        let mut dead = Vec::new();
+        {
+            let mut state = self.lock();
+            state.info.id = Some(agent_id.clone());
+            state.checkpointed_resources = recovered.resources.clone();
+            for rf in &recovered.frameworks {
+                let fw = fw_id(&rf.info);
+                let mut framework = Framework {
+                    info: rf.info.clone(),
+                    executors: BTreeMap::new(),
+                    completed_executors: VecDeque::new(),
+                };
+                for re in &rf.executors {
+                    let Some(run) = &re.run else { continue };
+                    let exec_id = re.info.executor_id.value.clone();
+                    let alive = !run.completed && run.pid.is_some_and(containerizer::process_alive);
+                    let mut tasks = BTreeMap::new();
+                    for (task, records) in &run.tasks {
+                        let mut task = task.clone();
+                        let mut pending: VecDeque<link::StatusUpdate> = VecDeque::new();
+                        let mut seen = HashSet::new();
+                        for record in records {
+                            match record {
+                                UpdateRecord::Update(u) => {
+                                    if let Some(uuid) = &u.status.uuid {
+                                        seen.insert(uuid.clone());
+                                    }
+                                    task.state = u.status.state;
+                                    task.statuses.push(u.status.clone());
+                                    pending.push_back(u.clone());
+                                }
+                                UpdateRecord::Ack(uuid) => {
+                                    if pending.front().and_then(|u| u.status.uuid.as_deref())
+                                        == Some(uuid.as_slice())
+                                    {
+                                        pending.pop_front();
+                                    }
+                                }
+                            }
+                        }
+                        let file = self
+                            .meta
+                            .task(
+                                &agent_id.value,
+                                &fw,
+                                &exec_id,
+                                &run.container_id,
+                                &task.task_id.value,
+                            )
+                            .join("task.updates");
+                        let terminal_acked = is_terminal(task.state) && pending.is_empty();
+                        if !pending.is_empty() || !terminal_acked {
+                            state.streams.insert(
+                                (fw.clone(), task.task_id.value.clone()),
+                                UpdateStream {
+                                    executor_id: Some(re.info.executor_id.clone()),
+                                    pending,
+                                    seen,
+                                    file: Some(file),
+                                    backoff: STATUS_UPDATE_RETRY_MIN,
+                                    next_retry: Instant::now(),
+                                },
+                            );
+                        }
+                        if terminal_acked {
+                            continue;
+                        }
+                        tasks.insert(task.task_id.value.clone(), task);
+                    }
+                    if !alive && tasks.values().all(|t| is_terminal(t.state)) && run.completed {
+                        continue;
+                    }
+                    let limits = limits_of(
+                        &re.info
+                            .resources
+                            .iter()
+                            .cloned()
+                            .chain(tasks.values().flat_map(|t| t.resources.clone()))
+                            .collect::<Vec<_>>(),
+                    );
+                    let cid = pb::ContainerId {
+                        value: run.container_id.clone(),
+                        parent: None,
+                    };
+                    let group = Arc::new(self.isolator.load(&self.isolator.group_name(&cid)));
+                    let command_executor = re.info.command.as_ref().is_some_and(|c| {
+                        c.arguments.iter().any(|a| a == "command") && c.arguments.len() == 3
+                    });
+                    let default_executor = re.info.command.as_ref().is_some_and(|c| {
+                        c.arguments.iter().any(|a| a == "default") && c.arguments.len() == 3
+                    });
+                    framework.executors.insert(
+                        exec_id.clone(),
+                        Executor {
+                            info: re.info.clone(),
+                            container_id: run.container_id.clone(),
+                            directory: self.sandbox_dir(
+                                &agent_id.value,
+                                &fw,
+                                &exec_id,
+                                &run.container_id,
+                            ),
+                            state: ExecutorState::Registering,
+                            queued: Vec::new(),
+                            tasks,
+                            connection: None,
+                            pid: run.pid,
+                            checkpoint: true,
+                            group: Some(Arc::clone(&group)),
+                            limits,
+                            termination: None,
+                            command_executor,
+                            default_executor,
+                        },
+                    );
+                    if alive {
+                        keep.insert(run.container_id.clone());
+                        dead.push((
+                            fw.clone(),
+                            exec_id.clone(),
+                            run.container_id.clone(),
+                            run.pid,
+                            true,
+                            group,
+                        ));
+                    } else {
+                        dead.push((
+                            fw.clone(),
+                            exec_id.clone(),
+                            run.container_id.clone(),
+                            run.pid,
+                            false,
+                            group,
+                        ));
+                    }
+                }
+                state.frameworks.insert(fw, framework);
+            }
+        }
+        self.kill_orphans(&keep).await;
+        for (fw, exec_id, container_id, pid, alive, group) in dead {
+            if alive {
+                let pid = pid.unwrap_or(0);
+                self.spawn_waiter(
+                    fw.clone(),
+                    exec_id.clone(),
+                    container_id.clone(),
+                    Waiter::Pid(pid),
+                );
+                self.spawn_oom_watch(fw.clone(), exec_id.clone(), container_id.clone(), group);
+                let agent = Arc::clone(self);
+                let timeout = self.config.reregistration_timeout;
+                tokio::spawn(async move {
+                    tokio::time::sleep(timeout).await;
+                    agent.registration_timed_out(&fw, &exec_id, &container_id, timeout, true);
+                });
+            } else {
+                {
+                    let mut state = self.lock();
+                    if let Some(e) = state
+                        .frameworks
+                        .get_mut(&fw)
+                        .and_then(|f| f.executors.get_mut(&exec_id))
+                    {
+                        e.termination = Some(Termination {
+                            state: TaskState::TaskFailed,
+                            reason: Reason::ExecutorTerminated,
+                            message: "Abnormal executor termination: unknown container".into(),
+                        });
+                    }
+                }
+                self.executor_terminated(&fw, &exec_id, &container_id, None)
+                    .await;
+            }
+        }
+        Ok(Some(agent_id))
+    }
+
+    /// Kills containers left by an earlier agent that are not re-attached:
+    /// non-checkpointing frameworks' executors, and everything on cleanup.
+    async fn kill_orphans(&self, keep: &HashSet<String>) {
+        let root = self
+            .config
+            .flags
+            .work_dir
+            .join("runtime")
+            .join("containers");
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            return;
+        };
+        let mut orphans = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if keep.contains(&name) {
+                continue;
+            }
+            let pid: Option<u32> = std::fs::read_to_string(entry.path().join("pid"))
+                .ok()
+                .and_then(|p| p.trim().parse().ok());
+            let group = std::fs::read_to_string(entry.path().join("group")).ok();
+            orphans.push((entry.path(), pid, group));
+        }
+        let isolator = self.isolator.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for (dir, pid, group) in orphans {
+                tracing::info!("killing orphaned container {}", dir.display());
+                if let Some(pid) = pid.filter(|p| containerizer::process_alive(*p)) {
+                    containerizer::kill_process_group(pid, libc::SIGKILL);
+                }
+                if let Some(group) = group {
+                    let _ = isolator.load(group.trim()).destroy(Duration::from_secs(10));
+                }
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        })
+        .await;
+    }
+}
+
+enum Waiter {
+    Child(tokio::process::Child),
+    Pid(u32),
+}
+
+fn with_update_state(task: &pb::Task, stream: Option<&UpdateStream>) -> pb::Task {
+    let mut task = task.clone();
+    if let Some(head) = stream.and_then(|s| s.pending.front()) {
+        task.status_update_state = Some(head.status.state);
+        task.status_update_uuid = head.status.uuid.clone();
+    }
+    task
+}
+
+/// The Mesos wait status of an exited process.
+fn wait_status(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.into_raw()
+}
+
+/// The capabilities a Pando agent reports.
+pub fn agent_capabilities() -> Vec<pb::agent_info::Capability> {
+    use pb::agent_info::capability::Type;
+    [
+        Type::MultiRole,
+        Type::HierarchicalRole,
+        Type::ReservationRefinement,
+    ]
+    .into_iter()
+    .map(|t| pb::agent_info::Capability {
+        r#type: Some(t as i32),
+    })
+    .collect()
+}
+
+/// A framework's id value.
+pub fn fw_id(info: &pb::FrameworkInfo) -> String {
+    info.id
+        .as_ref()
+        .map(|i| i.value.clone())
+        .unwrap_or_default()
+}
+
+/// A status the agent generates itself.
+pub fn agent_status(
+    task_id: &pb::TaskId,
+    state: TaskState,
+    reason: Reason,
+    message: &str,
+) -> pb::TaskStatus {
+    pb::TaskStatus {
+        task_id: task_id.clone(),
+        state: state as i32,
+        message: Some(message.to_string()),
+        source: Some(Source::Agent as i32),
+        reason: Some(reason as i32),
+        uuid: Some(Bytes::copy_from_slice(uuid::Uuid::new_v4().as_bytes())),
+        timestamp: Some(now_secs()),
+        ..Default::default()
+    }
+}
+
+fn launch_event(queued: &Queued) -> ex::Event {
+    match queued {
+        Queued::Task(task) => ex::Event {
+            r#type: Some(ex::event::Type::Launch as i32),
+            launch: Some(ex::event::Launch { task: task.clone() }),
+            ..Default::default()
+        },
+        Queued::Group(group) => ex::Event {
+            r#type: Some(ex::event::Type::LaunchGroup as i32),
+            launch_group: Some(ex::event::LaunchGroup {
+                task_group: group.clone(),
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+/// The agent's record of a task.
+pub fn task_record(
+    task: &pb::TaskInfo,
+    fw: &str,
+    agent_id: &str,
+    executor_id: Option<&pb::ExecutorId>,
+) -> pb::Task {
+    pb::Task {
+        name: task.name.clone(),
+        task_id: task.task_id.clone(),
+        framework_id: pb::FrameworkId {
+            value: fw.to_string(),
+        },
+        executor_id: executor_id.cloned(),
+        agent_id: pb::AgentId {
+            value: if agent_id.is_empty() {
+                task.agent_id.value.clone()
+            } else {
+                agent_id.to_string()
+            },
+        },
+        state: TaskState::TaskStaging as i32,
+        resources: task.resources.clone(),
+        labels: task.labels.clone(),
+        discovery: task.discovery.clone(),
+        container: task.container.clone(),
+        health_check: task.health_check.clone(),
+        kill_policy: task.kill_policy,
+        user: task.command.as_ref().and_then(|c| c.user.clone()),
+        limits: task.limits.clone(),
+        ..Default::default()
+    }
+}
+
+/// The cgroup limits of a set of resources.
+pub fn limits_of(resources: &[pb::Resource]) -> Limits {
+    let sum = |name: &str| {
+        let total: f64 = resources
+            .iter()
+            .filter(|r| r.name == name)
+            .filter_map(|r| r.scalar.as_ref().map(|s| s.value))
+            .sum();
+        (total > 0.0).then_some(total)
+    };
+    Limits {
+        cpus: sum("cpus"),
+        mem_mb: sum("mem"),
+        pids: None,
+    }
+}

@@ -1,0 +1,512 @@
+//! The isolator: one cgroup per container, with cpu shares and a CFS quota
+//! from `cpus`, a memory limit from `mem` and a pids limit, on cgroups v1,
+//! hybrid layouts and pure v2 (through cgroups-rs); or plain process groups
+//! where cgroups are unavailable (`posix/cpu,posix/mem`).
+//!
+//! A container's processes join its cgroup before they exec (the launcher
+//! writes `0` to each `cgroup.procs` between fork and exec), so nothing the
+//! container runs ever lives outside it. Teardown freezes the group, kills
+//! every process in it, and removes it. Usage and OOM kills are read from
+//! the controllers' files.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cgroups_rs::fs::cgroup_builder::CgroupBuilder;
+use cgroups_rs::fs::{hierarchies, Cgroup, MaxValue};
+use pando_proto::mesos::v1 as pb;
+
+use crate::flags::IsolationMode;
+
+/// Why a cgroup could not be made, limited or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupsError {
+    /// cgroups-rs failed.
+    #[error("cgroup '{name}': {reason}")]
+    Cgroup {
+        /// The cgroup.
+        name: String,
+        /// What failed.
+        reason: String,
+    },
+    /// Processes survived every kill attempt.
+    #[error("cgroup '{name}' still has processes {pids:?} after being killed")]
+    Survivors {
+        /// The cgroup.
+        name: String,
+        /// The surviving pids.
+        pids: Vec<u32>,
+    },
+}
+
+/// The limits of one container.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    /// CPUs (shares = cpus × 1024, quota = cpus × period).
+    pub cpus: Option<f64>,
+    /// Memory in MB.
+    pub mem_mb: Option<f64>,
+    /// Maximum processes and threads.
+    pub pids: Option<u64>,
+}
+
+/// The smallest memory limit Mesos gives a container, in MB.
+pub const MIN_MEMORY_MB: f64 = 32.0;
+/// The smallest cpu allotment Mesos gives a container.
+pub const MIN_CPUS: f64 = 0.01;
+/// The CFS period, in microseconds.
+pub const CFS_PERIOD_US: u64 = 100_000;
+/// The pids limit of each container.
+pub const DEFAULT_PIDS_LIMIT: u64 = 32_768;
+
+/// Creates and finds container cgroups.
+#[derive(Debug, Clone)]
+pub struct Isolator {
+    mode: IsolationMode,
+    root: String,
+}
+
+impl Isolator {
+    /// An isolator for `mode`, placing groups under `root`. If cgroups were
+    /// asked for but cannot be created here, it falls back to process
+    /// groups and says so.
+    pub fn new(mode: IsolationMode, root: &str) -> Isolator {
+        let root = root.trim_matches('/').to_string();
+        let mut isolator = Isolator { mode, root };
+        if let IsolationMode::Cgroups { .. } = mode {
+            let probe = format!("{}/probe-{}", isolator.root, std::process::id());
+            match isolator.create(&probe, &Limits::default()) {
+                Ok(group) => {
+                    let _ = group.destroy(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "cgroups are not usable here ({e}); falling back to posix isolation"
+                    );
+                    isolator.mode = IsolationMode::Posix;
+                }
+            }
+        }
+        isolator
+    }
+
+    /// The mode in force after probing.
+    pub fn mode(&self) -> IsolationMode {
+        self.mode
+    }
+
+    /// The cgroup name of a container (nested containers nest inside their
+    /// parent's group).
+    pub fn group_name(&self, container: &pb::ContainerId) -> String {
+        let mut chain = vec![container.value.clone()];
+        let mut parent = container.parent.as_deref();
+        while let Some(p) = parent {
+            chain.push(p.value.clone());
+            parent = p.parent.as_deref();
+        }
+        chain.reverse();
+        format!("{}/{}", self.root, chain.join("/"))
+    }
+
+    /// Creates the group `name` with `limits` (process groups only under
+    /// posix isolation).
+    pub fn create(&self, name: &str, limits: &Limits) -> Result<ContainerGroup, CgroupsError> {
+        let IsolationMode::Cgroups { cpu, mem, pids } = self.mode else {
+            return Ok(ContainerGroup::posix(name));
+        };
+        let err = |e: cgroups_rs::fs::error::Error| CgroupsError::Cgroup {
+            name: name.to_string(),
+            reason: format!("{e}{}", e.source_message()),
+        };
+        let mut builder = CgroupBuilder::new(name);
+        if cpu {
+            if let Some(cpus) = limits.cpus {
+                let cpus = cpus.max(MIN_CPUS);
+                builder = builder
+                    .cpu()
+                    .shares(((cpus * 1024.0) as u64).max(2))
+                    .period(CFS_PERIOD_US)
+                    .quota(((cpus * CFS_PERIOD_US as f64) as i64).max(1000))
+                    .done();
+            }
+        }
+        if mem {
+            if let Some(mb) = limits.mem_mb {
+                let bytes = (mb.max(MIN_MEMORY_MB) * 1024.0 * 1024.0) as i64;
+                builder = builder.memory().memory_hard_limit(bytes).done();
+            }
+        }
+        if pids {
+            let max = limits.pids.unwrap_or(DEFAULT_PIDS_LIMIT) as i64;
+            builder = builder
+                .pid()
+                .maximum_number_of_processes(MaxValue::Value(max))
+                .done();
+        }
+        let cgroup = builder.build(hierarchies::auto()).map_err(err)?;
+        Ok(ContainerGroup::from_cgroup(name, cgroup))
+    }
+
+    /// Finds an existing group (after an agent restart).
+    pub fn load(&self, name: &str) -> ContainerGroup {
+        match self.mode {
+            IsolationMode::Posix => ContainerGroup::posix(name),
+            IsolationMode::Cgroups { .. } => {
+                ContainerGroup::from_cgroup(name, Cgroup::load(hierarchies::auto(), name))
+            }
+        }
+    }
+}
+
+/// Formats a cgroups-rs error's cause, which its Display leaves out.
+trait SourceMessage {
+    fn source_message(&self) -> String;
+}
+
+impl SourceMessage for cgroups_rs::fs::error::Error {
+    fn source_message(&self) -> String {
+        std::error::Error::source(self)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default()
+    }
+}
+
+/// One container's group: the directories of its controllers.
+#[derive(Debug)]
+pub struct ContainerGroup {
+    name: String,
+    cgroup: Option<Cgroup>,
+    /// Every controller directory of the group (one on v2).
+    dirs: Vec<PathBuf>,
+    v2: bool,
+}
+
+impl ContainerGroup {
+    fn posix(name: &str) -> ContainerGroup {
+        ContainerGroup {
+            name: name.to_string(),
+            cgroup: None,
+            dirs: Vec::new(),
+            v2: false,
+        }
+    }
+
+    fn from_cgroup(name: &str, cgroup: Cgroup) -> ContainerGroup {
+        let mut dirs: Vec<PathBuf> = cgroup
+            .subsystems()
+            .iter()
+            .map(|s| s.to_controller().path().to_path_buf())
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        let v2 = cgroup.v2();
+        ContainerGroup {
+            name: name.to_string(),
+            cgroup: Some(cgroup),
+            dirs,
+            v2,
+        }
+    }
+
+    /// The group's name under the hierarchy roots.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether this is a real cgroup (not posix isolation).
+    pub fn is_cgroup(&self) -> bool {
+        self.cgroup.is_some()
+    }
+
+    /// The `cgroup.procs` files a new process writes `0` to, to join.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .map(|d| d.join("cgroup.procs"))
+            .filter(|p| p.exists())
+            .collect()
+    }
+
+    fn controller_dir(&self, v1_name: &str) -> Option<&Path> {
+        if self.v2 {
+            return self.dirs.first().map(PathBuf::as_path);
+        }
+        self.dirs
+            .iter()
+            .find(|d| {
+                d.components().any(|c| {
+                    c.as_os_str()
+                        .to_str()
+                        .is_some_and(|s| s.split(',').any(|part| part == v1_name))
+                })
+            })
+            .map(PathBuf::as_path)
+    }
+
+    /// Every process in the group (posix: none known here).
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .dirs
+            .iter()
+            .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Whether the kernel OOM-killed a process of the group.
+    pub fn oom_killed(&self) -> bool {
+        let Some(dir) = self.controller_dir("memory") else {
+            return false;
+        };
+        let file = if self.v2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        if keyed(&text, "oom_kill").unwrap_or(0) > 0 {
+            return true;
+        }
+        // Kernels before 4.13 have no oom_kill counter in v1; a hit limit
+        // with the group under OOM is the best sign there.
+        !self.v2
+            && keyed(&text, "under_oom").unwrap_or(0) > 0
+            && read_u64(&dir.join("memory.failcnt")).unwrap_or(0) > 0
+    }
+
+    /// The group's memory limit and peak usage in bytes, for the OOM message.
+    pub fn memory_limit_and_peak(&self) -> (Option<u64>, Option<u64>) {
+        let Some(dir) = self.controller_dir("memory") else {
+            return (None, None);
+        };
+        if self.v2 {
+            (
+                read_u64(&dir.join("memory.max")),
+                read_u64(&dir.join("memory.peak")),
+            )
+        } else {
+            (
+                read_u64(&dir.join("memory.limit_in_bytes")),
+                read_u64(&dir.join("memory.max_usage_in_bytes")),
+            )
+        }
+    }
+
+    /// Usage statistics, as `/monitor/statistics` reports them.
+    pub fn statistics(&self, limits: &Limits) -> pb::ResourceStatistics {
+        let mut stats = pb::ResourceStatistics {
+            timestamp: now_secs(),
+            cpus_limit: limits.cpus,
+            mem_limit_bytes: limits.mem_mb.map(|mb| (mb * 1024.0 * 1024.0) as u64),
+            ..Default::default()
+        };
+        if !self.is_cgroup() {
+            return stats;
+        }
+        let pids = self.pids();
+        stats.processes = Some(pids.len() as u32);
+        if let Some(dir) = self.controller_dir("cpu") {
+            let text = std::fs::read_to_string(dir.join("cpu.stat")).unwrap_or_default();
+            stats.cpus_nr_periods = keyed(&text, "nr_periods").map(|v| v as u32);
+            stats.cpus_nr_throttled = keyed(&text, "nr_throttled").map(|v| v as u32);
+            if self.v2 {
+                stats.cpus_throttled_time_secs =
+                    keyed(&text, "throttled_usec").map(|v| v as f64 / 1e6);
+                stats.cpus_user_time_secs = keyed(&text, "user_usec").map(|v| v as f64 / 1e6);
+                stats.cpus_system_time_secs = keyed(&text, "system_usec").map(|v| v as f64 / 1e6);
+            } else {
+                stats.cpus_throttled_time_secs =
+                    keyed(&text, "throttled_time").map(|v| v as f64 / 1e9);
+            }
+        }
+        if !self.v2 {
+            if let Some(dir) = self.controller_dir("cpuacct") {
+                let text = std::fs::read_to_string(dir.join("cpuacct.stat")).unwrap_or_default();
+                // SAFETY: sysconf only reads a system constant.
+                let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+                stats.cpus_user_time_secs = keyed(&text, "user").map(|v| v as f64 / hz);
+                stats.cpus_system_time_secs = keyed(&text, "system").map(|v| v as f64 / hz);
+            }
+        }
+        if let Some(dir) = self.controller_dir("memory") {
+            let text = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
+            if self.v2 {
+                stats.mem_total_bytes = read_u64(&dir.join("memory.current"));
+                stats.mem_anon_bytes = keyed(&text, "anon");
+                stats.mem_file_bytes = keyed(&text, "file");
+                stats.mem_rss_bytes = keyed(&text, "anon");
+                stats.mem_cache_bytes = keyed(&text, "file");
+            } else {
+                stats.mem_total_bytes = read_u64(&dir.join("memory.usage_in_bytes"));
+                stats.mem_rss_bytes = keyed(&text, "total_rss");
+                stats.mem_anon_bytes = keyed(&text, "total_rss");
+                stats.mem_cache_bytes = keyed(&text, "total_cache");
+                stats.mem_file_bytes = keyed(&text, "total_cache");
+                stats.mem_mapped_file_bytes = keyed(&text, "total_mapped_file");
+            }
+        }
+        stats
+    }
+
+    /// The cpu time the group has used, in seconds (cgroup accounting).
+    pub fn cpu_usage_secs(&self) -> Option<f64> {
+        if self.v2 {
+            let dir = self.controller_dir("cpu")?;
+            let text = std::fs::read_to_string(dir.join("cpu.stat")).ok()?;
+            keyed(&text, "usage_usec").map(|v| v as f64 / 1e6)
+        } else {
+            let dir = self.controller_dir("cpuacct")?;
+            read_u64(&dir.join("cpuacct.usage")).map(|ns| ns as f64 / 1e9)
+        }
+    }
+
+    /// Kills every process of the group: freeze, SIGKILL all, thaw, until
+    /// the group is empty or `deadline` passes.
+    pub fn kill_all(&self, within: Duration) -> Result<(), CgroupsError> {
+        if !self.is_cgroup() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + within;
+        let freezer = self.controller_dir("freezer").map(Path::to_path_buf);
+        loop {
+            let pids = self.pids();
+            if pids.is_empty() {
+                return Ok(());
+            }
+            if self.v2 {
+                if let Some(dir) = self.dirs.first() {
+                    let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+                }
+            }
+            if let Some(dir) = &freezer {
+                let _ = std::fs::write(dir.join("freezer.state"), "FROZEN");
+            }
+            for pid in &pids {
+                // SAFETY: kill(2) with a pid read from cgroup.procs; it has
+                // no memory effects, and a stale pid only yields ESRCH.
+                unsafe {
+                    libc::kill(*pid as libc::pid_t, libc::SIGKILL);
+                }
+            }
+            if let Some(dir) = &freezer {
+                let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
+            }
+            if Instant::now() > deadline {
+                return Err(CgroupsError::Survivors {
+                    name: self.name.clone(),
+                    pids,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills everything in the group, then removes it (children first).
+    pub fn destroy(&self, within: Duration) -> Result<(), CgroupsError> {
+        let Some(cgroup) = &self.cgroup else {
+            return Ok(());
+        };
+        // Nested groups are killed and removed with their parent.
+        for dir in &self.dirs {
+            remove_children(dir);
+        }
+        self.kill_all(within)?;
+        let deadline = Instant::now() + within;
+        loop {
+            match cgroup.delete() {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(CgroupsError::Cgroup {
+                        name: self.name.clone(),
+                        reason: format!("cannot remove: {e}{}", e.source_message()),
+                    })
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+}
+
+/// Kills and removes the groups below `dir`, deepest first.
+fn remove_children(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        remove_children(&path);
+        for _ in 0..50 {
+            let procs = std::fs::read_to_string(path.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: kill(2) on a pid from cgroup.procs; no memory effects.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+            if std::fs::remove_dir(&path).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Reads `key value` lines (cpu.stat, memory.stat, memory.events).
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let mut parts = line.split_whitespace();
+        (parts.next() == Some(key))
+            .then(|| parts.next()?.parse().ok())
+            .flatten()
+    })
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_lines_are_read() {
+        let text = "nr_periods 10\nnr_throttled 3\nthrottled_time 500\n";
+        assert_eq!(keyed(text, "nr_throttled"), Some(3));
+        assert_eq!(keyed(text, "missing"), None);
+    }
+
+    #[test]
+    fn nested_containers_nest_their_groups() {
+        let isolator = Isolator {
+            mode: IsolationMode::Posix,
+            root: "pando".into(),
+        };
+        let child = pb::ContainerId {
+            value: "child".into(),
+            parent: Some(Box::new(pb::ContainerId {
+                value: "parent".into(),
+                parent: None,
+            })),
+        };
+        assert_eq!(isolator.group_name(&child), "pando/parent/child");
+    }
+}

@@ -1,0 +1,280 @@
+//! The containerizer: turns a CommandInfo into a running process inside its
+//! own group and sandbox.
+//!
+//! Launching a container is: create the sandbox (with `stdout` and
+//! `stderr`), fetch the URIs into it, create the cgroup with the container's
+//! limits, then fork; between fork and exec the child joins the cgroup,
+//! starts its own session (so posix isolation can kill the process group),
+//! drops to `user` when asked, and execs the command with the sandbox as its
+//! working directory.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use pando_proto::mesos::v1 as pb;
+
+use crate::cgroups::{ContainerGroup, Isolator, Limits};
+
+/// Why a container could not be launched.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerizerError {
+    /// The sandbox could not be created.
+    #[error("Failed to create sandbox '{path}': {source}")]
+    Sandbox {
+        /// The sandbox.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A URI could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] crate::fetcher::FetcherError),
+    /// The cgroup could not be created.
+    #[error("Failed to prepare isolation: {0}")]
+    Cgroups(#[from] crate::cgroups::CgroupsError),
+    /// The user does not exist.
+    #[error("Failed to get user information for '{0}': no such user")]
+    User(String),
+    /// The command has no value.
+    #[error("Failed to launch container: the command has no value")]
+    NoCommand,
+    /// fork/exec failed (a missing binary, for example).
+    #[error("Failed to launch container: failed to execute '{command}': {source}")]
+    Spawn {
+        /// The command.
+        command: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// What to launch.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    /// The container, nested or not.
+    pub container_id: pb::ContainerId,
+    /// The sandbox directory (the working directory).
+    pub sandbox: PathBuf,
+    /// The command, its URIs and environment.
+    pub command: pb::CommandInfo,
+    /// Extra environment, set before CommandInfo's own variables.
+    pub env: Vec<(String, String)>,
+    /// Run as this user (only when the agent is root).
+    pub user: Option<String>,
+    /// The cgroup limits.
+    pub limits: Limits,
+}
+
+/// A launched container's process and group.
+#[derive(Debug)]
+pub struct Launched {
+    /// The process.
+    pub child: tokio::process::Child,
+    /// Its pid.
+    pub pid: u32,
+    /// Its group.
+    pub group: ContainerGroup,
+}
+
+/// Creates `dir` with `stdout` and `stderr` files in it.
+pub fn create_sandbox(dir: &Path) -> Result<(), ContainerizerError> {
+    let err = |source| ContainerizerError::Sandbox {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    for name in ["stdout", "stderr"] {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(name))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The uid, gid and home of a user.
+fn lookup_user(name: &str) -> Option<(u32, u32, String)> {
+    let cname = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: passwd is plain old data, fully written by getpwnam_r on
+    // success; we read it only then.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call, `buf` outlives it, and
+    // its length is passed.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    let home = if pwd.pw_dir.is_null() {
+        String::from("/")
+    } else {
+        // SAFETY: pw_dir points into `buf`, NUL-terminated by getpwnam_r.
+        unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    Some((pwd.pw_uid, pwd.pw_gid, home))
+}
+
+/// Fetches the URIs and starts the command in its group.
+pub async fn launch(
+    isolator: &Isolator,
+    spec: &LaunchSpec,
+) -> Result<Launched, ContainerizerError> {
+    create_sandbox(&spec.sandbox)?;
+    crate::fetcher::fetch_all(&spec.command.uris, &spec.sandbox).await?;
+    // SAFETY: geteuid has no side effects.
+    let root = unsafe { libc::geteuid() } == 0;
+    let user = match spec.user.as_deref().filter(|_| root) {
+        Some(name) => {
+            Some(lookup_user(name).ok_or_else(|| ContainerizerError::User(name.to_string()))?)
+        }
+        None => None,
+    };
+    let value = spec
+        .command
+        .value
+        .clone()
+        .ok_or(ContainerizerError::NoCommand)?;
+    let shell = spec.command.shell.unwrap_or(true);
+    let mut command = if shell {
+        let mut c = tokio::process::Command::new("/bin/sh");
+        c.arg("-c").arg(&value);
+        c
+    } else {
+        let mut c = tokio::process::Command::new(&value);
+        // Mesos passes `arguments` as the whole argv, argv[0] included.
+        if let Some(first) = spec.command.arguments.first() {
+            c.arg0(first);
+            c.args(&spec.command.arguments[1..]);
+        }
+        c
+    };
+    command.current_dir(&spec.sandbox);
+    for (k, v) in &spec.env {
+        command.env(k, v);
+    }
+    if let Some(env) = &spec.command.environment {
+        for var in &env.variables {
+            command.env(&var.name, var.value.clone().unwrap_or_default());
+        }
+    }
+    let stdout = open_log(&spec.sandbox.join("stdout"))?;
+    let stderr = open_log(&spec.sandbox.join("stderr"))?;
+    command
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .kill_on_drop(false);
+    if let Some((uid, gid, home)) = &user {
+        command.uid(*uid).gid(*gid);
+        command.env("USER", spec.user.clone().unwrap_or_default());
+        command.env("HOME", home);
+        chown_tree(&spec.sandbox, *uid, *gid);
+    }
+    let group = isolator.create(&isolator.group_name(&spec.container_id), &spec.limits)?;
+    let procs: Vec<CString> = group
+        .procs_files()
+        .iter()
+        .filter_map(|p| CString::new(p.as_os_str().as_bytes()).ok())
+        .collect();
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe calls (open, write, close, setsid) on memory
+    // allocated before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            for path in &procs {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
+                if written != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(source) => {
+            let _ = group.destroy(std::time::Duration::from_secs(2));
+            return Err(ContainerizerError::Spawn {
+                command: value,
+                source,
+            });
+        }
+    };
+    let pid = child.id().unwrap_or(0);
+    Ok(Launched { child, pid, group })
+}
+
+fn open_log(path: &Path) -> Result<std::fs::File, ContainerizerError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| ContainerizerError::Sandbox {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn chown_tree(dir: &Path, uid: u32, gid: u32) {
+    let _ = std::os::unix::fs::chown(dir, Some(uid), Some(gid));
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                chown_tree(&path, uid, gid);
+            } else {
+                let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
+            }
+        }
+    }
+}
+
+/// Whether a process is alive (not gone and not a zombie).
+pub fn process_alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // The state follows the parenthesised command name.
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Sends a signal to a process group (posix teardown).
+pub fn kill_process_group(pid: u32, signal: i32) {
+    if pid == 0 {
+        return;
+    }
+    // SAFETY: kill(2) has no memory effects; the negative pid names the
+    // session/process group the launcher created with setsid.
+    unsafe {
+        libc::kill(-(pid as libc::pid_t), signal);
+        libc::kill(pid as libc::pid_t, signal);
+    }
+}

@@ -1,0 +1,452 @@
+//! The `pando agent` command line, with the flag names a Mesos agent uses.
+//!
+//! clap parses the flags into [`AgentFlags`]; [`AgentFlags::validate`] then
+//! turns the free-form ones (`--resources`, `--attributes`, `--isolation`,
+//! `--recover`, durations) into checked values, so a bad flag stops the
+//! agent at start-up with a message that names the bad part.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pando_proto::mesos::v1 as pb;
+use pando_resources::Resources;
+
+/// Why the flags cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagsError {
+    /// `--resources` did not parse.
+    #[error("invalid --resources '{given}': {reason}")]
+    Resources {
+        /// The flag's value.
+        given: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// `--attributes` did not parse.
+    #[error("invalid --attributes '{given}': {reason}")]
+    Attributes {
+        /// The flag's value.
+        given: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A flag has a value outside the ones it takes.
+    #[error("invalid --{flag} '{given}': {reason}")]
+    Value {
+        /// The flag's name.
+        flag: &'static str,
+        /// The flag's value.
+        given: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Detecting the machine's resources failed.
+    #[error(transparent)]
+    Detect(#[from] crate::detect::DetectError),
+}
+
+/// The flags of `pando agent`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentFlags {
+    /// The master to register with: `host:port`, or a comma-separated list
+    /// of masters (each is tried until one accepts).
+    #[arg(long, env = "MESOS_MASTER")]
+    pub master: String,
+    /// The IP address to listen on and to advertise.
+    #[arg(long)]
+    pub ip: Option<IpAddr>,
+    /// The port of the agent's HTTP API and executor API (0 picks one).
+    #[arg(long, default_value_t = 5051)]
+    pub port: u16,
+    /// The hostname the agent advertises (default: the machine's).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Where sandboxes and checkpoints live.
+    #[arg(long, default_value = "/var/lib/pando/agent")]
+    pub work_dir: PathBuf,
+    /// The resources to offer, in Mesos text (`cpus:4;mem:8192`) or JSON
+    /// form; missing standard resources are detected.
+    #[arg(long)]
+    pub resources: Option<String>,
+    /// Attributes, `name:value;name:value`.
+    #[arg(long)]
+    pub attributes: Option<String>,
+    /// Isolators: `cgroups/cpu,cgroups/mem,cgroups/pids`, or
+    /// `posix/cpu,posix/mem` where cgroups are unavailable.
+    #[arg(long, default_value = "cgroups/cpu,cgroups/mem,cgroups/pids")]
+    pub isolation: String,
+    /// The cgroup under which each container gets its own group.
+    #[arg(long, default_value = "pando")]
+    pub cgroups_root: String,
+    /// `reconnect` re-attaches to checkpointed executors after a restart;
+    /// `cleanup` kills them and registers as a new agent.
+    #[arg(long, default_value = "reconnect")]
+    pub recover: String,
+    /// How long an executor has to shut down before it is killed.
+    #[arg(long, default_value = "5secs")]
+    pub executor_shutdown_grace_period: String,
+    /// How long a launched executor has to subscribe before it is killed.
+    #[arg(long, default_value = "1mins")]
+    pub executor_registration_timeout: String,
+    /// How long re-attached executors have to subscribe again after an
+    /// agent restart.
+    #[arg(long, default_value = "2secs")]
+    pub executor_reregistration_timeout: String,
+    /// How long executors wait for a restarted agent (MESOS_RECOVERY_TIMEOUT).
+    #[arg(long, default_value = "15mins")]
+    pub recovery_timeout: String,
+    /// The base of the randomised backoff between registration attempts.
+    #[arg(long, default_value = "1secs")]
+    pub registration_backoff_factor: String,
+    /// Whether recovery errors (a corrupt checkpoint) stop the agent.
+    /// Pando reports and skips the one bad executor either way, so the agent
+    /// still starts; `--strict` only makes the report an error.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub strict: bool,
+    /// The directory holding the `pando` binary that runs the command and
+    /// default executors (default: this binary's directory). The
+    /// PANDO_EXECUTOR_BINARY environment variable names the binary itself.
+    #[arg(long)]
+    pub launcher_dir: Option<PathBuf>,
+}
+
+/// Which isolation the agent applies to containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationMode {
+    /// Per-container cgroups: cpu shares and quota, memory limit, pids.
+    Cgroups {
+        /// Whether `cgroups/cpu` was asked for.
+        cpu: bool,
+        /// Whether `cgroups/mem` was asked for.
+        mem: bool,
+        /// Whether `cgroups/pids` was asked for.
+        pids: bool,
+    },
+    /// Process groups only; usage is read from /proc.
+    Posix,
+}
+
+/// What `--recover` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoverMode {
+    /// Re-attach to checkpointed executors.
+    Reconnect,
+    /// Kill checkpointed executors and start afresh.
+    Cleanup,
+}
+
+/// The flags after validation, as the agent uses them.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The raw flags, for `/flags`.
+    pub flags: AgentFlags,
+    /// The masters to try, in order.
+    pub masters: Vec<String>,
+    /// The address to bind.
+    pub bind_ip: IpAddr,
+    /// The address executors and the master use to reach the agent.
+    pub advertise_ip: IpAddr,
+    /// The advertised hostname.
+    pub hostname: String,
+    /// The agent's total resources, detected where not given.
+    pub resources: Resources,
+    /// The agent's attributes.
+    pub attributes: Vec<pb::Attribute>,
+    /// The isolation mode.
+    pub isolation: IsolationMode,
+    /// The recovery mode.
+    pub recover: RecoverMode,
+    /// `--executor_shutdown_grace_period`.
+    pub shutdown_grace: Duration,
+    /// `--executor_registration_timeout`.
+    pub registration_timeout: Duration,
+    /// `--executor_reregistration_timeout`.
+    pub reregistration_timeout: Duration,
+    /// `--recovery_timeout`.
+    pub recovery_timeout: Duration,
+    /// `--registration_backoff_factor`.
+    pub backoff_factor: Duration,
+    /// The binary that runs the command and default executors.
+    pub executor_binary: PathBuf,
+}
+
+impl AgentFlags {
+    /// Checks every flag and detects missing resources.
+    pub fn validate(&self) -> Result<AgentConfig, FlagsError> {
+        let masters: Vec<String> = self
+            .master
+            .split(',')
+            .map(|m| m.trim().trim_start_matches("http://").to_string())
+            .filter(|m| !m.is_empty())
+            .collect();
+        if masters.is_empty() {
+            return Err(FlagsError::Value {
+                flag: "master",
+                given: self.master.clone(),
+                reason: "expected host:port or a comma-separated list of them".into(),
+            });
+        }
+        let given = match &self.resources {
+            None => Resources::default(),
+            Some(text) => {
+                let trimmed = text.trim();
+                let parsed = if trimmed.starts_with('[') {
+                    Resources::parse_json(trimmed)
+                } else {
+                    Resources::parse(trimmed)
+                };
+                parsed.map_err(|e| FlagsError::Resources {
+                    given: text.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+        };
+        let totals = crate::detect::MachineTotals::measure(&existing_ancestor(&self.work_dir))?;
+        let resources = crate::detect::with_detected(&given, &totals)?;
+        let attributes = match &self.attributes {
+            None => Vec::new(),
+            Some(text) => {
+                pando_resources::parse_attributes(text).map_err(|e| FlagsError::Attributes {
+                    given: text.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+        };
+        let isolation = parse_isolation(&self.isolation)?;
+        let recover = match self.recover.as_str() {
+            "reconnect" => RecoverMode::Reconnect,
+            "cleanup" => RecoverMode::Cleanup,
+            other => {
+                return Err(FlagsError::Value {
+                    flag: "recover",
+                    given: other.into(),
+                    reason: "expected 'reconnect' or 'cleanup'".into(),
+                })
+            }
+        };
+        let duration = |flag: &'static str, text: &str| {
+            parse_duration(text).map_err(|reason| FlagsError::Value {
+                flag,
+                given: text.into(),
+                reason,
+            })
+        };
+        let bind_ip = self.ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let advertise_ip = if bind_ip.is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            bind_ip
+        };
+        let hostname = self.hostname.clone().unwrap_or_else(machine_hostname);
+        Ok(AgentConfig {
+            masters,
+            bind_ip,
+            advertise_ip,
+            hostname,
+            resources,
+            attributes,
+            isolation,
+            recover,
+            shutdown_grace: duration(
+                "executor_shutdown_grace_period",
+                &self.executor_shutdown_grace_period,
+            )?,
+            registration_timeout: duration(
+                "executor_registration_timeout",
+                &self.executor_registration_timeout,
+            )?,
+            reregistration_timeout: duration(
+                "executor_reregistration_timeout",
+                &self.executor_reregistration_timeout,
+            )?,
+            recovery_timeout: duration("recovery_timeout", &self.recovery_timeout)?,
+            backoff_factor: duration(
+                "registration_backoff_factor",
+                &self.registration_backoff_factor,
+            )?,
+            executor_binary: executor_binary(self.launcher_dir.as_deref()),
+            flags: self.clone(),
+        })
+    }
+
+    /// The flags as name/value pairs, as `/flags` lists them.
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        let mut pairs = vec![
+            ("master", self.master.clone()),
+            ("port", self.port.to_string()),
+            ("work_dir", self.work_dir.display().to_string()),
+            ("isolation", self.isolation.clone()),
+            ("cgroups_root", self.cgroups_root.clone()),
+            ("recover", self.recover.clone()),
+            (
+                "executor_shutdown_grace_period",
+                self.executor_shutdown_grace_period.clone(),
+            ),
+            (
+                "executor_registration_timeout",
+                self.executor_registration_timeout.clone(),
+            ),
+            (
+                "executor_reregistration_timeout",
+                self.executor_reregistration_timeout.clone(),
+            ),
+            ("recovery_timeout", self.recovery_timeout.clone()),
+            (
+                "registration_backoff_factor",
+                self.registration_backoff_factor.clone(),
+            ),
+            ("strict", self.strict.to_string()),
+        ];
+        if let Some(ip) = self.ip {
+            pairs.push(("ip", ip.to_string()));
+        }
+        if self.hostname.is_some() {
+            pairs.push(("hostname", opt(&self.hostname)));
+        }
+        if self.resources.is_some() {
+            pairs.push(("resources", opt(&self.resources)));
+        }
+        if self.attributes.is_some() {
+            pairs.push(("attributes", opt(&self.attributes)));
+        }
+        if let Some(dir) = &self.launcher_dir {
+            pairs.push(("launcher_dir", dir.display().to_string()));
+        }
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        pairs
+    }
+}
+
+/// The work dir may not exist yet; measure the nearest directory that does.
+fn existing_ancestor(path: &std::path::Path) -> PathBuf {
+    let mut current = path.to_path_buf();
+    while !current.exists() {
+        match current.parent() {
+            Some(parent) => current = parent.to_path_buf(),
+            None => return PathBuf::from("/"),
+        }
+    }
+    current
+}
+
+/// Reads `--isolation`.
+pub fn parse_isolation(text: &str) -> Result<IsolationMode, FlagsError> {
+    let bad = |reason: String| FlagsError::Value {
+        flag: "isolation",
+        given: text.into(),
+        reason,
+    };
+    let (mut cpu, mut mem, mut pids, mut posix) = (false, false, false, false);
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "cgroups/cpu" => cpu = true,
+            "cgroups/mem" => mem = true,
+            "cgroups/pids" => pids = true,
+            "posix/cpu" | "posix/mem" | "posix/disk" | "filesystem/posix" => posix = true,
+            other => {
+                return Err(bad(format!(
+                    "unknown isolator '{other}' (known: cgroups/cpu, cgroups/mem, \
+                     cgroups/pids, posix/cpu, posix/mem)"
+                )))
+            }
+        }
+    }
+    if posix && (cpu || mem || pids) {
+        return Err(bad("mix of posix and cgroups isolators".into()));
+    }
+    if cpu || mem || pids {
+        Ok(IsolationMode::Cgroups { cpu, mem, pids })
+    } else {
+        Ok(IsolationMode::Posix)
+    }
+}
+
+/// Parses a Mesos duration: a number and a unit (`ns`, `us`, `ms`, `secs`,
+/// `mins`, `hrs`, `days`, `weeks`), e.g. `5secs` or `1.5mins`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' does not start with a number"))?;
+    let seconds = match unit.trim() {
+        "ns" => 1e-9,
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "secs" | "sec" | "s" => 1.0,
+        "mins" | "min" => 60.0,
+        "hrs" | "hr" => 3600.0,
+        "days" | "day" => 86400.0,
+        "weeks" | "week" => 604800.0,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' (use ns, us, ms, secs, mins, hrs, days or weeks)"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(value * seconds).map_err(|e| e.to_string())
+}
+
+/// Writes a duration the way Mesos prints one (`5secs`, `15mins`).
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs >= 60.0 && secs % 60.0 == 0.0 {
+        format!("{}mins", secs / 60.0)
+    } else if secs >= 1.0 {
+        format!("{secs}secs")
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// The machine's hostname, from uname.
+pub fn machine_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Where the binary that runs `executor command` and `executor default`
+/// lives: `$PANDO_EXECUTOR_BINARY`, else `<launcher_dir>/pando`, else the
+/// running binary.
+pub fn executor_binary(launcher_dir: Option<&std::path::Path>) -> PathBuf {
+    if let Some(path) = std::env::var_os("PANDO_EXECUTOR_BINARY") {
+        return PathBuf::from(path);
+    }
+    if let Some(dir) = launcher_dir {
+        return dir.join("pando");
+    }
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("pando"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_mesos_units() {
+        assert_eq!(parse_duration("5secs").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("1.5mins").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
+        assert!(parse_duration("5 parsecs").unwrap_err().contains("parsecs"));
+        assert_eq!(format_duration(Duration::from_secs(900)), "15mins");
+        assert_eq!(format_duration(Duration::from_secs(5)), "5secs");
+    }
+
+    #[test]
+    fn isolation_names_the_unknown_isolator() {
+        assert_eq!(
+            parse_isolation("posix/cpu,posix/mem").unwrap(),
+            IsolationMode::Posix
+        );
+        let err = parse_isolation("cgroups/cpu,cgroups/gpu").unwrap_err();
+        assert!(err.to_string().contains("cgroups/gpu"), "{err}");
+    }
+}

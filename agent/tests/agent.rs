@@ -1,0 +1,282 @@
+//! End-to-end tests of the agent against a fake AgentLink master, with real
+//! cgroups and real processes (they run as root).
+
+mod common;
+
+use common::*;
+use pando_proto::link;
+use pando_proto::link::agent_message::Message as Up;
+use pando_proto::link::master_message::Message as Down;
+use pando_proto::mesos::v1 as pb;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no side effects.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_task_runs_in_its_sandbox_and_updates_wait_for_acks() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    let info = master.registered().await;
+    assert_eq!(info.hostname, "localhost");
+    assert!(info.id.is_none());
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-1", false),
+        task: command_task("t1", "echo hello-from-task", 0.5, 64.0),
+    }));
+    let running = master.update_for("t1").await;
+    assert_eq!(state_name(&running), "TASK_RUNNING");
+    assert_eq!(running.agent_id.as_ref().unwrap().value, "agent-1");
+    // The task finishes at once, but its FINISHED waits for RUNNING's ack.
+    let a = std::sync::Arc::clone(&agent.agent);
+    eventually("the task to finish on the agent", || {
+        let state = a.lock();
+        state
+            .streams
+            .get(&("fw-1".to_string(), "t1".to_string()))
+            .is_some_and(|s| s.pending.len() == 2)
+    })
+    .await;
+    assert!(
+        master.up.try_recv().is_err(),
+        "nothing is sent before the ack"
+    );
+    master.ack(&running);
+    let finished = master.update_for("t1").await;
+    assert_eq!(state_name(&finished), "TASK_FINISHED");
+    master.ack(&finished);
+    let exited = master
+        .expect("ExecutorExited", |m| match m {
+            Up::ExecutorExited(e) => Some(e.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(exited.executor_id.value, "t1");
+    let sandbox = sandbox_of(&agent.agent, "fw-1", "t1").unwrap();
+    assert!(sandbox.starts_with(
+        work.path()
+            .join("slaves/agent-1/frameworks/fw-1/executors/t1/runs")
+    ));
+    let stdout = std::fs::read_to_string(sandbox.join("stdout")).unwrap();
+    assert!(stdout.contains("hello-from-task"), "stdout: {stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_uri_fails_the_task_with_the_fetch_error() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let _agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    let mut task = command_task("t-uri", "true", 0.1, 32.0);
+    task.command
+        .as_mut()
+        .unwrap()
+        .uris
+        .push(pb::command_info::Uri {
+            value: "/nonexistent/pando-test-missing.tar.gz".into(),
+            ..Default::default()
+        });
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-2", false),
+        task,
+    }));
+    let update = master.update_for("t-uri").await;
+    assert_eq!(state_name(&update), "TASK_FAILED");
+    assert_eq!(
+        update.status.reason,
+        Some(pb::task_status::Reason::ContainerLaunchFailed as i32)
+    );
+    let message = update.status.message.clone().unwrap();
+    assert!(
+        message.contains("/nonexistent/pando-test-missing.tar.gz"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_asking_more_than_the_agent_has_is_refused() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let _agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-3", false),
+        task: command_task("t-big", "true", 64.0, 32.0),
+    }));
+    let update = master.update_for("t-big").await;
+    assert_eq!(state_name(&update), "TASK_ERROR");
+    assert!(update.status.message.clone().unwrap().contains("cpus"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_limit_kills_a_task_that_allocates_past_it() {
+    if !is_root() {
+        eprintln!("skipped: needs root for cgroups");
+        return;
+    }
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let _agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-4", false),
+        task: command_task(
+            "t-oom",
+            "python3 -c 'import time; b = bytearray(400 * 1024 * 1024); time.sleep(30)'",
+            0.5,
+            96.0,
+        ),
+    }));
+    let mut update = master.update_for("t-oom").await;
+    if state_name(&update) == "TASK_RUNNING" {
+        master.ack(&update);
+        update = master.update_for("t-oom").await;
+    }
+    assert_eq!(state_name(&update), "TASK_FAILED");
+    assert_eq!(
+        update.status.reason,
+        Some(pb::task_status::Reason::ContainerLimitationMemory as i32),
+        "{:?}",
+        update.status
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_reregisters_with_its_id_after_the_link_breaks() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let _agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    master.break_session();
+    let again = master
+        .expect("re-registration", |m| match m {
+            Up::Reregister(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(again.agent_info.id.unwrap().value, "agent-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_read_refuses_to_leave_the_sandboxes() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-5", false),
+        task: command_task(
+            "t-files",
+            "echo visible; ln -s /etc/passwd escape",
+            0.1,
+            32.0,
+        ),
+    }));
+    let running = master.update_for("t-files").await;
+    master.ack(&running);
+    let finished = master.update_for("t-files").await;
+    assert_eq!(state_name(&finished), "TASK_FINISHED");
+    let sandbox = sandbox_of(&agent.agent, "fw-5", "t-files").unwrap();
+    let (code, body) = http_get(
+        agent.addr,
+        &format!("/files/read?path={}/stdout&offset=0", sandbox.display()),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("visible"), "{body}");
+    let (code, _) = http_get(
+        agent.addr,
+        &format!(
+            "/files/read?path={}/../../../../../../../../etc/passwd&offset=0",
+            sandbox.display()
+        ),
+    );
+    assert_eq!(code, 400);
+    let (code, body) = http_get(
+        agent.addr,
+        &format!("/files/read?path={}/escape&offset=0", sandbox.display()),
+    );
+    assert_eq!(code, 404, "a symlink out of the sandbox is refused: {body}");
+    let (code, _) = http_get(agent.addr, "/files/read?path=/etc/passwd&offset=0");
+    assert_eq!(code, 404);
+    let (code, body) = http_get(agent.addr, "/slave(1)/state");
+    assert_eq!(code, 200);
+    let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(state["id"], "agent-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpointed_task_survives_an_agent_crash_and_reports_once() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let first = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    let port = first.addr.port();
+    let task = executor_task("t-ckpt", "sleep 600", launcher.path());
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-6", true),
+        task,
+    }));
+    let running = master.update_for("t-ckpt").await;
+    assert_eq!(state_name(&running), "TASK_RUNNING");
+    master.ack(&running);
+    let a = std::sync::Arc::clone(&first.agent);
+    eventually("the ack to be checkpointed", || {
+        a.lock()
+            .streams
+            .get(&("fw-6".to_string(), "t-ckpt".to_string()))
+            .is_some_and(|s| s.pending.is_empty())
+    })
+    .await;
+    first.crash();
+    let second = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), port));
+    let again = master
+        .expect("re-registration", |m| match m {
+            Up::Reregister(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(again.agent_info.id.unwrap().value, "agent-1");
+    assert!(again.tasks.iter().any(|t| t.task_id.value == "t-ckpt"));
+    let a = std::sync::Arc::clone(&second.agent);
+    eventually("the executor to subscribe again", || {
+        a.lock()
+            .frameworks
+            .get("fw-6")
+            .and_then(|f| f.executors.get("exec-t-ckpt"))
+            .is_some_and(|e| e.connection.is_some())
+    })
+    .await;
+    master.send(Down::KillTask(link::KillTask {
+        framework_id: pb::FrameworkId {
+            value: "fw-6".into(),
+        },
+        task_id: pb::TaskId {
+            value: "t-ckpt".into(),
+        },
+        kill_policy: None,
+    }));
+    let killed = master.update_for("t-ckpt").await;
+    assert_eq!(state_name(&killed), "TASK_KILLED");
+    master.ack(&killed);
+    master
+        .expect("ExecutorExited", |m| {
+            matches!(m, Up::ExecutorExited(_)).then_some(())
+        })
+        .await;
+    // Exactly once: nothing more about the task follows.
+    assert!(
+        !std::iter::from_fn(|| master.up.try_recv().ok()).any(|m| matches!(
+            m.message,
+            Some(Up::StatusUpdate(ref u)) if u.status.task_id.value == "t-ckpt"
+        ))
+    );
+}
