@@ -11,7 +11,11 @@
 //! * TASK_RUNNING once the child is started, or TASK_FAILED with the launch
 //!   error in `message` if it cannot start;
 //! * TASK_RUNNING with `healthy` and reason
-//!   REASON_TASK_HEALTH_CHECK_STATUS_UPDATED when a health check says so;
+//!   REASON_TASK_HEALTH_CHECK_STATUS_UPDATED when a health check says so,
+//!   and with a new `check_status` and reason
+//!   REASON_TASK_CHECK_STATUS_UPDATED when a general check's result
+//!   changes (every update of a task with a check carries its
+//!   `check_status`, empty until a result exists);
 //! * on KILL (or SHUTDOWN, or an unhealthy task): TASK_KILLING if the
 //!   framework has the TASK_KILLING_STATE capability, then SIGTERM to the
 //!   task's process group and SIGKILL after the grace period (the KILL
@@ -30,7 +34,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use pando_proto::mesos::v1::executor::{event, Event};
 use pando_proto::mesos::v1::{
-    framework_info, task_status, FrameworkInfo, KillPolicy, TaskId, TaskInfo, TaskState, TaskStatus,
+    framework_info, task_status, CheckStatusInfo, FrameworkInfo, KillPolicy, TaskId, TaskInfo,
+    TaskState, TaskStatus,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -39,7 +44,7 @@ use tokio::time::Instant;
 use crate::driver::{Driver, DriverError, Incoming};
 use crate::env::ExecutorEnv;
 use crate::health::{self, HealthReport};
-use crate::{process, status};
+use crate::{check, process, status};
 
 /// Mesos's default kill grace period for the command executor.
 pub const DEFAULT_KILL_GRACE_PERIOD: Duration = Duration::from_secs(3);
@@ -65,10 +70,12 @@ pub async fn run(env: ExecutorEnv) -> Result<i32, CommandExecutorError> {
     let (driver, mut incoming) = Driver::start(env);
     let (reaped_tx, mut reaped_rx) = mpsc::unbounded_channel();
     let (health_tx, mut health_rx) = mpsc::unbounded_channel();
+    let (check_tx, mut check_rx) = mpsc::unbounded_channel();
     let mut executor = CommandExecutor {
         driver,
         reaped_tx,
         health_tx,
+        check_tx,
         shutdown_grace,
         framework: None,
         task: None,
@@ -83,6 +90,7 @@ pub async fn run(env: ExecutorEnv) -> Result<i32, CommandExecutorError> {
         escalated: false,
         completion_deadline: None,
         health: None,
+        checker: None,
         last_status: None,
         terminal_uuid: None,
         exit_deadline: None,
@@ -110,6 +118,7 @@ pub async fn run(env: ExecutorEnv) -> Result<i32, CommandExecutorError> {
             },
             Some(exit) = reaped_rx.recv() => executor.reaped(exit)?,
             Some(report) = health_rx.recv() => executor.on_health(report)?,
+            Some(result) = check_rx.recv() => executor.on_check(result)?,
             _ = sleep_until(escalation) => executor.escalate(),
             _ = sleep_until(executor.completion_deadline) => executor.max_completion_reached()?,
             _ = sleep_until(executor.exit_deadline) => {
@@ -162,6 +171,8 @@ struct CommandExecutor {
     reaped_tx: mpsc::UnboundedSender<std::io::Result<std::process::ExitStatus>>,
     /// Where the health checker reports.
     health_tx: mpsc::UnboundedSender<HealthReport>,
+    /// Where the general checker reports changed results.
+    check_tx: mpsc::UnboundedSender<CheckStatusInfo>,
     shutdown_grace: Duration,
     /// From SUBSCRIBED: tells whether TASK_KILLING may be sent.
     framework: Option<FrameworkInfo>,
@@ -178,6 +189,7 @@ struct CommandExecutor {
     escalated: bool,
     completion_deadline: Option<Instant>,
     health: Option<JoinHandle<()>>,
+    checker: Option<JoinHandle<()>>,
     /// The last update sent; health updates are derived from it.
     last_status: Option<TaskStatus>,
     terminal_uuid: Option<Bytes>,
@@ -283,6 +295,13 @@ impl CommandExecutor {
                 self.completion_deadline = Some(Instant::now() + limit);
             }
         }
+        if let Some(check) = task.check.as_ref() {
+            let results = self.check_tx.clone();
+            match check::spawn_checker(check, move |result| results.send(result).is_ok()) {
+                Ok(handle) => self.checker = Some(handle),
+                Err(error) => tracing::error!(%error, "failed to create checker"),
+            }
+        }
         if let Some(check) = task.health_check.as_ref() {
             let reports = self.health_tx.clone();
             match health::spawn_checker(check, move |report| reports.send(report).is_ok()) {
@@ -356,9 +375,7 @@ impl CommandExecutor {
                 self.forward(killing)?;
             }
         }
-        if let Some(health) = self.health.take() {
-            health.abort();
-        }
+        self.stop_checks();
         tracing::info!(?grace, "sending SIGTERM to the task's process group");
         self.signal(libc::SIGTERM);
         self.killed = true;
@@ -414,9 +431,7 @@ impl CommandExecutor {
     ) -> Result<(), CommandExecutorError> {
         self.terminated = true;
         self.completion_deadline = None;
-        if let Some(health) = self.health.take() {
-            health.abort();
-        }
+        self.stop_checks();
         let Some(task_id) = self.task.as_ref().map(|t| t.task_id.clone()) else {
             return Ok(());
         };
@@ -453,6 +468,31 @@ impl CommandExecutor {
             terminal.healthy = Some(false);
         }
         self.send_terminal(terminal)
+    }
+
+    /// Stops health and general checks: a task being killed or gone is not
+    /// checked any more.
+    fn stop_checks(&mut self) {
+        if let Some(health) = self.health.take() {
+            health.abort();
+        }
+        if let Some(checker) = self.checker.take() {
+            checker.abort();
+        }
+    }
+
+    fn on_check(&mut self, result: CheckStatusInfo) -> Result<(), CommandExecutorError> {
+        if self.killed || self.terminated {
+            return Ok(());
+        }
+        let Some(last) = self.last_status.as_ref() else {
+            return Ok(());
+        };
+        tracing::info!(?result, "check result changed");
+        let mut update = status::renew(last);
+        update.reason = Some(task_status::Reason::TaskCheckStatusUpdated as i32);
+        update.check_status = Some(result);
+        self.forward(update)
     }
 
     fn on_health(&mut self, report: HealthReport) -> Result<(), CommandExecutorError> {

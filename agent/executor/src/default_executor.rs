@@ -30,8 +30,8 @@ use pando_proto::json::{from_json, to_json};
 use pando_proto::mesos::v1::agent::{self, call as agent_call};
 use pando_proto::mesos::v1::executor::{event, Event};
 use pando_proto::mesos::v1::{
-    environment, task_status, ContainerId, ContainerStatus, FrameworkInfo, KillPolicy,
-    TaskGroupInfo, TaskId, TaskInfo, TaskState, TaskStatus,
+    environment, task_status, CheckStatusInfo, ContainerId, ContainerStatus, FrameworkInfo,
+    KillPolicy, TaskGroupInfo, TaskId, TaskInfo, TaskState, TaskStatus,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -42,7 +42,7 @@ use crate::driver::{Driver, DriverError, Incoming};
 use crate::env::ExecutorEnv;
 use crate::health::{self, HealthReport};
 use crate::http::{AgentClient, FullResponse};
-use crate::status;
+use crate::{check, status};
 
 /// The agent's operator API path.
 pub const OPERATOR_API: &str = "/api/v1";
@@ -82,6 +82,11 @@ enum Internal {
         task_id: TaskId,
         report: HealthReport,
     },
+    /// A changed general check result for a task.
+    Check {
+        task_id: TaskId,
+        result: CheckStatusInfo,
+    },
 }
 
 /// One task of a group and its nested container.
@@ -99,7 +104,24 @@ struct Container {
     launch_error: Option<String>,
     last_status: Option<TaskStatus>,
     health: Option<JoinHandle<()>>,
+    checker: Option<JoinHandle<()>>,
     completion_timer: Option<JoinHandle<()>>,
+}
+
+impl Container {
+    /// Stops the task's health and general checks and its completion timer.
+    fn stop_timers(&mut self) {
+        for handle in [
+            self.health.take(),
+            self.checker.take(),
+            self.completion_timer.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            handle.abort();
+        }
+    }
 }
 
 /// Runs the default executor until its tasks are done; returns the
@@ -252,6 +274,10 @@ impl DefaultExecutor {
                 self.on_health(&task_id, report)?;
                 Ok(None)
             }
+            Internal::Check { task_id, result } => {
+                self.on_check(&task_id, result)?;
+                Ok(None)
+            }
         }
     }
 
@@ -328,6 +354,7 @@ impl DefaultExecutor {
                     launch_error: None,
                     last_status: None,
                     health: None,
+                    checker: None,
                     completion_timer: None,
                 },
             );
@@ -384,6 +411,20 @@ impl DefaultExecutor {
             }
             container.launched = true;
             self.driver.track_task(container.task.clone());
+            if let Some(check) = &container.task.check {
+                let tx = self.internal_tx.clone();
+                let id = task_id.clone();
+                match check::spawn_checker(check, move |result| {
+                    tx.send(Internal::Check {
+                        task_id: id.clone(),
+                        result,
+                    })
+                    .is_ok()
+                }) {
+                    Ok(handle) => container.checker = Some(handle),
+                    Err(error) => tracing::error!(%error, "failed to create checker"),
+                }
+            }
             if let Some(check) = &container.task.health_check {
                 let tx = self.internal_tx.clone();
                 let id = task_id.clone();
@@ -517,12 +558,7 @@ impl DefaultExecutor {
             );
             return Ok(self.finish());
         }
-        if let Some(health) = container.health.take() {
-            health.abort();
-        }
-        if let Some(timer) = container.completion_timer.take() {
-            timer.abort();
-        }
+        container.stop_timers();
         let (state, reason, message, limitation) = terminal_of(container, &response);
         let mut terminal = self.status_for(task_id, state);
         terminal.reason = reason;
@@ -623,12 +659,7 @@ impl DefaultExecutor {
             return Ok(());
         }
         container.killing = true;
-        if let Some(timer) = container.completion_timer.take() {
-            timer.abort();
-        }
-        if let Some(health) = container.health.take() {
-            health.abort();
-        }
+        container.stop_timers();
         let killed_by_completion = container.killed_by_completion;
         let container_id = container.container_id.clone();
         let grace = grace.unwrap_or(DEFAULT_KILL_GRACE_PERIOD);
@@ -668,6 +699,26 @@ impl DefaultExecutor {
                 let _ = tx.send(Internal::Escalate { task_id: id });
             }
         });
+    }
+
+    fn on_check(
+        &mut self,
+        task_id: &TaskId,
+        result: CheckStatusInfo,
+    ) -> Result<(), DefaultExecutorError> {
+        let Some(container) = self.containers.get(&task_id.value) else {
+            return Ok(());
+        };
+        if container.checker.is_none() || !self.subscribed {
+            return Ok(());
+        }
+        let Some(last) = container.last_status.as_ref() else {
+            return Ok(());
+        };
+        let mut update = status::renew(last);
+        update.reason = Some(task_status::Reason::TaskCheckStatusUpdated as i32);
+        update.check_status = Some(result);
+        self.forward(update)
     }
 
     fn on_health(

@@ -18,19 +18,11 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Empty;
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use pando_proto::mesos::v1::{health_check, HealthCheck};
-use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::process;
-
-/// The address HTTP and TCP checks connect to.
-const CHECK_HOST: &str = "127.0.0.1";
+use crate::probe::{self, Observation, Probe};
 
 /// Why a health check cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -121,14 +113,6 @@ fn seconds(value: f64, field: &'static str) -> Result<Duration, HealthError> {
     Duration::try_from_secs_f64(value).map_err(|_| HealthError::BadDuration(field))
 }
 
-/// One way of probing the task.
-#[derive(Debug, Clone)]
-enum Probe {
-    Command(pando_proto::mesos::v1::CommandInfo),
-    Http { port: u32, path: String },
-    Tcp { port: u32 },
-}
-
 fn probe_of(check: &HealthCheck) -> Result<Probe, HealthError> {
     let kind = check
         .r#type
@@ -145,15 +129,9 @@ fn probe_of(check: &HealthCheck) -> Result<Probe, HealthError> {
                 .http
                 .as_ref()
                 .ok_or(HealthError::MissingBody("HTTP", "http"))?;
-            let path = http.path.clone().unwrap_or_default();
-            let path = if path.starts_with('/') {
-                path
-            } else {
-                format!("/{path}")
-            };
             Ok(Probe::Http {
                 port: http.port,
-                path,
+                path: probe::http_path(http.path.as_deref()),
             })
         }
         health_check::Type::Tcp => {
@@ -164,6 +142,18 @@ fn probe_of(check: &HealthCheck) -> Result<Probe, HealthError> {
             Ok(Probe::Tcp { port: tcp.port })
         }
         health_check::Type::Unknown => Err(HealthError::NoType),
+    }
+}
+
+/// Whether an observation means healthy, in Mesos's words when not.
+fn interpret(outcome: Result<Observation, probe::ProbeError>) -> Result<(), String> {
+    match outcome.map_err(|e| e.to_string())? {
+        Observation::ExitCode(0) => Ok(()),
+        Observation::ExitCode(code) => Err(format!("Command exited with status {code}")),
+        Observation::HttpStatus(code) if (200..400).contains(&code) => Ok(()),
+        Observation::HttpStatus(code) => Err(format!("Unexpected HTTP response code: {code}")),
+        Observation::TcpConnected(true) => Ok(()),
+        Observation::TcpConnected(false) => Err("TCP connection failed".into()),
     }
 }
 
@@ -181,11 +171,8 @@ pub fn spawn_checker(
     Ok(tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         loop {
-            let result = if timeout.is_zero() {
-                run_probe(&probe, None).await
-            } else {
-                run_probe(&probe, Some(timeout)).await
-            };
+            let bound = (!timeout.is_zero()).then_some(timeout);
+            let result = interpret(probe::run(&probe, bound).await);
             if let Some(outcome) = policy.record(result, Instant::now()) {
                 if !report(outcome) {
                     return;
@@ -194,93 +181,6 @@ pub fn spawn_checker(
             tokio::time::sleep(interval).await;
         }
     }))
-}
-
-async fn run_probe(probe: &Probe, timeout: Option<Duration>) -> Result<(), String> {
-    match probe {
-        Probe::Command(command) => command_probe(command, timeout).await,
-        Probe::Http { port, path } => {
-            bounded(timeout, http_probe(*port, path), "HTTP health check").await
-        }
-        Probe::Tcp { port } => bounded(timeout, tcp_probe(*port), "TCP health check").await,
-    }
-}
-
-async fn bounded(
-    timeout: Option<Duration>,
-    probe: impl std::future::Future<Output = Result<(), String>>,
-    what: &str,
-) -> Result<(), String> {
-    match timeout {
-        None => probe.await,
-        Some(limit) => tokio::time::timeout(limit, probe)
-            .await
-            .unwrap_or_else(|_| Err(format!("{what} timed out after {limit:?}"))),
-    }
-}
-
-async fn command_probe(
-    command: &pando_proto::mesos::v1::CommandInfo,
-    timeout: Option<Duration>,
-) -> Result<(), String> {
-    let mut child = process::spawn(command, &[]).map_err(|e| e.to_string())?;
-    let pgid = child.id();
-    let waited = match timeout {
-        None => child.wait().await,
-        Some(limit) => match tokio::time::timeout(limit, child.wait()).await {
-            Ok(waited) => waited,
-            Err(_) => {
-                if let Some(pgid) = pgid {
-                    let _ = process::signal_group(pgid, libc::SIGKILL);
-                }
-                let _ = child.wait().await;
-                return Err(format!("Command timed out after {limit:?}"));
-            }
-        },
-    };
-    let status = waited.map_err(|e| e.to_string())?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("Command {}", crate::status::describe_exit(status)))
-    }
-}
-
-async fn tcp_probe(port: u32) -> Result<(), String> {
-    TcpStream::connect(format!("{CHECK_HOST}:{port}"))
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("TCP connection failed: {e}"))
-}
-
-async fn http_probe(port: u32, path: &str) -> Result<(), String> {
-    let authority = format!("{CHECK_HOST}:{port}");
-    let stream = TcpStream::connect(&authority)
-        .await
-        .map_err(|e| format!("HTTP connection failed: {e}"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let request = Request::get(path)
-        .header(hyper::header::HOST, &authority)
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let code = response.status().as_u16();
-    if (200..400).contains(&code) {
-        Ok(())
-    } else {
-        Err(format!(
-            "Unexpected HTTP response code: {}",
-            response.status()
-        ))
-    }
 }
 
 #[cfg(test)]

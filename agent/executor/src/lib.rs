@@ -28,12 +28,14 @@
 //! sandbox) the agent gives it; a *nested container* is a container inside
 //! the executor's, one per task of a task group.
 
+pub mod check;
 pub mod command_executor;
 pub mod default_executor;
 pub mod driver;
 pub mod env;
 pub mod health;
 pub mod http;
+pub mod probe;
 pub mod process;
 pub mod status;
 

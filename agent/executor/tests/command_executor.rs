@@ -13,7 +13,8 @@ use std::time::Duration;
 use common::*;
 use pando_proto::mesos::v1::executor::call;
 use pando_proto::mesos::v1::{
-    health_check, task_status, CommandInfo, DurationInfo, HealthCheck, KillPolicy, TaskState,
+    check_info, health_check, task_status, CheckInfo, CheckStatusInfo, CommandInfo, DurationInfo,
+    HealthCheck, KillPolicy, TaskState,
 };
 use TaskState::*;
 
@@ -461,4 +462,100 @@ fn process_alive(pid: i32) -> bool {
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
+}
+
+#[tokio::test]
+async fn a_general_check_reports_changed_results_only() {
+    let agent = FakeAgent::start(false).await;
+    let mut executor = ExecutorProcess::start("command", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    let mut task = shell_task("t1", "sleep 1000");
+    task.check = Some(CheckInfo {
+        r#type: Some(check_info::Type::Http as i32),
+        http: Some(check_info::Http {
+            port: u32::from(agent.addr.port()),
+            path: Some("/health".into()),
+        }),
+        delay_seconds: Some(0.0),
+        interval_seconds: Some(0.05),
+        timeout_seconds: Some(2.0),
+        ..Default::default()
+    });
+    agent.send(&launch(task));
+    eventually(
+        "a check update",
+        || executor.logs(),
+        || agent.updates().len() >= 3,
+    )
+    .await;
+    let probes = agent.state.health_probes.load(Ordering::SeqCst);
+    eventually(
+        "more checks",
+        || executor.logs(),
+        || agent.state.health_probes.load(Ordering::SeqCst) >= probes + 3,
+    )
+    .await;
+    agent.send(&kill("t1", None));
+    assert_eq!(executor.exit_code().await, 0);
+    let updates = agent.updates();
+    assert_eq!(
+        states(&updates),
+        vec![TaskStarting, TaskRunning, TaskRunning, TaskKilled]
+    );
+    let empty = CheckStatusInfo {
+        r#type: Some(check_info::Type::Http as i32),
+        http: Some(Default::default()),
+        ..Default::default()
+    };
+    assert_eq!(updates[0].check_status.as_ref(), Some(&empty));
+    assert_eq!(updates[1].check_status.as_ref(), Some(&empty));
+    assert_eq!(
+        updates[2].reason,
+        Some(task_status::Reason::TaskCheckStatusUpdated as i32)
+    );
+    let http = updates[2].check_status.as_ref().unwrap().http.unwrap();
+    assert_eq!(http.status_code, Some(200));
+    assert_eq!(updates[3].check_status.as_ref(), Some(&empty));
+}
+
+#[tokio::test]
+async fn a_second_kill_can_only_shorten_the_grace_period() {
+    let agent = FakeAgent::start(false).await;
+    let mut executor = ExecutorProcess::start("command", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    agent.send(&launch(shell_task(
+        "t1",
+        "trap '' TERM; touch ready; while true; do sleep 0.05; done",
+    )));
+    let ready = executor.path("ready");
+    eventually(
+        "the task to trap SIGTERM",
+        || executor.logs(),
+        || ready.exists(),
+    )
+    .await;
+    agent.send(&kill("t1", Some(Duration::from_secs(3600))));
+    // A longer grace period is ignored; a shorter one reschedules SIGKILL.
+    agent.send(&kill("t1", Some(Duration::from_secs(7200))));
+    agent.send(&kill("t1", Some(Duration::from_millis(100))));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+    let updates = agent.updates();
+    assert_eq!(
+        states(&updates),
+        vec![TaskStarting, TaskRunning, TaskKilled]
+    );
+    assert_eq!(
+        updates[2].message.as_deref(),
+        Some("Command terminated with signal Killed")
+    );
 }
