@@ -112,7 +112,7 @@ pub fn spawn_checker(
             let bound = (!timeout.is_zero()).then_some(timeout);
             let current = status_of(&check, probe::run(&probe, bound).await);
             if current != previous {
-                if !report(current.clone()) {
+                if !report(current) {
                     return;
                 }
                 previous = current;
