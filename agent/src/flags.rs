@@ -63,7 +63,11 @@ pub struct AgentFlags {
     #[arg(long)]
     pub hostname: Option<String>,
     /// Where sandboxes and checkpoints live.
-    #[arg(long, default_value = "/var/lib/pando/agent")]
+    #[arg(
+        long = "work_dir",
+        alias = "work-dir",
+        default_value = "/var/lib/pando/agent"
+    )]
     pub work_dir: PathBuf,
     /// The resources to offer, in Mesos text (`cpus:4;mem:8192`) or JSON
     /// form; missing standard resources are detected.
@@ -77,37 +81,57 @@ pub struct AgentFlags {
     #[arg(long, default_value = "cgroups/cpu,cgroups/mem,cgroups/pids")]
     pub isolation: String,
     /// The cgroup under which each container gets its own group.
-    #[arg(long, default_value = "pando")]
+    #[arg(long = "cgroups_root", alias = "cgroups-root", default_value = "pando")]
     pub cgroups_root: String,
     /// `reconnect` re-attaches to checkpointed executors after a restart;
     /// `cleanup` kills them and registers as a new agent.
     #[arg(long, default_value = "reconnect")]
     pub recover: String,
     /// How long an executor has to shut down before it is killed.
-    #[arg(long, default_value = "5secs")]
+    #[arg(
+        long = "executor_shutdown_grace_period",
+        alias = "executor-shutdown-grace-period",
+        default_value = "5secs"
+    )]
     pub executor_shutdown_grace_period: String,
     /// How long a launched executor has to subscribe before it is killed.
-    #[arg(long, default_value = "1mins")]
+    #[arg(
+        long = "executor_registration_timeout",
+        alias = "executor-registration-timeout",
+        default_value = "1mins"
+    )]
     pub executor_registration_timeout: String,
     /// How long re-attached executors have to subscribe again after an
     /// agent restart.
-    #[arg(long, default_value = "2secs")]
+    #[arg(
+        long = "executor_reregistration_timeout",
+        alias = "executor-reregistration-timeout",
+        default_value = "2secs"
+    )]
     pub executor_reregistration_timeout: String,
     /// How long executors wait for a restarted agent (MESOS_RECOVERY_TIMEOUT).
-    #[arg(long, default_value = "15mins")]
+    #[arg(
+        long = "recovery_timeout",
+        alias = "recovery-timeout",
+        default_value = "15mins"
+    )]
     pub recovery_timeout: String,
     /// The base of the randomised backoff between registration attempts.
-    #[arg(long, default_value = "1secs")]
+    #[arg(
+        long = "registration_backoff_factor",
+        alias = "registration-backoff-factor",
+        default_value = "1secs"
+    )]
     pub registration_backoff_factor: String,
     /// Whether recovery errors (a corrupt checkpoint) stop the agent.
     /// Pando reports and skips the one bad executor either way, so the agent
     /// still starts; `--strict` only makes the report an error.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub strict: bool,
     /// The directory holding the `pando` binary that runs the command and
     /// default executors (default: this binary's directory). The
     /// PANDO_EXECUTOR_BINARY environment variable names the binary itself.
-    #[arg(long)]
+    #[arg(long = "launcher_dir", alias = "launcher-dir")]
     pub launcher_dir: Option<PathBuf>,
 }
 
@@ -438,6 +462,54 @@ mod tests {
         assert!(parse_duration("5 parsecs").unwrap_err().contains("parsecs"));
         assert_eq!(format_duration(Duration::from_secs(900)), "15mins");
         assert_eq!(format_duration(Duration::from_secs(5)), "5secs");
+    }
+
+    fn parse(args: &[&str]) -> AgentFlags {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            flags: AgentFlags,
+        }
+        let mut argv = vec!["pando-agent", "--master=127.0.0.1:5050", "--work_dir=/tmp"];
+        argv.extend_from_slice(args);
+        <Cli as clap::Parser>::try_parse_from(argv).unwrap().flags
+    }
+
+    #[test]
+    fn mesos_flag_names_parse() {
+        let flags = parse(&[
+            "--executor_registration_timeout=3mins",
+            "--cgroups_root=mesos",
+            "--strict",
+            "--recover=cleanup",
+        ]);
+        let config = flags.validate().unwrap();
+        assert_eq!(config.registration_timeout, Duration::from_secs(180));
+        assert_eq!(config.recover, RecoverMode::Cleanup);
+        assert_eq!(flags.cgroups_root, "mesos");
+    }
+
+    #[test]
+    fn bad_resources_and_attributes_name_the_bad_part() {
+        let err = parse(&["--resources=cpus:4;mem:lots"])
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("mem:lots"), "{err}");
+        let err = parse(&["--attributes=rack"]).validate().unwrap_err();
+        assert!(err.to_string().contains("--attributes 'rack'"), "{err}");
+        let err = parse(&["--recover=maybe"]).validate().unwrap_err();
+        assert!(err.to_string().contains("reconnect"), "{err}");
+    }
+
+    #[test]
+    fn missing_resources_are_detected() {
+        let config = parse(&["--resources=cpus:3"]).validate().unwrap();
+        assert_eq!(
+            config.resources.cpus(),
+            pando_resources::Scalar::from_units(3)
+        );
+        assert!(config.resources.mem() > pando_resources::Scalar::from_units(0));
+        assert!(!config.resources.ports().is_empty());
     }
 
     #[test]
