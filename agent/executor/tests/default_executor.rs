@@ -223,3 +223,79 @@ async fn shutdown_kills_every_task() {
         );
     }
 }
+
+#[tokio::test]
+#[allow(deprecated)]
+async fn after_an_agent_restart_it_resubscribes_and_waits_on_its_containers_again() {
+    let mut agent = FakeAgent::start(false).await;
+    agent
+        .state
+        .auto_ack
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut executor = ExecutorProcess::start("default", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    agent.send(&launch_group(vec![shell_task("t1", "sleep 1000")]));
+    eventually("RUNNING", || executor.logs(), || agent.updates().len() == 2).await;
+    let waits = |agent: &FakeAgent| {
+        agent
+            .operator_calls()
+            .iter()
+            .filter(|c| c.wait_nested_container.is_some())
+            .count()
+    };
+    eventually(
+        "WAIT_NESTED_CONTAINER",
+        || executor.logs(),
+        || waits(&agent) == 1,
+    )
+    .await;
+    let sent = agent.updates();
+
+    agent.restart().await;
+    eventually(
+        "a second SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 2,
+    )
+    .await;
+    let resubscribe = agent.subscribes()[1].clone();
+    let resent: Vec<_> = resubscribe
+        .unacknowledged_updates
+        .iter()
+        .map(|u| u.status.uuid.clone())
+        .collect();
+    assert_eq!(
+        resent,
+        sent.iter().map(|s| s.uuid.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(resubscribe.unacknowledged_tasks.len(), 1);
+    assert_eq!(resubscribe.unacknowledged_tasks[0].task_id.value, "t1");
+    eventually(
+        "a new WAIT_NESTED_CONTAINER",
+        || executor.logs(),
+        || waits(&agent) == 2,
+    )
+    .await;
+
+    agent.ack_all();
+    agent
+        .state
+        .auto_ack
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    agent.send(&kill("t1", None));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+    let updates = agent.updates_of("t1");
+    assert_eq!(
+        states(&updates),
+        vec![TaskStarting, TaskRunning, TaskKilled]
+    );
+    assert_eq!(
+        updates[2].message.as_deref(),
+        Some("Command terminated with signal Terminated")
+    );
+}
