@@ -280,3 +280,129 @@ async fn a_checkpointed_task_survives_an_agent_crash_and_reports_once() {
         ))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cpu_quota_holds_a_busy_loop_near_its_share() {
+    if !is_root() {
+        eprintln!("skipped: needs root for cgroups");
+        return;
+    }
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-cpu", false),
+        task: command_task("t-cpu", "while :; do :; done", 0.2, 64.0),
+    }));
+    let running = master.update_for("t-cpu").await;
+    assert_eq!(state_name(&running), "TASK_RUNNING");
+    let group = {
+        let state = agent.agent.lock();
+        state.frameworks["fw-cpu"].executors["t-cpu"]
+            .group
+            .clone()
+            .unwrap()
+    };
+    let start_usage = group.cpu_usage_secs().unwrap();
+    let start = std::time::Instant::now();
+    let a = std::sync::Arc::clone(&agent.agent);
+    eventually("two seconds of wall time", || {
+        start.elapsed() >= std::time::Duration::from_secs(2)
+    })
+    .await;
+    let used = group.cpu_usage_secs().unwrap() - start_usage;
+    let share = used / start.elapsed().as_secs_f64();
+    assert!(
+        share > 0.05 && share < 0.3,
+        "a 0.2-cpu task used {share:.2} cpus"
+    );
+    // The monitor reports the limit and the throttling.
+    let (code, body) = http_get(agent.addr, "/monitor/statistics");
+    assert_eq!(code, 200);
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let entry = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["executor_id"] == "t-cpu")
+        .expect("the task's container is listed");
+    assert_eq!(entry["statistics"]["cpus_limit"], 0.2);
+    assert!(entry["statistics"]["cpus_nr_throttled"].as_u64().unwrap() > 0);
+    drop(a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_api_lists_containers_and_reads_sandbox_files() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-op", false),
+        task: command_task("t-op", "echo operator-visible; sleep 600", 0.1, 32.0),
+    }));
+    let running = master.update_for("t-op").await;
+    assert_eq!(state_name(&running), "TASK_RUNNING");
+    let sandbox = sandbox_of(&agent.agent, "fw-op", "t-op").unwrap();
+    let post = |body: &str| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(agent.addr).unwrap();
+        write!(
+            stream,
+            "POST /api/v1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let containers = post(r#"{"type":"GET_CONTAINERS"}"#);
+    assert_eq!(containers["type"], "GET_CONTAINERS");
+    assert_eq!(
+        containers["get_containers"]["containers"][0]["executor_id"]["value"],
+        "t-op"
+    );
+    let tasks = post(r#"{"type":"GET_TASKS"}"#);
+    assert_eq!(
+        tasks["get_tasks"]["launched_tasks"][0]["state"],
+        "TASK_RUNNING"
+    );
+    let stdout = format!("{}/stdout", sandbox.display());
+    let a = std::sync::Arc::clone(&agent.agent);
+    eventually("the task to write its output", || {
+        std::fs::read_to_string(&stdout).is_ok_and(|s| s.contains("operator-visible"))
+    })
+    .await;
+    let read = post(&format!(
+        r#"{{"type":"READ_FILE","read_file":{{"path":"{stdout}","offset":0}}}}"#
+    ));
+    let data = read["read_file"]["data"].as_str().unwrap();
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap();
+    assert!(String::from_utf8(data)
+        .unwrap()
+        .contains("operator-visible"));
+    drop(a);
+    master.send(Down::KillTask(link::KillTask {
+        framework_id: pb::FrameworkId {
+            value: "fw-op".into(),
+        },
+        task_id: pb::TaskId {
+            value: "t-op".into(),
+        },
+        kill_policy: None,
+    }));
+    master.ack(&running);
+    let killed = master.update_for("t-op").await;
+    assert_eq!(state_name(&killed), "TASK_KILLED");
+}
