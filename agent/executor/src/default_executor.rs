@@ -4,7 +4,7 @@
 //! does.
 //!
 //! For each task of a group it sends TASK_STARTING, POSTs
-//! `LAUNCH_NESTED_CONTAINER` to `/api/v1` with a fresh container id whose
+//! `LAUNCH_CONTAINER` to `/api/v1` with a fresh container id whose
 //! parent is the executor's container (from SUBSCRIBED), and sends
 //! TASK_RUNNING once the agent answers 2xx. It then long-polls
 //! `WAIT_NESTED_CONTAINER` for every task and turns the answer into the
@@ -62,7 +62,7 @@ pub enum DefaultExecutorError {
 /// Results of the executor's own background work.
 #[derive(Debug)]
 enum Internal {
-    /// The answers to a group's LAUNCH_NESTED_CONTAINER calls, in task order.
+    /// The answers to a group's LAUNCH_CONTAINER calls, in task order.
     Launched {
         tasks: Vec<TaskId>,
         results: Vec<Result<FullResponse, String>>,
@@ -761,7 +761,10 @@ impl DefaultExecutor {
     }
 }
 
-/// The LAUNCH_NESTED_CONTAINER call for one task, as JSON.
+/// The LAUNCH_CONTAINER call for one task, as JSON: Mesos 1.11's default
+/// executor uses this newer name (not the deprecated
+/// LAUNCH_NESTED_CONTAINER) because it carries the task's `resources` and
+/// `limits`, which the agent needs to size the nested container's cgroup.
 fn launch_call(task: &TaskInfo, container_id: ContainerId, container_ip: &str) -> String {
     let mut command = task.command.clone().unwrap_or_default();
     let env = command.environment.get_or_insert_with(Default::default);
@@ -784,13 +787,14 @@ fn launch_call(task: &TaskInfo, container_id: ContainerId, container_ip: &str) -
             secret: None,
         });
     }
-    #[allow(deprecated)]
     let call = agent::Call {
-        r#type: Some(agent_call::Type::LaunchNestedContainer as i32),
-        launch_nested_container: Some(agent_call::LaunchNestedContainer {
+        r#type: Some(agent_call::Type::LaunchContainer as i32),
+        launch_container: Some(agent_call::LaunchContainer {
             container_id,
             command: Some(command),
+            resources: task.resources.clone(),
             container: task.container.clone(),
+            limits: task.limits.clone(),
         }),
         ..Default::default()
     };

@@ -19,7 +19,8 @@
 //! `MESOS_SUBSCRIPTION_BACKOFF_MAX` until `MESOS_RECOVERY_TIMEOUT` runs out.
 //! A framework that does not checkpoint gets a synthesized SHUTDOWN event
 //! as soon as the connection breaks, as does one whose recovery timed out.
-//! After any SHUTDOWN the driver reports [`Incoming::ShutdownExpired`] once
+//! SIGTERM to the executor counts as a SHUTDOWN too. After any SHUTDOWN the
+//! driver reports [`Incoming::ShutdownExpired`] once
 //! `MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD` has passed, so the executor can
 //! kill what is left and exit before the agent destroys the container.
 
@@ -112,6 +113,7 @@ impl Driver {
             }),
         };
         tokio::spawn(sender_loop(driver.clone(), outbox_rx));
+        tokio::spawn(terminate_on_sigterm(driver.clone(), incoming_tx.clone()));
         tokio::spawn(subscription_loop(driver.clone(), incoming_tx));
         (driver, incoming_rx)
     }
@@ -227,6 +229,21 @@ impl Driver {
         };
         self.arm_shutdown(tx);
         let _ = tx.send(Incoming::Event(Box::new(event)));
+    }
+}
+
+/// Treats SIGTERM like a SHUTDOWN event, so an executor that is asked to
+/// stop (by an agent without cgroups, or by an operator) kills its tasks
+/// within the shutdown grace period instead of orphaning them.
+async fn terminate_on_sigterm(driver: Driver, tx: mpsc::UnboundedSender<Incoming>) {
+    let Ok(mut sigterm) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        tracing::warn!("cannot handle SIGTERM; it will end the executor at once");
+        return;
+    };
+    if sigterm.recv().await.is_some() {
+        tracing::info!("received SIGTERM; shutting down");
+        driver.synthesize_shutdown(&tx);
     }
 }
 

@@ -11,7 +11,7 @@
 //!  env ──▶ ExecutorEnv ──▶ Driver ◀──SUBSCRIBE / UPDATE──▶ agent /api/v1/executor
 //!                            │ Incoming (events)
 //!              ┌─────────────┴──────────────┐
-//!       command_executor              default_executor ──LAUNCH/WAIT/KILL_NESTED_CONTAINER──▶ agent /api/v1
+//!       command_executor              default_executor ──LAUNCH_CONTAINER, WAIT/KILL_NESTED_CONTAINER──▶ agent /api/v1
 //!   (one task, a child process)     (a task group, nested containers)
 //! ```
 //!

@@ -559,3 +559,25 @@ async fn a_second_kill_can_only_shorten_the_grace_period() {
         Some("Command terminated with signal Killed")
     );
 }
+
+#[tokio::test]
+async fn sigterm_to_the_executor_kills_the_task_like_shutdown() {
+    let agent = FakeAgent::start(false).await;
+    let mut executor = ExecutorProcess::start("command", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    agent.send(&launch(shell_task("t1", "sleep 1000")));
+    eventually("RUNNING", || executor.logs(), || agent.updates().len() == 2).await;
+    let pid = i32::try_from(executor.child.id()).unwrap();
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+    assert_eq!(
+        states(&agent.updates()),
+        vec![TaskStarting, TaskRunning, TaskKilled]
+    );
+}

@@ -1,6 +1,6 @@
 //! The default executor, run as a process against a fake agent whose
 //! nested containers are real processes: per-task update sequences, the
-//! LAUNCH/WAIT/KILL_NESTED_CONTAINER calls it makes, and the group kill
+//! LAUNCH_CONTAINER and WAIT/KILL_NESTED_CONTAINER calls it makes, and the group kill
 //! when one task fails or is killed.
 
 #![allow(clippy::unwrap_used)]
@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use pando_proto::mesos::v1::agent;
 use pando_proto::mesos::v1::executor::{event, Event};
-use pando_proto::mesos::v1::{TaskGroupInfo, TaskInfo, TaskState};
+use pando_proto::mesos::v1::{resource, value, Resource, TaskGroupInfo, TaskInfo, TaskState};
 use TaskState::*;
 
 fn launch_group(tasks: Vec<TaskInfo>) -> Event {
@@ -23,12 +23,23 @@ fn launch_group(tasks: Vec<TaskInfo>) -> Event {
     }
 }
 
-#[allow(deprecated)]
-fn launches(agent: &FakeAgent) -> Vec<agent::call::LaunchNestedContainer> {
+fn cpus(amount: f64, role: &str) -> Resource {
+    Resource {
+        name: "cpus".into(),
+        r#type: value::Type::Scalar as i32,
+        scalar: Some(value::Scalar { value: amount }),
+        allocation_info: Some(resource::AllocationInfo {
+            role: Some(role.into()),
+        }),
+        ..Default::default()
+    }
+}
+
+fn launches(agent: &FakeAgent) -> Vec<agent::call::LaunchContainer> {
     agent
         .operator_calls()
         .into_iter()
-        .filter_map(|c| c.launch_nested_container)
+        .filter_map(|c| c.launch_container)
         .collect()
 }
 
@@ -52,10 +63,9 @@ async fn a_task_group_runs_as_nested_containers_and_finishes() {
         || agent.subscribes().len() == 1,
     )
     .await;
-    agent.send(&launch_group(vec![
-        shell_task("a", "true"),
-        shell_task("b", "exit 0"),
-    ]));
+    let mut a = shell_task("a", "true");
+    a.resources = vec![cpus(0.5, "web")];
+    agent.send(&launch_group(vec![a, shell_task("b", "exit 0")]));
     assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
 
     let launched = launches(&agent);
@@ -76,6 +86,21 @@ async fn a_task_group_runs_as_nested_containers_and_finishes() {
             .unwrap();
         assert!(env.variables.iter().any(|v| v.name == "MESOS_CONTAINER_IP"));
     }
+    // The task's resources size its nested container; its role reaches it.
+    assert_eq!(launched[0].resources, vec![cpus(0.5, "web")]);
+    let env = launched[0]
+        .command
+        .as_ref()
+        .unwrap()
+        .environment
+        .as_ref()
+        .unwrap();
+    let role = env
+        .variables
+        .iter()
+        .find(|v| v.name == "MESOS_ALLOCATION_ROLE")
+        .unwrap();
+    assert_eq!(role.value.as_deref(), Some("web"));
     for (task, launch) in ["a", "b"].iter().zip(&launched) {
         let updates = agent.updates_of(task);
         assert_eq!(

@@ -1,7 +1,7 @@
 //! A fake agent for the executor integration tests: an HTTP server that
 //! serves `/api/v1/executor` (SUBSCRIBE streams, UPDATE and friends answer
-//! 202) and `/api/v1` (LAUNCH/WAIT/KILL_NESTED_CONTAINER backed by real
-//! child processes), recording every call. It can be stopped and started
+//! 202) and `/api/v1` (LAUNCH_CONTAINER, WAIT/KILL_NESTED_CONTAINER backed
+//! by real child processes), recording every call. It can be stopped and started
 //! again on the same port, closing every connection, to play an agent
 //! restart. Tests drive executors started as real processes.
 
@@ -331,8 +331,8 @@ async fn operator_call(state: Arc<State>, body: &[u8]) -> Response<ResponseBody>
     state.operator_calls.lock().unwrap().push(call.clone());
     state.changed.notify_waiters();
     match call.r#type() {
-        agent::call::Type::LaunchNestedContainer => {
-            let launch = call.launch_nested_container.unwrap();
+        agent::call::Type::LaunchContainer => {
+            let launch = call.launch_container.unwrap();
             let command = launch.command.unwrap_or_default();
             let child = match pando_executor::process::spawn(&command, &[]) {
                 Ok(child) => child,
