@@ -933,3 +933,102 @@ fn link_sandbox(sandbox: Option<&str>, task_id: &TaskId, container_id: &Containe
         tracing::warn!(%error, task = %task_id.value, "cannot link the task's sandbox");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn container(killing: bool) -> Container {
+        Container {
+            container_id: ContainerId {
+                value: "c".into(),
+                parent: None,
+            },
+            task: TaskInfo::default(),
+            group: Vec::new(),
+            launched: true,
+            waiting: false,
+            killing,
+            killing_task_group: false,
+            killed_by_completion: false,
+            launch_error: None,
+            last_status: None,
+            health: None,
+            checker: None,
+            completion_timer: None,
+        }
+    }
+
+    #[allow(deprecated)]
+    fn answer(wait: agent::response::WaitNestedContainer) -> FullResponse {
+        let response = agent::Response {
+            r#type: Some(agent::response::Type::WaitNestedContainer as i32),
+            wait_nested_container: Some(wait),
+            ..Default::default()
+        };
+        FullResponse {
+            status: hyper::StatusCode::OK,
+            body: Bytes::from(to_json(&response)),
+        }
+    }
+
+    #[test]
+    fn the_agent_can_override_the_terminal_state() {
+        let oom = answer(agent::response::WaitNestedContainer {
+            exit_status: Some(libc::SIGKILL),
+            state: Some(TaskState::TaskFailed as i32),
+            reason: Some(task_status::Reason::ContainerLimitationMemory as i32),
+            message: Some("Memory limit exceeded".into()),
+            limitation: None,
+        });
+        let (state, reason, message, _) = terminal_of(&container(false), &oom);
+        assert_eq!(state, TaskState::TaskFailed);
+        assert_eq!(
+            reason,
+            Some(task_status::Reason::ContainerLimitationMemory as i32)
+        );
+        assert_eq!(
+            message.as_deref(),
+            Some("Command terminated with signal Killed: Memory limit exceeded")
+        );
+    }
+
+    #[test]
+    fn exit_statuses_map_like_mesos() {
+        let exited = |raw| {
+            answer(agent::response::WaitNestedContainer {
+                exit_status: Some(raw),
+                ..Default::default()
+            })
+        };
+        let (state, _, message, _) = terminal_of(&container(false), &exited(0));
+        assert_eq!(state, TaskState::TaskFinished);
+        assert_eq!(message.as_deref(), Some("Command exited with status 0"));
+        let (state, ..) = terminal_of(&container(false), &exited(2 << 8));
+        assert_eq!(state, TaskState::TaskFailed);
+        let (state, ..) = terminal_of(&container(true), &exited(libc::SIGTERM));
+        assert_eq!(state, TaskState::TaskKilled);
+        let unknown = answer(Default::default());
+        let (state, _, message, _) = terminal_of(&container(false), &unknown);
+        assert_eq!(state, TaskState::TaskFailed);
+        assert_eq!(
+            message.as_deref(),
+            Some("Command terminated with unknown status")
+        );
+        let gone = FullResponse {
+            status: hyper::StatusCode::NOT_FOUND,
+            body: Bytes::new(),
+        };
+        assert_eq!(
+            terminal_of(&container(true), &gone).0,
+            TaskState::TaskKilled
+        );
+        let (state, _, message, _) = terminal_of(&container(false), &gone);
+        assert_eq!(state, TaskState::TaskFailed);
+        assert_eq!(
+            message.as_deref(),
+            Some("Unable to retrieve command's termination information")
+        );
+    }
+}

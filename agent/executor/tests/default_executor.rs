@@ -324,3 +324,42 @@ async fn after_an_agent_restart_it_resubscribes_and_waits_on_its_containers_agai
         Some("Command terminated with signal Terminated")
     );
 }
+
+#[tokio::test]
+async fn an_unhealthy_task_is_killed_with_its_group() {
+    let agent = FakeAgent::start(false).await;
+    let mut executor = ExecutorProcess::start("default", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = u32::from(closed.local_addr().unwrap().port());
+    drop(closed);
+    let mut sick = shell_task("sick", "sleep 1000");
+    sick.health_check = Some(pando_proto::mesos::v1::HealthCheck {
+        r#type: Some(pando_proto::mesos::v1::health_check::Type::Tcp as i32),
+        tcp: Some(pando_proto::mesos::v1::health_check::TcpCheckInfo {
+            port,
+            ..Default::default()
+        }),
+        delay_seconds: Some(0.0),
+        interval_seconds: Some(0.05),
+        grace_period_seconds: Some(0.0),
+        consecutive_failures: Some(1),
+        ..Default::default()
+    });
+    agent.send(&launch_group(vec![sick, shell_task("fine", "sleep 1000")]));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+    let sick = agent.updates_of("sick");
+    assert_eq!(
+        states(&sick),
+        vec![TaskStarting, TaskRunning, TaskRunning, TaskKilled]
+    );
+    assert_eq!(sick[2].healthy, Some(false));
+    assert_eq!(sick[3].healthy, Some(false));
+    let fine = agent.updates_of("fine");
+    assert_eq!(states(&fine), vec![TaskStarting, TaskRunning, TaskKilled]);
+}
