@@ -52,6 +52,7 @@ fn probe_of(check: &CheckInfo) -> Result<Probe, CheckError> {
                 .as_ref()
                 .ok_or(CheckError::MissingBody("HTTP", "http"))?;
             Ok(Probe::Http {
+                scheme: "http".into(),
                 port: http.port,
                 path: probe::http_path(http.path.as_deref()),
             })

@@ -44,6 +44,10 @@ use crate::http::AgentClient;
 pub const EXECUTOR_API: &str = "/api/v1/executor";
 /// Mesos's interval between HEARTBEAT calls.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30 * 60);
+/// How long an open SUBSCRIBE stream may stay silent before SUBSCRIBED
+/// arrives; then the executor subscribes again, as Mesos's executors keep
+/// re-sending SUBSCRIBE until they are subscribed.
+pub const SUBSCRIBED_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a first subscription may take before the executor gives up.
 pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(60);
 
@@ -344,10 +348,15 @@ async fn pump(
 ) -> bool {
     let mut decoder = Decoder::default();
     let mut subscribed = false;
+    let subscribed_by = Instant::now() + SUBSCRIBED_TIMEOUT;
     loop {
         let frame = tokio::select! {
             frame = body.frame() => frame,
             _ = driver.inner.reconnect.notified() => return subscribed,
+            _ = tokio::time::sleep_until(subscribed_by), if !subscribed => {
+                tracing::warn!("no SUBSCRIBED event in time; subscribing again");
+                return false;
+            }
         };
         let data = match frame {
             None => return subscribed,

@@ -130,6 +130,7 @@ fn probe_of(check: &HealthCheck) -> Result<Probe, HealthError> {
                 .as_ref()
                 .ok_or(HealthError::MissingBody("HTTP", "http"))?;
             Ok(Probe::Http {
+                scheme: http.scheme.clone().unwrap_or_else(|| "http".into()),
                 port: http.port,
                 path: probe::http_path(http.path.as_deref()),
             })

@@ -46,6 +46,8 @@ pub enum Probe {
     Command(CommandInfo),
     /// GET `path` on the port; the status code is the result.
     Http {
+        /// `http`, or `https` (probed with `curl -k`, as Mesos does).
+        scheme: String,
         /// The task's port.
         port: u32,
         /// The request path, starting with `/`.
@@ -82,7 +84,12 @@ pub fn http_path(path: Option<&str>) -> String {
 pub async fn run(probe: &Probe, timeout: Option<Duration>) -> Result<Observation, ProbeError> {
     match probe {
         Probe::Command(command) => command_probe(command, timeout).await,
-        Probe::Http { port, path } => bounded(timeout, "HTTP check", http_probe(*port, path)).await,
+        Probe::Http { scheme, port, path } if scheme == "https" => {
+            bounded(timeout, "HTTP check", curl_probe(scheme, *port, path)).await
+        }
+        Probe::Http { port, path, .. } => {
+            bounded(timeout, "HTTP check", http_probe(*port, path)).await
+        }
         Probe::Tcp { port } => bounded(timeout, "TCP check", tcp_probe(*port)).await,
     }
 }
@@ -137,6 +144,42 @@ async fn tcp_probe(port: u32) -> Result<Observation, ProbeError> {
         .await
         .is_ok();
     Ok(Observation::TcpConnected(connected))
+}
+
+/// An HTTPS probe through `curl`, with Mesos's flags: silent but showing
+/// errors, following redirects, not verifying certificates, printing only
+/// the status code.
+async fn curl_probe(scheme: &str, port: u32, path: &str) -> Result<Observation, ProbeError> {
+    let url = format!("{scheme}://{PROBE_HOST}:{port}{path}");
+    let output = tokio::process::Command::new("curl")
+        .args([
+            "-s",
+            "-S",
+            "-L",
+            "-k",
+            "-w",
+            "%{http_code}",
+            "-o",
+            "/dev/null",
+            "-g",
+        ])
+        .arg(&url)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| ProbeError::Failed(format!("cannot run curl: {e}")))?;
+    if !output.status.success() {
+        return Err(ProbeError::Failed(format!(
+            "curl {url} {}: {}",
+            status::describe_exit(output.status),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .map(Observation::HttpStatus)
+        .map_err(|_| ProbeError::Failed(format!("curl printed no status code for {url}")))
 }
 
 async fn http_probe(port: u32, path: &str) -> Result<Observation, ProbeError> {
