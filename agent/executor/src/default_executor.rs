@@ -82,6 +82,8 @@ enum Internal {
         task_id: TaskId,
         report: HealthReport,
     },
+    /// The task's `max_completion_time` ran out.
+    MaxCompletion { task_id: TaskId },
     /// A changed general check result for a task.
     Check {
         task_id: TaskId,
@@ -274,6 +276,10 @@ impl DefaultExecutor {
                 self.on_health(&task_id, report)?;
                 Ok(None)
             }
+            Internal::MaxCompletion { task_id } => {
+                self.max_completion(&task_id)?;
+                Ok(None)
+            }
             Internal::Check { task_id, result } => {
                 self.on_check(&task_id, result)?;
                 Ok(None)
@@ -446,14 +452,7 @@ impl DefaultExecutor {
                     let id = task_id.clone();
                     container.completion_timer = Some(tokio::spawn(async move {
                         tokio::time::sleep(limit).await;
-                        let _ = tx.send(Internal::Health {
-                            task_id: id,
-                            report: HealthReport {
-                                healthy: true,
-                                consecutive_failures: u32::MAX,
-                                kill_task: true,
-                            },
-                        });
+                        let _ = tx.send(Internal::MaxCompletion { task_id: id });
                     }));
                 }
             }
@@ -701,6 +700,21 @@ impl DefaultExecutor {
         });
     }
 
+    /// Kills a task that ran past its `max_completion_time` at once; it
+    /// ends TASK_FAILED with REASON_MAX_COMPLETION_TIME_REACHED.
+    fn max_completion(&mut self, task_id: &TaskId) -> Result<(), DefaultExecutorError> {
+        let Some(container) = self.containers.get_mut(&task_id.value) else {
+            return Ok(());
+        };
+        if container.killing {
+            return Ok(());
+        }
+        tracing::info!(task = %task_id.value, "task exceeded its max completion time");
+        container.completion_timer = None;
+        container.killed_by_completion = true;
+        self.kill(task_id, Some(Duration::ZERO))
+    }
+
     fn on_check(
         &mut self,
         task_id: &TaskId,
@@ -726,17 +740,6 @@ impl DefaultExecutor {
         task_id: &TaskId,
         report: HealthReport,
     ) -> Result<(), DefaultExecutorError> {
-        if report.consecutive_failures == u32::MAX {
-            // The max completion timer, delivered through the same channel.
-            if let Some(container) = self.containers.get_mut(&task_id.value) {
-                if container.killing {
-                    return Ok(());
-                }
-                container.completion_timer = None;
-                container.killed_by_completion = true;
-            }
-            return self.kill(task_id, Some(Duration::ZERO));
-        }
         if !self.subscribed {
             return Ok(());
         }

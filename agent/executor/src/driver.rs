@@ -24,6 +24,7 @@
 //! `MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD` has passed, so the executor can
 //! kill what is left and exit before the agent destroys the container.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -79,6 +80,10 @@ struct Pending {
     updates: Vec<call::Update>,
     /// Tasks for which no update has been acknowledged.
     tasks: Vec<TaskInfo>,
+    /// Tasks with at least one acknowledged update, so a task tracked after
+    /// its first acknowledgement (a nested container that launched late) is
+    /// not listed as unacknowledged.
+    acknowledged_tasks: HashSet<String>,
 }
 
 #[derive(Debug)]
@@ -172,7 +177,10 @@ impl Driver {
 
     /// Remembers a launched task until one of its updates is acknowledged.
     pub fn track_task(&self, task: TaskInfo) {
-        self.pending().tasks.push(task);
+        let mut pending = self.pending();
+        if !pending.acknowledged_tasks.contains(&task.task_id.value) {
+            pending.tasks.push(task);
+        }
     }
 
     /// Forgets a task the agent learns about another way (its container
@@ -196,6 +204,7 @@ impl Driver {
         let known = pending.updates.len() != before;
         if known {
             pending.tasks.retain(|t| t.task_id != ack.task_id);
+            pending.acknowledged_tasks.insert(ack.task_id.value.clone());
         }
         known
     }

@@ -581,3 +581,30 @@ async fn sigterm_to_the_executor_kills_the_task_like_shutdown() {
         vec![TaskStarting, TaskRunning, TaskKilled]
     );
 }
+
+#[tokio::test]
+async fn a_task_past_its_max_completion_time_fails_without_killing_state() {
+    let agent = FakeAgent::start(true).await;
+    let mut executor = ExecutorProcess::start("command", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    let mut task = shell_task("t1", "sleep 1000");
+    task.max_completion_time = Some(DurationInfo {
+        nanoseconds: 100_000_000,
+    });
+    agent.send(&launch(task));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+    let updates = agent.updates();
+    assert_eq!(
+        states(&updates),
+        vec![TaskStarting, TaskRunning, TaskFailed]
+    );
+    assert_eq!(
+        updates[2].reason,
+        Some(task_status::Reason::MaxCompletionTimeReached as i32)
+    );
+}

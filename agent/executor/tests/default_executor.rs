@@ -363,3 +363,32 @@ async fn an_unhealthy_task_is_killed_with_its_group() {
     let fine = agent.updates_of("fine");
     assert_eq!(states(&fine), vec![TaskStarting, TaskRunning, TaskKilled]);
 }
+
+#[tokio::test]
+async fn a_task_past_its_max_completion_time_fails_and_takes_its_group_down() {
+    let agent = FakeAgent::start(true).await;
+    let mut executor = ExecutorProcess::start("default", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    let mut slow = shell_task("slow", "sleep 1000");
+    slow.max_completion_time = Some(pando_proto::mesos::v1::DurationInfo {
+        nanoseconds: 100_000_000,
+    });
+    agent.send(&launch_group(vec![slow, shell_task("other", "sleep 1000")]));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+    let slow = agent.updates_of("slow");
+    assert_eq!(states(&slow), vec![TaskStarting, TaskRunning, TaskFailed]);
+    assert_eq!(
+        slow[2].reason,
+        Some(pando_proto::mesos::v1::task_status::Reason::MaxCompletionTimeReached as i32)
+    );
+    // FAILED is not KILLED, but it still takes the group down.
+    assert_eq!(
+        states(&agent.updates_of("other")),
+        vec![TaskStarting, TaskRunning, TaskKilling, TaskKilled]
+    );
+}
