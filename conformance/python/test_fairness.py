@@ -25,7 +25,7 @@ pytestmark = pytest.mark.pending(
     "`pando master` and `pando agent` (weighted DRF allocation, issue 4) do not exist yet")
 
 WEIGHTS = {"w1": 1, "w2": 2, "w3": 3}
-TASK_CPUS, TASK_MEM, TASK_SECONDS = 0.05, 8, 6
+TASK_CPUS, TASK_MEM, TASK_SECONDS = 0.025, 4, 8
 EXEC_CPUS, EXEC_MEM = 0.01, 128
 
 
@@ -38,7 +38,7 @@ def like(resource, value):
 class Churn:
     """Offer policy: fill offers with short tasks, a few per offer, forever."""
 
-    def __init__(self, name, per_offer=4):
+    def __init__(self, name, per_offer=2):
         self.name = name
         self.per_offer = per_offer
         self.ids = itertools.count()

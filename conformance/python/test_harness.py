@@ -180,3 +180,40 @@ def test_recording_scheduler_waits_from_a_mark():
     with pytest.raises(TimeoutError):
         s.wait_for("update", lambda d: d.status.state == "TASK_KILLED", timeout=0.3)
     s.assert_no("offers", window=0.2)
+
+
+class _SlowHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for i, pause in enumerate([0, 1.0]):
+            time.sleep(pause)
+            data = json.dumps({"type": "HEARTBEAT", "n": i}).encode()
+            record = str(len(data)).encode() + b"\n" + data
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(record), record))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_read_timeout_leaves_the_stream_usable():
+    server = socketserver.TCPServer(("127.0.0.1", 0), _SlowHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        s = h.RecordIOStream(server.server_address[1], "/", {})
+        assert s.next_event(timeout=5)["n"] == 0
+        with pytest.raises(TimeoutError):
+            s.next_event(timeout=0.2)
+        assert s.next_event(timeout=5)["n"] == 1
+        with pytest.raises(EOFError):
+            s.next_event(timeout=5)
+        s.close()
+    finally:
+        server.shutdown()
+        server.server_close()

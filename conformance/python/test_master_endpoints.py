@@ -121,7 +121,6 @@ def test_state_with_an_agent_and_a_running_task(cluster):
 
         [slave] = state["slaves"]
         assert slave["id"] == agent.id
-        assert slave["pid"] == f"slave(1)@127.0.0.1:{agent.port}"
         assert slave["port"] == agent.port
         assert isinstance(slave["hostname"], str) and slave["hostname"]
         assert slave["active"] is True
@@ -156,3 +155,13 @@ def test_state_with_an_agent_and_a_running_task(cluster):
         assert metrics["master/mem_total"] == 1024
     finally:
         s.close()
+
+
+def test_agent_pid_is_slave1_at_its_ip_and_port(cluster):
+    # libprocess names the agent's process slave(1) at the address it binds
+    # (--ip), not at its hostname; tools parse host:port out of it.
+    agent = cluster.agents[0]
+    [slave] = cluster.master.state()["slaves"]
+    assert slave["pid"] == f"slave(1)@127.0.0.1:{agent.port}"
+    agents = h.post_json(cluster.port, "/api/v1", {"type": "GET_AGENTS"}).json()
+    assert agents["get_agents"]["agents"][0]["pid"] == slave["pid"]

@@ -142,12 +142,19 @@ def test_subscribe_sees_task_added_and_updated(cluster):
         assert added.framework_id.value == driver.framework_id
         assert added.agent_id.value == cluster.agents[0].id
 
+        # pymesos hands over TaskUpdated as is: {framework_id, status, state}.
         finished = operator.wait_for(
-            "task_updated", lambda u: u.task_id.value == "watched" and u.state == "TASK_FINISHED")
+            "task_updated",
+            lambda u: u.status.task_id.value == "watched" and u.state == "TASK_FINISHED")
         assert finished.framework_id.value == driver.framework_id
-        assert finished.agent_id.value == cluster.agents[0].id
+        assert finished.status.agent_id.value == cluster.agents[0].id
         # TASK_ADDED precedes every TASK_UPDATED of the task.
-        kinds = [k for k, d in operator.events if d.get("task_id", {}).get("value") == "watched"]
+
+        def task_of(kind, data):
+            return (data.task_id if kind == "task_added" else data.status.task_id).value
+
+        kinds = [k for k, d in operator.events
+                 if k.startswith("task_") and task_of(k, d) == "watched"]
         assert kinds[0] == "task_added", kinds
     finally:
         if driver is not None:
