@@ -433,6 +433,7 @@ impl Agent {
             version: Some(env!("CARGO_PKG_VERSION").into()),
             capabilities: agent_capabilities(),
             checkpointed_resources: state.checkpointed_resources.clone(),
+            endpoint: Some(self.endpoint.to_string()),
             ..Default::default()
         };
         for fw in state.frameworks.values() {

@@ -95,6 +95,7 @@ async fn session(agent: &Arc<Agent>, master: &str) -> Result<(), LinkError> {
                 agent_info: state.info.clone(),
                 version: Some(env!("CARGO_PKG_VERSION").into()),
                 capabilities: crate::agent::agent_capabilities(),
+                endpoint: Some(agent.endpoint.to_string()),
             })
         }
     };
