@@ -74,7 +74,7 @@ impl Isolator {
         let root = root.trim_matches('/').to_string();
         let mut isolator = Isolator { mode, root };
         if let IsolationMode::Cgroups { .. } = mode {
-            let probe = format!("{}/probe-{}", isolator.root, std::process::id());
+            let probe = format!("{}/probe-{}", isolator.root, uuid::Uuid::new_v4());
             match isolator.create(&probe, &Limits::default()) {
                 Ok(group) => {
                     let _ = group.destroy(Duration::from_secs(1));

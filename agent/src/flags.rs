@@ -257,12 +257,14 @@ impl AgentFlags {
             })
         };
         let bind_ip = self.ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let hostname = self.hostname.clone().unwrap_or_else(machine_hostname);
+        // Without --ip the agent listens everywhere and advertises the
+        // address its hostname resolves to, as a Mesos agent does.
         let advertise_ip = if bind_ip.is_unspecified() {
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
+            resolve_ipv4(&hostname).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
         } else {
             bind_ip
         };
-        let hostname = self.hostname.clone().unwrap_or_else(machine_hostname);
         Ok(AgentConfig {
             masters,
             bind_ip,
@@ -426,6 +428,16 @@ pub fn format_duration(d: Duration) -> String {
     } else {
         format!("{}ms", d.as_millis())
     }
+}
+
+/// The first IPv4 address `host` resolves to.
+fn resolve_ipv4(host: &str) -> Option<IpAddr> {
+    use std::net::ToSocketAddrs;
+    (host, 0)
+        .to_socket_addrs()
+        .ok()?
+        .map(|a| a.ip())
+        .find(IpAddr::is_ipv4)
 }
 
 /// The machine's hostname, from uname.

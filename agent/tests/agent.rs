@@ -71,7 +71,7 @@ async fn a_missing_uri_fails_the_task_with_the_fetch_error() {
     let launcher = launcher_dir();
     let _agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
     master.registered().await;
-    let mut task = command_task("t-uri", "true", 0.1, 32.0);
+    let mut task = command_task("t-uri", "true", 0.1, 64.0);
     task.command
         .as_mut()
         .unwrap()
@@ -183,7 +183,12 @@ async fn files_read_refuses_to_leave_the_sandboxes() {
     let running = master.update_for("t-files").await;
     master.ack(&running);
     let finished = master.update_for("t-files").await;
-    assert_eq!(state_name(&finished), "TASK_FINISHED");
+    assert_eq!(
+        state_name(&finished),
+        "TASK_FINISHED",
+        "{:?}",
+        finished.status
+    );
     let sandbox = sandbox_of(&agent.agent, "fw-5", "t-files").unwrap();
     let (code, body) = http_get(
         agent.addr,
@@ -342,7 +347,7 @@ async fn the_operator_api_lists_containers_and_reads_sandbox_files() {
     master.registered().await;
     master.send(Down::RunTask(link::RunTask {
         framework: framework("fw-op", false),
-        task: command_task("t-op", "echo operator-visible; sleep 600", 0.1, 32.0),
+        task: command_task("t-op", "echo operator-visible; sleep 600", 0.1, 64.0),
     }));
     let running = master.update_for("t-op").await;
     assert_eq!(state_name(&running), "TASK_RUNNING");
@@ -405,4 +410,147 @@ async fn the_operator_api_lists_containers_and_reads_sandbox_files() {
     master.ack(&running);
     let killed = master.update_for("t-op").await;
     assert_eq!(state_name(&killed), "TASK_KILLED");
+}
+
+fn executor_pid(agent: &pando_agent::agent::Agent, fw: &str, exec: &str) -> Option<u32> {
+    agent.lock().frameworks.get(fw)?.executors.get(exec)?.pid
+}
+
+fn alive(pid: u32) -> bool {
+    pando_agent::containerizer::process_alive(pid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_fails_dead_executors_and_kills_non_checkpointed_ones() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let first = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    let port = first.addr.port();
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-plain", false),
+        task: command_task("t-plain", "sleep 600", 0.1, 64.0),
+    }));
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-ck", true),
+        task: executor_task("t-dies", "sleep 600", launcher.path()),
+    }));
+    for task in ["t-plain", "t-dies"] {
+        let running = master.update_for(task).await;
+        assert_eq!(state_name(&running), "TASK_RUNNING");
+        master.ack(&running);
+    }
+    let a = std::sync::Arc::clone(&first.agent);
+    eventually("both acks to land", || {
+        let state = a.lock();
+        state.streams.values().all(|s| s.pending.is_empty())
+    })
+    .await;
+    let plain = executor_pid(&first.agent, "fw-plain", "t-plain").unwrap();
+    let dies = executor_pid(&first.agent, "fw-ck", "exec-t-dies").unwrap();
+    drop(a);
+    first.crash();
+    // The checkpointed executor dies while no agent runs.
+    pando_agent::containerizer::kill_process_group(dies, 9);
+    eventually("the executor to die", || !alive(dies)).await;
+    let _second = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), port));
+    let failed = master.update_for("t-dies").await;
+    assert_eq!(state_name(&failed), "TASK_FAILED");
+    assert_eq!(
+        failed.status.reason,
+        Some(pb::task_status::Reason::ExecutorTerminated as i32)
+    );
+    eventually("the non-checkpointed executor to be killed", || {
+        !alive(plain)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_that_never_subscribes_times_out() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let mut f = flags(master.addr, work.path(), launcher.path(), 0);
+    f.executor_registration_timeout = "500ms".into();
+    let _agent = RunningAgent::start(f);
+    master.registered().await;
+    let mut task = executor_task("t-silent", "true", launcher.path());
+    task.executor
+        .as_mut()
+        .unwrap()
+        .command
+        .as_mut()
+        .unwrap()
+        .value = Some("sleep 600".into());
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-silent", false),
+        task,
+    }));
+    let failed = master.update_for("t-silent").await;
+    assert_eq!(state_name(&failed), "TASK_FAILED");
+    assert_eq!(
+        failed.status.reason,
+        Some(pb::task_status::Reason::ExecutorRegistrationTimeout as i32)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_hears_no_pings_reregisters() {
+    let mut master = FakeMaster::start_with_ping(0.05).await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let _agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    let again = master
+        .expect("re-registration after silence", |m| match m {
+            Up::Reregister(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(again.agent_info.id.unwrap().value, "agent-1");
+    assert!(again.endpoint.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_agent_kills_every_task_and_ends_the_agent_with_the_message() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let f = flags(master.addr, work.path(), launcher.path(), 0);
+    let agent = std::thread::spawn(move || pando_agent::run_blocking(f));
+    master.registered().await;
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-sd", true),
+        task: command_task("t-sd", "sleep 600", 0.1, 64.0),
+    }));
+    let running = master.update_for("t-sd").await;
+    assert_eq!(state_name(&running), "TASK_RUNNING");
+    let meta_latest = work.path().join("meta/slaves/latest");
+    assert!(meta_latest.exists());
+    master.send(Down::Shutdown(link::ShutdownAgent {
+        message: Some("agent was marked gone".into()),
+    }));
+    let error = tokio::task::spawn_blocking(move || agent.join().unwrap())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("agent was marked gone"),
+        "{error}"
+    );
+    assert!(!meta_latest.exists(), "a shut-down agent forgets its id");
+    let runtime = work.path().join("runtime/containers");
+    let pids: Vec<u32> = std::fs::read_dir(&runtime)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_to_string(e.path().join("pid")).ok())
+                .filter_map(|p| p.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for pid in pids {
+        assert!(!alive(pid), "executor {pid} survived the shutdown");
+    }
 }

@@ -18,7 +18,8 @@
 //!   `check_status`, empty until a result exists);
 //! * on KILL (or SHUTDOWN, or an unhealthy task): TASK_KILLING if the
 //!   framework has the TASK_KILLING_STATE capability, then SIGTERM to the
-//!   task's process group and SIGKILL after the grace period (the KILL
+//!   task's process tree (its process group and every descendant) and
+//!   SIGKILL after the grace period (the KILL
 //!   event's kill policy, else the task's, else 3 s);
 //! * a terminal update when the child ends: TASK_KILLED if it was killed
 //!   (with `healthy: false` after a health check kill), TASK_FINISHED on
@@ -386,7 +387,7 @@ impl CommandExecutor {
 
     fn signal(&self, signal: i32) {
         if let Some(pgid) = self.pgid {
-            if let Err(error) = process::signal_group(pgid, signal) {
+            if let Err(error) = process::signal_tree(pgid, signal) {
                 tracing::error!(%error, "failed to signal the task");
             }
         }

@@ -118,6 +118,73 @@ fn set_user(command: &mut Command, user: &str) -> Result<(), ProcessError> {
     Ok(())
 }
 
+/// Sends `signal` to a task's whole process tree, as Mesos's `killtree`
+/// does: the process group the task was started in, and every descendant
+/// of `root`, including those that moved to a group or session of their
+/// own. The tree is read from `/proc` before anything is signalled, so a
+/// process that dies of the signal cannot hide its children.
+pub fn signal_tree(root: u32, signal: i32) -> Result<(), ProcessError> {
+    let tree = descendants(root);
+    let result = signal_group(root, signal);
+    for pid in tree {
+        signal_process(pid, signal);
+    }
+    result
+}
+
+/// `root` and every process below it, from `/proc/<pid>/stat`.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // The command name may hold spaces and parentheses: the fields
+            // after it start behind the last ')'. They are: state, ppid, ...
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut tree = vec![root];
+    let mut next = 0;
+    while next < tree.len() {
+        let parent = tree[next];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, ppid)| *ppid == parent)
+                .map(|(pid, _)| *pid),
+        );
+        next += 1;
+    }
+    tree
+}
+
+/// Sends `signal` to one process, ignoring processes already gone.
+fn signal_process(pid: u32, signal: i32) {
+    let Ok(pid) = i32::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill only reads its integer arguments; a process that is
+    // gone yields ESRCH, never undefined behaviour.
+    let rc = unsafe { libc::kill(pid, signal) };
+    if rc != 0 {
+        tracing::debug!(pid, signal, error = %std::io::Error::last_os_error(), "signal not delivered");
+    }
+}
+
 /// Sends `signal` to the process group `pgid`.
 pub fn signal_group(pgid: u32, signal: i32) -> Result<(), ProcessError> {
     let pgid = i32::try_from(pgid).unwrap_or(i32::MAX);

@@ -608,3 +608,48 @@ async fn a_task_past_its_max_completion_time_fails_without_killing_state() {
         Some(task_status::Reason::MaxCompletionTimeReached as i32)
     );
 }
+
+#[tokio::test]
+async fn kill_reaches_processes_that_left_the_task_process_group() {
+    let agent = FakeAgent::start(false).await;
+    let mut executor = ExecutorProcess::start("command", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    agent.send(&launch(shell_task(
+        "t1",
+        "setsid sleep 1000 & echo $! > escaped; wait",
+    )));
+    let escaped = executor.path("escaped");
+    eventually(
+        "the escaped process",
+        || executor.logs(),
+        || std::fs::read_to_string(&escaped).is_ok_and(|s| s.ends_with('\n')),
+    )
+    .await;
+    let pid: i32 = std::fs::read_to_string(&escaped)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    eventually(
+        "setsid to take effect",
+        || executor.logs(),
+        || {
+            // SAFETY: getsid only reads its argument.
+            unsafe { libc::getsid(pid) == pid }
+        },
+    )
+    .await;
+    agent.send(&kill("t1", None));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+    eventually(
+        "the escaped process to die",
+        || executor.logs(),
+        || !process_alive(pid),
+    )
+    .await;
+}

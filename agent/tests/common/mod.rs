@@ -86,13 +86,19 @@ pub struct FakeMaster {
 
 impl FakeMaster {
     pub async fn start() -> FakeMaster {
+        FakeMaster::start_with_ping(30.0).await
+    }
+
+    /// A master that promises pings every `ping` seconds (and never sends
+    /// one).
+    pub async fn start_with_ping(ping: f64) -> FakeMaster {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (up_tx, up) = mpsc::unbounded_channel();
         let master = Master {
             down: Arc::new(Mutex::new(None)),
             up: up_tx,
-            ping: 30.0,
+            ping,
         };
         let down = Arc::clone(&master.down);
         tokio::spawn(async move {
