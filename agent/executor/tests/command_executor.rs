@@ -653,3 +653,52 @@ async fn kill_reaches_processes_that_left_the_task_process_group() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_task_runs_as_its_command_user() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: switching users needs root");
+        return;
+    }
+    let agent = FakeAgent::start(false).await;
+    let mut executor = ExecutorProcess::start("command", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    let mut task = shell_task("t1", "id -un");
+    task.command.as_mut().unwrap().user = Some("nobody".into());
+    agent.send(&launch(task));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+    assert_eq!(
+        states(&agent.updates()),
+        vec![TaskStarting, TaskRunning, TaskFinished]
+    );
+    assert_eq!(
+        std::fs::read_to_string(executor.path("stdout")).unwrap(),
+        "nobody\n"
+    );
+
+    let agent = FakeAgent::start(false).await;
+    let mut executor = ExecutorProcess::start("command", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    let mut task = shell_task("t2", "true");
+    task.command.as_mut().unwrap().user = Some("pando-no-such-user".into());
+    agent.send(&launch(task));
+    assert_eq!(executor.exit_code().await, 0);
+    let updates = agent.updates();
+    assert_eq!(states(&updates), vec![TaskStarting, TaskFailed]);
+    assert!(updates[1]
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("user 'pando-no-such-user' does not exist"));
+}
