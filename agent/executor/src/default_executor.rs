@@ -330,6 +330,14 @@ impl DefaultExecutor {
         }
         let Some(parent) = self.executor_container.clone() else {
             tracing::error!("cannot launch a task group without the executor's container id");
+            for task in &group.tasks {
+                let mut failed = self.status_for(&task.task_id, TaskState::TaskFailed);
+                failed.message = Some(
+                    "The agent gave the default executor no container id (SUBSCRIBED.container_id)"
+                        .into(),
+                );
+                self.driver.send_update(failed)?;
+            }
             return Ok(());
         };
         let task_ids: Vec<TaskId> = group.tasks.iter().map(|t| t.task_id.clone()).collect();

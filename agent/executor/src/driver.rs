@@ -39,10 +39,13 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use crate::env::ExecutorEnv;
-use crate::http::AgentClient;
+use crate::http::{AgentClient, HttpError};
 
 /// The agent's executor API path.
 pub const EXECUTOR_API: &str = "/api/v1/executor";
+/// How long the agent may take to answer an UPDATE, MESSAGE or HEARTBEAT
+/// call before the call counts as failed (and the executor re-subscribes).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Mesos's interval between HEARTBEAT calls.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30 * 60);
 /// How long an open SUBSCRIBE stream may stay silent before SUBSCRIBED
@@ -274,7 +277,18 @@ async fn sender_loop(driver: Driver, mut outbox: mpsc::UnboundedReceiver<Call>) 
             _ = heartbeat.tick() => driver.call(call::Type::Heartbeat),
         };
         let kind = call.r#type();
-        match driver.client().post(EXECUTOR_API, to_json(&call)).await {
+        let posted = tokio::time::timeout(
+            CALL_TIMEOUT,
+            driver.client().post(EXECUTOR_API, to_json(&call)),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(HttpError::Connect {
+                endpoint: driver.env().agent_endpoint.clone(),
+                source: std::io::ErrorKind::TimedOut.into(),
+            })
+        });
+        match posted {
             Ok(response) if response.status == hyper::StatusCode::ACCEPTED => {}
             Ok(response) => tracing::warn!(
                 call = kind.as_str_name(),

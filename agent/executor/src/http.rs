@@ -13,10 +13,14 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::time::Duration;
+
 use tokio::net::TcpStream;
 
 /// The media type of every body Pando's executors send and accept.
 pub const JSON: &str = "application/json";
+/// How long a TCP connection to the agent may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a request to the agent did not produce a response.
 #[derive(Debug, thiserror::Error)]
@@ -68,13 +72,14 @@ impl AgentClient {
         path: &str,
         body: String,
     ) -> Result<hyper::Response<Incoming>, HttpError> {
-        let stream =
-            TcpStream::connect(&self.endpoint)
-                .await
-                .map_err(|source| HttpError::Connect {
-                    endpoint: self.endpoint.clone(),
-                    source,
-                })?;
+        let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.endpoint));
+        let stream = connect
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+            .map_err(|source| HttpError::Connect {
+                endpoint: self.endpoint.clone(),
+                source,
+            })?;
         let _ = stream.set_nodelay(true);
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
