@@ -386,6 +386,10 @@ impl CommandExecutor {
     }
 
     fn signal(&self, signal: i32) {
+        // Once reaped, the pid may belong to someone else.
+        if self.terminated {
+            return;
+        }
         if let Some(pgid) = self.pgid {
             if let Err(error) = process::signal_tree(pgid, signal) {
                 tracing::error!(%error, "failed to signal the task");
