@@ -290,12 +290,23 @@ async fn sender_loop(driver: Driver, mut outbox: mpsc::UnboundedReceiver<Call>) 
         });
         match posted {
             Ok(response) if response.status == hyper::StatusCode::ACCEPTED => {}
-            Ok(response) => tracing::warn!(
-                call = kind.as_str_name(),
-                status = %response.status,
-                body = %String::from_utf8_lossy(&response.body),
-                "agent refused a call"
-            ),
+            Ok(response) => {
+                tracing::warn!(
+                    call = kind.as_str_name(),
+                    status = %response.status,
+                    body = %String::from_utf8_lossy(&response.body),
+                    "agent refused a call"
+                );
+                // 403: the agent does not count us as subscribed (it may
+                // have restarted); 503: it is still recovering. Either way a
+                // fresh SUBSCRIBE carries the pending updates.
+                if matches!(
+                    response.status,
+                    hyper::StatusCode::FORBIDDEN | hyper::StatusCode::SERVICE_UNAVAILABLE
+                ) {
+                    driver.inner.reconnect.notify_waiters();
+                }
+            }
             Err(error) => {
                 tracing::warn!(call = kind.as_str_name(), %error, "call to the agent failed; re-subscribing");
                 driver.inner.reconnect.notify_waiters();

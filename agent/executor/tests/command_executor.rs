@@ -702,3 +702,32 @@ async fn the_task_runs_as_its_command_user() {
         .unwrap()
         .contains("user 'pando-no-such-user' does not exist"));
 }
+
+#[tokio::test]
+async fn a_refused_update_is_resent_through_a_new_subscription() {
+    let agent = FakeAgent::start(false).await;
+    agent.state.refuse_updates.store(1, Ordering::SeqCst);
+    let mut executor = ExecutorProcess::start("command", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    agent.send(&launch(shell_task("t1", "sleep 1000")));
+    eventually(
+        "a second SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 2,
+    )
+    .await;
+    let starting = agent.updates()[0].clone();
+    assert_eq!(TaskState::try_from(starting.state).unwrap(), TaskStarting);
+    let resent = &agent.subscribes()[1].unacknowledged_updates;
+    assert!(
+        resent.iter().any(|u| u.status.uuid == starting.uuid),
+        "{resent:?}"
+    );
+    agent.send(&kill("t1", None));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+}

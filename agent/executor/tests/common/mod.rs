@@ -73,6 +73,8 @@ pub struct State {
     pub operator_calls: Mutex<Vec<agent::Call>>,
     stream: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
     pub auto_ack: AtomicBool,
+    /// How many of the next UPDATE calls to refuse with 403.
+    pub refuse_updates: std::sync::atomic::AtomicUsize,
     /// GET /health requests served (HTTP health checks).
     pub health_probes: std::sync::atomic::AtomicUsize,
     pub task_killing: AtomicBool,
@@ -265,6 +267,13 @@ fn executor_call(state: Arc<State>, body: &[u8]) -> Response<ResponseBody> {
                 .unwrap()
         }
         call::Type::Update => {
+            let refuse = state
+                .refuse_updates
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if refuse {
+                return full(StatusCode::FORBIDDEN, "Executor is not subscribed");
+            }
             if state.auto_ack.load(Ordering::SeqCst) {
                 let status = call.update.unwrap().status;
                 if let Some(stream) = state.stream.lock().unwrap().as_ref() {
