@@ -128,6 +128,29 @@ fn lookup_user(name: &str) -> Option<(u32, u32, String)> {
     Some((pwd.pw_uid, pwd.pw_gid, home))
 }
 
+/// The groups `user` belongs to, computed before fork (getgrouplist reads
+/// files, which a forked child must not).
+fn supplementary_groups(user: &str, gid: u32) -> Vec<libc::gid_t> {
+    let Ok(name) = CString::new(user) else {
+        return vec![gid];
+    };
+    let mut count: libc::c_int = 64;
+    loop {
+        let mut groups: Vec<libc::gid_t> = vec![0; count as usize];
+        let asked = count;
+        // SAFETY: `groups` has room for `count` entries and getgrouplist
+        // writes at most that many, updating `count`.
+        let rc = unsafe { libc::getgrouplist(name.as_ptr(), gid, groups.as_mut_ptr(), &mut count) };
+        if rc >= 0 {
+            groups.truncate(count.max(0) as usize);
+            return groups;
+        }
+        if count <= asked {
+            return vec![gid];
+        }
+    }
+}
+
 /// Fetches the URIs and starts the command in its group.
 pub async fn launch(
     isolator: &Isolator,
@@ -178,11 +201,16 @@ pub async fn launch(
         .stdout(stdout)
         .stderr(stderr)
         .kill_on_drop(false);
+    // The user switch happens in pre_exec, after the child joined its
+    // cgroup (std's uid()/gid() would switch first, and an unprivileged
+    // process may not write cgroup.procs).
+    let mut identity: Option<(u32, u32, Vec<libc::gid_t>)> = None;
     if let Some((uid, gid, home)) = &user {
-        command.uid(*uid).gid(*gid);
         command.env("USER", spec.user.clone().unwrap_or_default());
         command.env("HOME", home);
         chown_tree(&spec.sandbox, *uid, *gid);
+        let name = spec.user.clone().unwrap_or_default();
+        identity = Some((*uid, *gid, supplementary_groups(&name, *gid)));
     }
     let group = isolator.create(&isolator.group_name(&spec.container_id), &spec.limits)?;
     let procs: Vec<CString> = group
@@ -207,6 +235,14 @@ pub async fn launch(
                 }
             }
             libc::setsid();
+            if let Some((uid, gid, groups)) = &identity {
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                    || libc::setgid(*gid) != 0
+                    || libc::setuid(*uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }

@@ -554,3 +554,75 @@ async fn shutdown_agent_kills_every_task_and_ends_the_agent_with_the_message() {
         assert!(!alive(pid), "executor {pid} survived the shutdown");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_runs_as_the_user_it_names() {
+    if !is_root() {
+        eprintln!("skipped: switching users needs root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let launcher = launcher_dir();
+    std::fs::set_permissions(launcher.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    let mut task = command_task("t-user", "id -un", 0.1, 64.0);
+    task.command.as_mut().unwrap().user = Some("nobody".into());
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-user", false),
+        task,
+    }));
+    let running = master.update_for("t-user").await;
+    master.ack(&running);
+    let finished = master.update_for("t-user").await;
+    assert_eq!(
+        state_name(&finished),
+        "TASK_FINISHED",
+        "{:?}",
+        finished.status
+    );
+    let sandbox = sandbox_of(&agent.agent, "fw-user", "t-user").unwrap();
+    let stdout = std::fs::read_to_string(sandbox.join("stdout")).unwrap();
+    assert_eq!(stdout.trim(), "nobody");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_failures_fail_the_task_with_the_error() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let _agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    // An executor binary that does not exist.
+    let mut task = executor_task("t-nobin", "true", launcher.path());
+    let command = task.executor.as_mut().unwrap().command.as_mut().unwrap();
+    command.shell = Some(false);
+    command.value = Some("/nonexistent/pando-executor".into());
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-fail", false),
+        task,
+    }));
+    let failed = master.update_for("t-nobin").await;
+    assert_eq!(state_name(&failed), "TASK_FAILED");
+    assert_eq!(
+        failed.status.reason,
+        Some(pb::task_status::Reason::ContainerLaunchFailed as i32)
+    );
+    let message = failed.status.message.clone().unwrap();
+    assert!(message.contains("/nonexistent/pando-executor"), "{message}");
+    if is_root() {
+        let mut task = command_task("t-nouser", "true", 0.1, 64.0);
+        task.command.as_mut().unwrap().user = Some("pando-no-such-user".into());
+        master.send(Down::RunTask(link::RunTask {
+            framework: framework("fw-fail", false),
+            task,
+        }));
+        let failed = master.update_for("t-nouser").await;
+        assert_eq!(state_name(&failed), "TASK_FAILED");
+        let message = failed.status.message.clone().unwrap();
+        assert!(message.contains("pando-no-such-user"), "{message}");
+    }
+}

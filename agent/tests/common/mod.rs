@@ -180,7 +180,20 @@ impl FakeMaster {
 pub fn launcher_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/test_executor.py");
-    std::os::unix::fs::symlink(script, dir.path().join("pando")).unwrap();
+    // The system Python, when there is one, so that tasks run as another
+    // user find an interpreter they may execute.
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("python3");
+    let wrapper = dir.path().join("pando");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec {python} {} \"$@\"\n", script.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
 
