@@ -116,7 +116,8 @@ impl Driver {
         let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
         let driver = Driver {
             inner: Arc::new(Inner {
-                client: AgentClient::new(env.agent_endpoint.clone()),
+                client: AgentClient::new(env.agent_endpoint.clone())
+                    .with_bearer(env.authentication_token.as_ref().map(|t| t.0.as_str())),
                 env,
                 pending: Mutex::new(Pending::default()),
                 outbox,

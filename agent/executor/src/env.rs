@@ -60,6 +60,24 @@ pub struct ExecutorEnv {
     /// `MESOS_SUBSCRIPTION_BACKOFF_MAX`: upper bound of the random delay
     /// between subscription attempts.
     pub subscription_backoff_max: Duration,
+    /// `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`: sent as `Authorization:
+    /// Bearer <token>` when the agent authenticates executors.
+    pub authentication_token: Option<Token>,
+}
+
+/// The name of the variable holding the executor's authentication token;
+/// it is removed from the environment once read, as Mesos does, so tasks
+/// never see it.
+pub const AUTHENTICATION_TOKEN_VAR: &str = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN";
+
+/// A secret that never shows up in logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
 }
 
 impl ExecutorEnv {
@@ -111,6 +129,9 @@ impl ExecutorEnv {
                 "MESOS_SUBSCRIPTION_BACKOFF_MAX",
                 DEFAULT_SUBSCRIPTION_BACKOFF_MAX,
             )?,
+            authentication_token: lookup(AUTHENTICATION_TOKEN_VAR)
+                .filter(|t| !t.is_empty())
+                .map(Token),
         })
     }
 }

@@ -55,6 +55,8 @@ pub struct FullResponse {
 pub struct AgentClient {
     /// `ip:port` of the agent.
     endpoint: String,
+    /// `Bearer <token>`, when the agent authenticates executors.
+    authorization: Option<String>,
 }
 
 impl AgentClient {
@@ -62,7 +64,14 @@ impl AgentClient {
     pub fn new(endpoint: impl Into<String>) -> Self {
         AgentClient {
             endpoint: endpoint.into(),
+            authorization: None,
         }
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request.
+    pub fn with_bearer(mut self, token: Option<&str>) -> Self {
+        self.authorization = token.map(|t| format!("Bearer {t}"));
+        self
     }
 
     /// POSTs a JSON body to `path` and returns the response with its body
@@ -88,11 +97,14 @@ impl AgentClient {
                 tracing::debug!(%error, "agent connection closed");
             }
         });
-        let request = Request::post(path)
+        let mut request = Request::post(path)
             .header(hyper::header::HOST, &self.endpoint)
             .header(hyper::header::CONTENT_TYPE, JSON)
-            .header(hyper::header::ACCEPT, JSON)
-            .body(Full::new(Bytes::from(body)))?;
+            .header(hyper::header::ACCEPT, JSON);
+        if let Some(authorization) = &self.authorization {
+            request = request.header(hyper::header::AUTHORIZATION, authorization);
+        }
+        let request = request.body(Full::new(Bytes::from(body)))?;
         Ok(sender.send_request(request).await?)
     }
 

@@ -70,6 +70,9 @@ pub enum ExecutorError {
 pub fn run(kind: Kind) -> Result<i32, ExecutorError> {
     init_logging();
     let env = env::ExecutorEnv::from_env()?;
+    // Read once, then hidden from tasks, as Mesos does. No other thread
+    // exists yet, so changing the environment is safe.
+    std::env::remove_var(env::AUTHENTICATION_TOKEN_VAR);
     tracing::info!(
         executor = %env.executor_id.value,
         framework = %env.framework_id.value,

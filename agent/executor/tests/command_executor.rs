@@ -425,6 +425,7 @@ async fn without_checkpointing_a_lost_agent_means_kill_and_exit() {
     let options = Options {
         checkpoint: false,
         shutdown_grace: "1secs",
+        token: None,
     };
     let mut executor = ExecutorProcess::start("command", &agent, options);
     eventually(
@@ -730,4 +731,38 @@ async fn a_refused_update_is_resent_through_a_new_subscription() {
     );
     agent.send(&kill("t1", None));
     assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+}
+
+#[tokio::test]
+async fn the_authentication_token_is_sent_and_hidden_from_the_task() {
+    let agent = FakeAgent::start(false).await;
+    let options = Options {
+        token: Some("s3cret"),
+        ..Options::default()
+    };
+    let mut executor = ExecutorProcess::start("command", &agent, options);
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    agent.send(&launch(shell_task(
+        "t1",
+        "echo \"[$MESOS_EXECUTOR_AUTHENTICATION_TOKEN]\"",
+    )));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+    let headers = agent.state.authorizations.lock().unwrap().clone();
+    assert!(!headers.is_empty());
+    assert!(
+        headers
+            .iter()
+            .all(|h| h.as_deref() == Some("Bearer s3cret")),
+        "{headers:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(executor.path("stdout")).unwrap(),
+        "[]\n"
+    );
+    assert!(!executor.logs().contains("s3cret"));
 }

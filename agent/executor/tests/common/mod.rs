@@ -70,6 +70,8 @@ struct Nested {
 #[derive(Default)]
 pub struct State {
     pub calls: Mutex<Vec<Call>>,
+    /// The `Authorization` header of every API request, in order.
+    pub authorizations: Mutex<Vec<Option<String>>>,
     pub operator_calls: Mutex<Vec<agent::Call>>,
     stream: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
     pub auto_ack: AtomicBool,
@@ -238,6 +240,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<ResponseB
         state.health_probes.fetch_add(1, Ordering::SeqCst);
         return full(StatusCode::OK, "ok");
     }
+    let authorization = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap().to_string());
+    state.authorizations.lock().unwrap().push(authorization);
     let body = req.into_body().collect().await.unwrap().to_bytes();
     match path.as_str() {
         "/api/v1/executor" => executor_call(state, &body),
@@ -415,6 +422,7 @@ pub struct ExecutorProcess {
 pub struct Options {
     pub checkpoint: bool,
     pub shutdown_grace: &'static str,
+    pub token: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -422,6 +430,7 @@ impl Default for Options {
         Options {
             checkpoint: true,
             shutdown_grace: "5secs",
+            token: None,
         }
     }
 }
@@ -431,7 +440,11 @@ impl ExecutorProcess {
         let sandbox = tempfile::tempdir().unwrap();
         let stdout = std::fs::File::create(sandbox.path().join("stdout")).unwrap();
         let stderr = std::fs::File::create(sandbox.path().join("stderr")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_pando-executor"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pando-executor"));
+        if let Some(token) = options.token {
+            command.env("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", token);
+        }
+        let child = command
             .arg(kind)
             .current_dir(sandbox.path())
             .env("MESOS_FRAMEWORK_ID", FRAMEWORK_ID)
