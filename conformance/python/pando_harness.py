@@ -68,6 +68,17 @@ def wait_until(predicate, timeout, what, interval=0.05, check=None):
         time.sleep(interval)
 
 
+def flag_args(flags):
+    """Mesos-style flags: `--name=value`, or a bare `--name` for True."""
+    args = []
+    for key, value in (flags or {}).items():
+        if value is True:
+            args.append(f"--{key}")
+        else:
+            args.append(f"--{key}={value}")
+    return args
+
+
 class PandoProcess:
     """One `pando` process in its own process group, logging to a file."""
 
@@ -393,8 +404,7 @@ class Master:
             "--port", self.port,
             "--work_dir", self.work_dir,
         ]
-        for key, value in (flags or {}).items():
-            args.append(f"--{key}={value}")
+        args += flag_args(flags)
         self.process = PandoProcess(name, args, Path(work_root) / f"{name}.log")
         self.address = f"127.0.0.1:{self.port}"
 
@@ -427,8 +437,7 @@ class Agent:
             "--work_dir", self.work_dir,
             "--resources", resources,
         ]
-        for key, value in (flags or {}).items():
-            args.append(f"--{key}={value}")
+        args += flag_args(flags)
         self.process = PandoProcess(name, args, Path(work_root) / f"{name}.log")
         self.address = f"127.0.0.1:{self.port}"
         self.id = None
@@ -511,6 +520,31 @@ class Cluster:
         for agent in self.agents:
             agent.stop()
         self.master.stop()
+        # An agent starts executors in sessions of their own and, like Mesos's,
+        # leaves them running for recovery when it stops; pymesos executors
+        # then wait a day for it to return (MESOS_CHECKPOINT="0" is truthy
+        # to pymesos). Whatever still runs in a sandbox of ours goes now.
+        kill_processes_under(self.work_root)
+
+
+def kill_processes_under(root):
+    """SIGKILL every process whose working directory lies under `root`."""
+    root = os.path.realpath(root)
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if cwd.endswith(" (deleted)"):
+            cwd = cwd[: -len(" (deleted)")]
+        if cwd == root or cwd.startswith(root + os.sep):
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def scheduler_subscribe_call(name="pando-conformance", **framework):

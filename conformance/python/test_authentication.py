@@ -17,7 +17,10 @@ import pytest
 
 import pando_harness as h
 
-pytestmark = pytest.mark.pending("`pando master` (authentication, issue 4) does not exist yet")
+FRAMEWORK_AUTH_MISSING = (
+    "pando master has no --authenticate_http_frameworks / --http_framework_authenticators "
+    "(Mesos's flags for v1 HTTP framework authentication); it has only --authenticate_frameworks, "
+    "which in Mesos is the v0 driver flag")
 
 PRINCIPAL, SECRET = "conformance", "s3cret"
 
@@ -27,19 +30,33 @@ def basic(principal, secret):
     return {"Authorization": f"Basic {token}"}
 
 
-@pytest.fixture
-def secured(cluster_factory, tmp_path):
+def credentials_file(tmp_path):
     creds = tmp_path / "credentials.json"
     creds.write_text(json.dumps({"credentials": [{"principal": PRINCIPAL, "secret": SECRET}]}))
+    return str(creds)
+
+
+@pytest.fixture
+def secured(cluster_factory, tmp_path):
+    """Framework authentication on /api/v1/scheduler."""
     return cluster_factory(agents=0, master_flags={
-        "authenticate_http_frameworks": "true",
+        "authenticate_http_frameworks": True,
         "http_framework_authenticators": "basic",
-        "authenticate_http_readonly": "true",
-        "authenticate_http_readwrite": "true",
-        "credentials": str(creds),
+        "credentials": credentials_file(tmp_path),
     })
 
 
+@pytest.fixture
+def secured_http(cluster_factory, tmp_path):
+    """Authentication on the read-only and read-write endpoints."""
+    return cluster_factory(agents=0, master_flags={
+        "authenticate_http_readonly": True,
+        "authenticate_http_readwrite": True,
+        "credentials": credentials_file(tmp_path),
+    })
+
+
+@pytest.mark.pending(FRAMEWORK_AUTH_MISSING)
 @pytest.mark.parametrize("headers", [{}, basic(PRINCIPAL, "wrong"), basic("nobody", SECRET),
                                      {"Authorization": "Bearer abc"}])
 def test_scheduler_subscribe_without_valid_credentials_is_401(secured, headers):
@@ -49,6 +66,7 @@ def test_scheduler_subscribe_without_valid_credentials_is_401(secured, headers):
     assert s.headers.get("WWW-Authenticate") == 'Basic realm="mesos-master-scheduler"'
 
 
+@pytest.mark.pending(FRAMEWORK_AUTH_MISSING)
 def test_scheduler_subscribe_with_credentials_is_200(secured):
     s = h.RecordIOStream(secured.port, "/api/v1/scheduler",
                          h.scheduler_subscribe_call(principal=PRINCIPAL),
@@ -60,6 +78,7 @@ def test_scheduler_subscribe_with_credentials_is_200(secured):
         s.close()
 
 
+@pytest.mark.pending(FRAMEWORK_AUTH_MISSING)
 def test_principal_must_match_the_authenticated_one(secured):
     resp = h.post_json(secured.port, "/api/v1/scheduler",
                        h.scheduler_subscribe_call(principal="someone-else"),
@@ -70,19 +89,38 @@ def test_principal_must_match_the_authenticated_one(secured):
         "not match principal 'someone-else' set in `FrameworkInfo`")
 
 
-def test_readonly_endpoints_need_credentials(secured):
-    resp = h.get(secured.port, "/master/state")
+REALMS = "Pando's 401 challenges name realm \"mesos\"; Mesos's are mesos-master-readonly / -readwrite"
+
+
+@pytest.mark.pending(REALMS)
+def test_readonly_endpoints_need_credentials(secured_http):
+    resp = h.get(secured_http.port, "/master/state")
     assert resp.status == 401
     assert resp.header("WWW-Authenticate") == 'Basic realm="mesos-master-readonly"'
-    ok = h.get(secured.port, "/master/state", headers=basic(PRINCIPAL, SECRET))
+    ok = h.get(secured_http.port, "/master/state", headers=basic(PRINCIPAL, SECRET))
     assert ok.status == 200
     assert ok.json()["flags"]["authenticate_http_readonly"] == "true"
 
 
-def test_operator_api_needs_credentials(secured):
-    resp = h.post_json(secured.port, "/api/v1", {"type": "GET_STATE"})
+@pytest.mark.pending(REALMS)
+def test_operator_api_needs_credentials(secured_http):
+    resp = h.post_json(secured_http.port, "/api/v1", {"type": "GET_STATE"})
     assert resp.status == 401
     assert resp.header("WWW-Authenticate") == 'Basic realm="mesos-master-readwrite"'
-    ok = h.post_json(secured.port, "/api/v1", {"type": "GET_STATE"},
+    ok = h.post_json(secured_http.port, "/api/v1", {"type": "GET_STATE"},
                      headers=basic(PRINCIPAL, SECRET))
     assert ok.status == 200
+
+
+def test_readonly_endpoints_need_valid_credentials(secured_http):
+    # Status codes only; the realms are checked above.
+    assert h.get(secured_http.port, "/master/state").status == 401
+    wrong = h.get(secured_http.port, "/master/state", headers=basic(PRINCIPAL, "wrong"))
+    assert wrong.status == 401
+    assert h.get(secured_http.port, "/master/state",
+                 headers=basic(PRINCIPAL, SECRET)).status == 200
+    # /master/health is not authenticated in Mesos.
+    assert h.get(secured_http.port, "/master/health").status == 200
+    assert h.post_json(secured_http.port, "/api/v1", {"type": "GET_STATE"}).status == 401
+    assert h.post_json(secured_http.port, "/api/v1", {"type": "GET_STATE"},
+                       headers=basic(PRINCIPAL, SECRET)).status == 200

@@ -34,7 +34,6 @@ def help_text(pando_binary, role):
     return run.stdout
 
 
-@pytest.mark.pending("`pando master` does not exist yet (issue 4)")
 @pytest.mark.parametrize("flag", MASTER_FLAGS)
 def test_master_takes_mesos_flag_names(pando_binary, flag):
     text = help_text(pando_binary, "master")
@@ -42,18 +41,30 @@ def test_master_takes_mesos_flag_names(pando_binary, flag):
         f"--{flag} missing from `pando master --help`"
 
 
-AGENT_KEBAB = ("`pando agent` spells multi-word flags the clap way (--work-dir, "
-               "--cgroups-root, ...), not Mesos's --work_dir")
-
-
-AGENT_MISSING = "`pando agent` is not committed yet (the agent issue)"
-
-
-@pytest.mark.parametrize("flag", [
-    pytest.param(f, marks=pytest.mark.pending(AGENT_KEBAB if "_" in f else AGENT_MISSING))
-    for f in AGENT_FLAGS
-])
+@pytest.mark.parametrize("flag", AGENT_FLAGS)
 def test_agent_takes_mesos_flag_names(pando_binary, flag):
     text = help_text(pando_binary, "agent")
     assert f"--{flag} " in text or f"--{flag}\n" in text, \
         f"--{flag} missing from `pando agent --help`"
+
+
+@pytest.mark.pending("pando master's boolean flags refuse Mesos's `--name=true`/`--name=false` "
+                     "and `--no-name` forms (clap: \"unexpected value 'true'\")")
+@pytest.mark.parametrize("form, expected", [
+    ("--authenticate_http_readonly=true", "true"),
+    ("--authenticate_http_readonly=false", "false"),
+    ("--no-authenticate_http_readonly", "false"),
+])
+def test_boolean_flags_take_every_mesos_form(tmp_path, pando_binary, form, expected):
+    import pando_harness as h
+    port = h.free_port()
+    proc = h.PandoProcess("master", [pando_binary, "master", "--ip", "127.0.0.1", "--port", port,
+                                     "--work_dir", tmp_path / "m", form],
+                          tmp_path / "master.log")
+    try:
+        h.wait_until(lambda: h.get(port, "/master/health", timeout=2).status == 200, 30,
+                     "the master", check=proc.check_alive)
+        flags = h.get(port, "/master/state").json()["flags"]
+        assert flags["authenticate_http_readonly"] == expected
+    finally:
+        proc.stop()

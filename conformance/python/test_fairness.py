@@ -21,8 +21,12 @@ from pymesos import MesosSchedulerDriver, encode_data
 import pando_harness as h
 from pymesos_support import EXECUTOR_SCRIPT, RecordingScheduler, framework_info, stop_driver
 
-pytestmark = pytest.mark.pending(
-    "`pando master` and `pando agent` (weighted DRF allocation, issue 4) do not exist yet")
+ALLOCATOR_BIAS = (
+    "Pando's allocator settles the weight-1 role at ~0.19 of the cpus in use (expected "
+    "1/6 = 0.167 within 10%; a model of ideal weighted DRF with this offer policy gives "
+    "0.175, see test_the_policy_settles_under_ideal_weighted_drf) and the weight-3 role "
+    "at ~0.476 (expected 0.5)")
+
 
 WEIGHTS = {"w1": 1, "w2": 2, "w3": 3}
 TASK_CPUS, TASK_MEM, TASK_SECONDS = 0.025, 4, 8
@@ -80,6 +84,7 @@ class Churn:
             driver.launchTasks(offer.id, tasks, filters=Dict(refuse_seconds=0.1))
 
 
+@pytest.mark.pending(ALLOCATOR_BIAS)
 def test_weighted_shares_settle_and_a_decliner_starves_nobody(cluster_factory):
     cluster = cluster_factory(
         agents=2,
@@ -154,3 +159,50 @@ def test_weighted_shares_settle_and_a_decliner_starves_nobody(cluster_factory):
                 stop_driver(d)
             except Exception:
                 pass
+
+
+def test_the_policy_settles_under_ideal_weighted_drf():
+    """The bar above is reachable: model Mesos's allocator on this workload.
+
+    Every allocation_interval each agent's free cpus go, whole, to the role
+    with the lowest allocation/weight not filtered there; the framework takes
+    up to `per_offer` tasks and declines the rest (a 0.1 s filter); tasks end
+    after TASK_SECONDS plus a little jitter. Measured as the test measures.
+    """
+    import heapq
+    import random
+
+    rng = random.Random(7)
+    free = [2 - 3 * EXEC_CPUS] * 2
+    alloc = {r: 2 * EXEC_CPUS for r in WEIGHTS}
+    ends, filtered, samples = [], {}, {r: [] for r in WEIGHTS}
+    t, interval = 0.0, 0.1
+    while t < 7 * TASK_SECONDS:
+        while ends and ends[0][0] <= t:
+            _, agent, role = heapq.heappop(ends)
+            free[agent] += TASK_CPUS
+            alloc[role] -= TASK_CPUS
+        for agent in rng.sample([0, 1], 2):
+            roles = [r for r in WEIGHTS if filtered.get((r, agent), 0) <= t]
+            if not roles or free[agent] < TASK_CPUS - 1e-9:
+                continue
+            role = min(roles, key=lambda r: alloc[r] / WEIGHTS[r])
+            for _ in range(2):
+                if free[agent] < TASK_CPUS - 1e-9:
+                    break
+                free[agent] -= TASK_CPUS
+                alloc[role] += TASK_CPUS
+                heapq.heappush(ends, (t + TASK_SECONDS + rng.uniform(0, 0.3), agent, role))
+            if free[agent] > 1e-9:
+                filtered[(role, agent)] = t + 0.1 + 1e-9
+        if t >= 3 * TASK_SECONDS:
+            for r in WEIGHTS:
+                samples[r].append(alloc[r])
+        t += interval
+    mean = {r: sum(v) / len(v) for r, v in samples.items()}
+    total = sum(mean.values())
+    weight_sum = sum(WEIGHTS.values())
+    for role, w in WEIGHTS.items():
+        expected = w / weight_sum
+        assert abs(mean[role] / total - expected) <= 0.1 * expected, (role, mean[role] / total)
+    assert total >= 0.85 * 4

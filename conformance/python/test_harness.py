@@ -217,3 +217,20 @@ def test_a_read_timeout_leaves_the_stream_usable():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_kill_processes_under_a_work_dir(tmp_path):
+    # What an agent leaves behind: a process in its own session, cwd in a sandbox.
+    sandbox = tmp_path / "slaves" / "s" / "runs" / "r"
+    sandbox.mkdir(parents=True)
+    orphan = subprocess.Popen(["sleep", "300"], cwd=sandbox, start_new_session=True)
+    bystander = subprocess.Popen(["sleep", "300"], cwd="/", start_new_session=True)
+    try:
+        h.kill_processes_under(tmp_path)
+        assert orphan.wait(timeout=10) == -9
+        assert bystander.poll() is None
+    finally:
+        for p in (orphan, bystander):
+            if p.poll() is None:
+                p.kill()
+                p.wait()

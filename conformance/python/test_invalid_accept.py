@@ -11,9 +11,6 @@ import pytest
 
 import pando_harness as h
 
-pytestmark = pytest.mark.pending(
-    "`pando master` and `pando agent` (ACCEPT validation, issue 4) do not exist yet")
-
 
 def launch_raw(s, offer_ids, tasks):
     resp = s.call("ACCEPT", accept={

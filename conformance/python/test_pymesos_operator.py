@@ -14,9 +14,6 @@ from pymesos import MesosOperatorMasterDriver, MesosSchedulerDriver, OperatorMas
 import conftest
 from pymesos_support import RecordingScheduler, TaskQueue, command_task, framework_info, stop_driver
 
-pytestmark = pytest.mark.pending(
-    "`pando master` and `pando agent` (operator API and task events, issue 4) do not exist yet")
-
 
 class RecordingOperator(OperatorMaster):
     def __init__(self):

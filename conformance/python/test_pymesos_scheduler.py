@@ -17,10 +17,6 @@ import pando_harness as h
 from pymesos_support import (RecordingScheduler, TaskQueue, command_task, executor_task,
                              framework_info, pymesos_executor_info, stop_driver)
 
-pytestmark = pytest.mark.pending(
-    "`pando master` and `pando agent` (scheduler API, agent, command and custom "
-    "executors: issue 4 and the agent issue) do not exist yet")
-
 
 @pytest.fixture
 def start_framework():
