@@ -214,6 +214,12 @@ fn task_json(task: &pb::Task) -> Value {
         "slave_id": task.agent_id.value,
         "state": state_str(task.state),
         "resources": resources_object(&task.resources),
+        "role": task
+            .resources
+            .first()
+            .and_then(|r| r.allocation_info.as_ref())
+            .and_then(|a| a.role.clone())
+            .unwrap_or_else(|| "*".into()),
         "statuses": statuses,
     })
 }
@@ -339,8 +345,46 @@ pub fn state_document(agent: &Agent) -> Value {
         "flags": flags,
         "frameworks": state.frameworks.values().map(framework_json).collect::<Vec<_>>(),
         "completed_frameworks": state.completed_frameworks.iter().map(framework_json).collect::<Vec<_>>(),
-        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT", "TASK_NO_EXECUTOR"],
+        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
+        "build_date": "",
+        "build_time": 0,
+        "build_user": "",
     });
+    // Resources by reservation, as Mesos splits them.
+    let total = &state.info.resources;
+    let unreserved: Vec<pb::Resource> = total
+        .iter()
+        .filter(|r| r.reservations.is_empty())
+        .cloned()
+        .collect();
+    let mut reserved: BTreeMap<String, Vec<pb::Resource>> = BTreeMap::new();
+    for r in total.iter().chain(state.checkpointed_resources.iter()) {
+        if let Some(role) = r.reservations.last().and_then(|res| res.role.clone()) {
+            reserved.entry(role).or_default().push(r.clone());
+        }
+    }
+    let proto_json = |r: &pb::Resource| {
+        serde_json::from_str::<Value>(&pando_proto::json::to_json(r)).unwrap_or(Value::Null)
+    };
+    doc["unreserved_resources"] = resources_object(&unreserved);
+    doc["unreserved_resources_full"] = Value::Array(unreserved.iter().map(proto_json).collect());
+    doc["reserved_resources"] = Value::Object(
+        reserved
+            .iter()
+            .map(|(role, rs)| (role.clone(), resources_object(rs)))
+            .collect(),
+    );
+    doc["reserved_resources_full"] = Value::Object(
+        reserved
+            .iter()
+            .map(|(role, rs)| {
+                (
+                    role.clone(),
+                    Value::Array(rs.iter().map(proto_json).collect()),
+                )
+            })
+            .collect(),
+    );
     if let Some(master) = &state.master {
         doc["master_hostname"] = json!(master.hostname.clone().unwrap_or_default());
     }
