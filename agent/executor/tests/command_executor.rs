@@ -216,7 +216,7 @@ fn fast_check(kind: health_check::Type, consecutive_failures: u32) -> HealthChec
         r#type: Some(kind as i32),
         delay_seconds: Some(0.0),
         interval_seconds: Some(0.05),
-        timeout_seconds: Some(2.0),
+        timeout_seconds: Some(10.0),
         grace_period_seconds: Some(0.0),
         consecutive_failures: Some(consecutive_failures),
         ..Default::default()
@@ -484,7 +484,7 @@ async fn a_general_check_reports_changed_results_only() {
         }),
         delay_seconds: Some(0.0),
         interval_seconds: Some(0.05),
-        timeout_seconds: Some(2.0),
+        timeout_seconds: Some(10.0),
         ..Default::default()
     });
     agent.send(&launch(task));
