@@ -106,10 +106,20 @@ impl FakeAgent {
     }
 
     async fn listen(&mut self) {
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.set_reuseaddr(true).unwrap();
-        socket.bind(self.addr).unwrap();
-        let listener = socket.listen(64).unwrap();
+        // After a stop the old listener closes once its aborted task is
+        // dropped; retry the bind until the port is free again.
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let listener = loop {
+            let socket = TcpSocket::new_v4().unwrap();
+            socket.set_reuseaddr(true).unwrap();
+            match socket.bind(self.addr).and_then(|()| socket.listen(64)) {
+                Ok(listener) => break listener,
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => panic!("cannot listen on {} again: {e}", self.addr),
+            }
+        };
         self.addr = listener.local_addr().unwrap();
         let state = self.state.clone();
         self.server = Some(tokio::spawn(async move {
@@ -143,7 +153,6 @@ impl FakeAgent {
     /// Stops and listens again on the same port.
     pub async fn restart(&mut self) {
         self.stop();
-        tokio::time::sleep(Duration::from_millis(50)).await;
         self.listen().await;
     }
 
