@@ -392,3 +392,37 @@ async fn a_task_past_its_max_completion_time_fails_and_takes_its_group_down() {
         vec![TaskStarting, TaskRunning, TaskKilling, TaskKilled]
     );
 }
+
+#[tokio::test]
+async fn a_container_the_agent_cannot_launch_fails_its_task_and_the_group() {
+    let agent = FakeAgent::start(false).await;
+    let mut executor = ExecutorProcess::start("default", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    let mut broken = shell_task("broken", "");
+    broken.command = Some(pando_proto::mesos::v1::CommandInfo {
+        shell: Some(false),
+        value: Some("/nonexistent/pando-no-such-binary".into()),
+        ..Default::default()
+    });
+    agent.send(&launch_group(vec![
+        broken,
+        shell_task("other", "sleep 1000"),
+    ]));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+    let broken = agent.updates_of("broken");
+    assert_eq!(states(&broken), vec![TaskStarting, TaskFailed]);
+    let message = broken[1].message.clone().unwrap();
+    assert!(
+        message.contains("/nonexistent/pando-no-such-binary"),
+        "{message}"
+    );
+    assert_eq!(
+        states(&agent.updates_of("other")),
+        vec![TaskStarting, TaskRunning, TaskKilled]
+    );
+}
