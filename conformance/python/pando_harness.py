@@ -585,6 +585,7 @@ class RawScheduler:
         self.stream_id = self.stream.stream_id()
         self.subscribed = self.stream.next_event_of("SUBSCRIBED", skip=())["subscribed"]
         self.framework_id = self.subscribed["framework_id"]["value"]
+        self.seen = {}  # task id -> statuses read by next_update, in order
 
     def call(self, type_, stream_id=True, **fields):
         body = {"type": type_, "framework_id": {"value": self.framework_id}}
@@ -627,6 +628,7 @@ class RawScheduler:
 
     def next_update(self, timeout=30.0, ack=True, skip=("HEARTBEAT", "OFFERS")):
         status = self.next_event_of("UPDATE", timeout, skip)["update"]["status"]
+        self.seen.setdefault(status["task_id"]["value"], []).append(status)
         if ack and "uuid" in status:
             self.acknowledge(status)
         return status
@@ -634,8 +636,14 @@ class RawScheduler:
     def wait_task_state(self, task_id, state, timeout=30.0, seen=None):
         """Acknowledge updates until `task_id` reaches `state`; return that status.
 
-        States seen on the way are appended to `seen` when given.
+        An update read earlier (while waiting for another task) counts. States
+        seen on the way are appended to `seen` when given.
         """
+        for status in self.seen.get(task_id, []):
+            if seen is not None:
+                seen.append(status["state"])
+            if status["state"] == state:
+                return status
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()

@@ -167,3 +167,62 @@ def test_agent_pid_is_slave1_at_its_ip_and_port(cluster):
     assert slave["pid"] == f"slave(1)@127.0.0.1:{agent.port}"
     agents = h.post_json(cluster.port, "/api/v1", {"type": "GET_AGENTS"}).json()
     assert agents["get_agents"]["agents"][0]["pid"] == slave["pid"]
+
+
+def test_slaves_frameworks_and_tasks_endpoints(cluster):
+    # ReadOnlyHandler::{slaves,frameworks,tasks}: the same objects as in
+    # /master/state, under their own top-level keys.
+    agent = cluster.agents[0]
+    s = h.RawScheduler(cluster.port, name="lists")
+    try:
+        offer = s.next_offers()[0]
+        s.accept_launch(offer, [h.command_task("l1", offer, "sleep 300", cpus=0.1),
+                                h.command_task("l2", offer, "sleep 300", cpus=0.1)])
+        s.wait_task_state("l1", "TASK_RUNNING")
+        s.wait_task_state("l2", "TASK_RUNNING")
+
+        slaves = h.get(cluster.port, "/master/slaves").json()
+        assert set(slaves) >= {"slaves", "recovered_slaves"}
+        assert [x["id"] for x in slaves["slaves"]] == [agent.id]
+        assert slaves["slaves"][0]["resources"]["cpus"] == 2
+
+        frameworks = h.get(cluster.port, "/master/frameworks").json()
+        assert set(frameworks) >= {"frameworks", "completed_frameworks", "unregistered_frameworks"}
+        [fw] = [f for f in frameworks["frameworks"] if f["id"] == s.framework_id]
+        assert sorted(t["id"] for t in fw["tasks"]) == ["l1", "l2"]
+        only = h.get(cluster.port, f"/master/frameworks?framework_id={s.framework_id}").json()
+        assert [f["id"] for f in only["frameworks"]] == [s.framework_id]
+
+        tasks = h.get(cluster.port, "/master/tasks").json()
+        assert sorted(t["id"] for t in tasks["tasks"]) == ["l1", "l2"]
+        assert all(t["framework_id"] == s.framework_id and t["slave_id"] == agent.id
+                   for t in tasks["tasks"])
+        for alias in ("/master/slaves.json", "/master/tasks.json", "/master/frameworks.json"):
+            assert h.get(cluster.port, alias).status == 200, alias
+    finally:
+        s.close()
+
+
+@pytest.mark.pending("Pando's /master/tasks ignores its query: task_id, framework_id, limit "
+                     "and offset all return every task")
+def test_tasks_endpoint_filters_and_pages(cluster):
+    # ReadOnlyHandler::tasks: framework_id and task_id select; limit and
+    # offset page.
+    s = h.RawScheduler(cluster.port, name="paging")
+    try:
+        offer = s.next_offers()[0]
+        s.accept_launch(offer, [h.command_task(f"p{i}", offer, "sleep 300", cpus=0.1)
+                                for i in range(3)])
+        for i in range(3):
+            s.wait_task_state(f"p{i}", "TASK_RUNNING")
+        one = h.get(cluster.port, "/master/tasks?task_id=p2").json()
+        assert [t["id"] for t in one["tasks"]] == ["p2"]
+        mine = h.get(cluster.port, f"/master/tasks?framework_id={s.framework_id}").json()
+        assert len(mine["tasks"]) == 3
+        none = h.get(cluster.port, "/master/tasks?framework_id=nobody").json()
+        assert none["tasks"] == []
+        assert len(h.get(cluster.port, "/master/tasks?limit=2").json()["tasks"]) == 2
+        assert len(h.get(cluster.port, "/master/tasks?limit=1&offset=1").json()["tasks"]) == 1
+        assert h.get(cluster.port, "/master/tasks?offset=3").json()["tasks"] == []
+    finally:
+        s.close()

@@ -322,3 +322,41 @@ def test_explicit_reconcile_of_unknown_task_is_task_unknown_when_partition_aware
         assert status["reason"] == "REASON_RECONCILIATION"
     finally:
         s.close()
+
+
+# --- disconnection and failover_timeout ---------------------------------------
+
+
+def test_offers_of_a_disconnected_framework_go_to_others(cluster):
+    # Master::deactivate rescinds a framework's outstanding offers, so another
+    # framework is offered the agent without waiting for any offer timeout.
+    a = h.RawScheduler(cluster.port, name="holder")
+    offer = a.next_offers()[0]
+    assert offer["agent_id"]["value"] == cluster.agents[0].id
+    a.close()  # holds the offer, then goes away
+    b = h.RawScheduler(cluster.port, name="newcomer")
+    try:
+        offers = b.next_offers(timeout=15)
+        assert offers[0]["agent_id"]["value"] == cluster.agents[0].id
+        cpus = sum(r["scalar"]["value"] for r in offers[0]["resources"] if r["name"] == "cpus")
+        assert cpus == 2
+    finally:
+        b.close()
+
+
+def test_failover_timeout_expiry_kills_tasks_and_removes_the_framework(cluster):
+    s = h.RawScheduler(cluster.port, name="short-lived", failover_timeout=1)
+    offer = s.next_offers()[0]
+    s.accept_launch(offer, [h.command_task("orphan", offer, "sleep 300")])
+    s.wait_task_state("orphan", "TASK_RUNNING")
+    framework_id = s.framework_id
+    s.close()
+
+    def removed():
+        state = cluster.master.state()
+        done = [f for f in state["completed_frameworks"] if f["id"] == framework_id]
+        return done[0] if done else None
+
+    framework = h.wait_until(removed, 20, "the framework to be removed after failover_timeout")
+    assert framework_id not in [f["id"] for f in cluster.master.state()["frameworks"]]
+    assert [t["state"] for t in framework["completed_tasks"] if t["id"] == "orphan"] == ["TASK_KILLED"]
