@@ -324,7 +324,16 @@ async fn subscription_loop(driver: Driver, tx: mpsc::UnboundedSender<Incoming>) 
     loop {
         let body = to_json(&driver.subscribe_call());
         let mut subscribed = false;
-        match driver.client().open(EXECUTOR_API, body).await {
+        let opened =
+            tokio::time::timeout(SUBSCRIBED_TIMEOUT, driver.client().open(EXECUTOR_API, body))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(HttpError::Connect {
+                        endpoint: env.agent_endpoint.clone(),
+                        source: std::io::ErrorKind::TimedOut.into(),
+                    })
+                });
+        match opened {
             Ok(response) if response.status() == hyper::StatusCode::OK => {
                 subscribed = pump(&driver, response.into_body(), &tx).await;
             }
