@@ -263,6 +263,8 @@ pub struct Agent {
     pub start_time: f64,
     state: Mutex<State>,
     link: Mutex<Option<mpsc::UnboundedSender<link::AgentMessage>>>,
+    /// Set once recovery finished; until then executors get 503.
+    recovered: std::sync::atomic::AtomicBool,
     /// Wakes the update retry loop.
     pub retry_wakeup: tokio::sync::Notify,
 }
@@ -319,6 +321,7 @@ impl Agent {
                 recovery_errors: Vec::new(),
             }),
             link: Mutex::new(None),
+            recovered: std::sync::atomic::AtomicBool::new(false),
             retry_wakeup: tokio::sync::Notify::new(),
             config,
         })
@@ -754,7 +757,7 @@ impl Agent {
             executor.tasks.insert(id_of(task), record);
         }
         match (&executor.connection, executor.state) {
-            (Some(connection), ExecutorState::Running) => {
+            (Some(connection), ExecutorState::Running) if !connection.tx.is_closed() => {
                 let event = launch_event(&queued);
                 connection.send(&event);
             }
@@ -1287,7 +1290,9 @@ impl Agent {
                 {
                     shutdown = Some(executor.info.executor_id.value.clone());
                 }
-            } else if let Some(connection) = &executor.connection {
+            } else if let Some(connection) =
+                executor.connection.as_ref().filter(|c| !c.tx.is_closed())
+            {
                 connection.send(&ex::Event {
                     r#type: Some(ex::event::Type::Kill as i32),
                     kill: Some(ex::event::Kill {
@@ -1923,9 +1928,21 @@ impl Agent {
 
     // ----- recovery -------------------------------------------------------
 
+    /// Whether recovery has finished (the executor API answers 503 before).
+    pub fn is_recovered(&self) -> bool {
+        self.recovered.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Reads the checkpoints: returns the agent id to re-register with, and
     /// re-attaches or reports the executors found.
     pub async fn recover(self: &Arc<Self>) -> Result<Option<pb::AgentId>, AgentError> {
+        let result = self.recover_checkpoints().await;
+        self.recovered
+            .store(true, std::sync::atomic::Ordering::Release);
+        result
+    }
+
+    async fn recover_checkpoints(self: &Arc<Self>) -> Result<Option<pb::AgentId>, AgentError> {
         let recovered = checkpoint::recover(&self.meta)?;
         {
             let mut state = self.lock();

@@ -48,6 +48,9 @@ pub enum HttpError {
     /// 415.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 503.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl IntoResponse for HttpError {
@@ -58,6 +61,7 @@ impl IntoResponse for HttpError {
             HttpError::NotFound(_) => StatusCode::NOT_FOUND,
             HttpError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             HttpError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (code, self.to_string()).into_response()
     }
@@ -118,6 +122,11 @@ async fn executor_api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, HttpError> {
+    if !agent.is_recovered() {
+        return Err(HttpError::Unavailable(
+            "Agent has not finished recovery".into(),
+        ));
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

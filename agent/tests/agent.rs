@@ -626,3 +626,31 @@ async fn launch_failures_fail_the_task_with_the_error() {
         assert!(message.contains("pando-no-such-user"), "{message}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posix_isolation_runs_tasks_without_cgroups() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let mut f = flags(master.addr, work.path(), launcher.path(), 0);
+    f.isolation = "posix/cpu,posix/mem".into();
+    let agent = RunningAgent::start(f);
+    assert_eq!(
+        agent.agent.isolator.mode(),
+        pando_agent::flags::IsolationMode::Posix
+    );
+    master.registered().await;
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-posix", false),
+        task: command_task("t-posix", "sleep 600", 0.1, 64.0),
+    }));
+    let running = master.update_for("t-posix").await;
+    assert_eq!(state_name(&running), "TASK_RUNNING");
+    let pid = executor_pid(&agent.agent, "fw-posix", "t-posix").unwrap();
+    master.send(Down::ShutdownFramework(link::ShutdownFramework {
+        framework_id: pb::FrameworkId {
+            value: "fw-posix".into(),
+        },
+    }));
+    eventually("the executor to be gone", || !alive(pid)).await;
+}

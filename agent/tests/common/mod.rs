@@ -241,7 +241,18 @@ impl RunningAgent {
                 .enable_all()
                 .build()
                 .unwrap();
-            let started = runtime.block_on(pando_agent::start(&flags)).unwrap();
+            // A crashed agent's runtime lets go of its port in the
+            // background; a restart on the same port may have to wait.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let started = loop {
+                match runtime.block_on(pando_agent::start(&flags)) {
+                    Ok(started) => break started,
+                    Err(pando_agent::RunError::Bind { .. }) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err(e) => panic!("agent failed to start: {e}"),
+                }
+            };
             (runtime, started)
         })
         .join()
