@@ -63,6 +63,9 @@ pub enum AgentError {
 pub const STATUS_UPDATE_RETRY_MIN: Duration = Duration::from_secs(10);
 /// The longest interval between resends.
 pub const STATUS_UPDATE_RETRY_MAX: Duration = Duration::from_secs(600);
+/// Empty cgroups older than this, owned by no live container, are removed
+/// at start-up.
+const STALE_GROUP_AGE: Duration = Duration::from_secs(60);
 /// How many completed frameworks and executors the state endpoints keep.
 const MAX_COMPLETED: usize = 50;
 
@@ -2147,6 +2150,17 @@ impl Agent {
     /// Kills containers left by an earlier agent that are not re-attached:
     /// non-checkpointing frameworks' executors, and everything on cleanup.
     async fn kill_orphans(&self, keep: &HashSet<String>) {
+        self.kill_runtime_orphans(keep).await;
+        let isolator = self.isolator.clone();
+        let swept = tokio::task::spawn_blocking(move || isolator.sweep_empty(STALE_GROUP_AGE))
+            .await
+            .unwrap_or(0);
+        if swept > 0 {
+            tracing::info!("removed {swept} empty cgroups left by earlier agents");
+        }
+    }
+
+    async fn kill_runtime_orphans(&self, keep: &HashSet<String>) {
         let root = self
             .config
             .flags

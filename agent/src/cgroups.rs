@@ -147,6 +147,23 @@ impl Isolator {
         Ok(ContainerGroup::from_cgroup(name, cgroup))
     }
 
+    /// Removes empty groups under the root that no live container of this
+    /// agent owns and that are older than `min_age`: what agents killed
+    /// without cleanup left behind. Groups with processes are left alone
+    /// (another agent on this machine may own them), and young ones too (one
+    /// may be about to receive its first process).
+    pub fn sweep_empty(&self, min_age: Duration) -> usize {
+        if self.mode == IsolationMode::Posix {
+            return 0;
+        }
+        let root = self.load(&self.root);
+        let mut removed = 0;
+        for dir in &root.dirs {
+            removed += sweep_dir(dir, min_age);
+        }
+        removed
+    }
+
     /// Finds an existing group (after an agent restart).
     pub fn load(&self, name: &str) -> ContainerGroup {
         match self.mode {
@@ -434,6 +451,34 @@ impl ContainerGroup {
     }
 }
 
+/// Removes the empty, old groups below `dir`, deepest first.
+fn sweep_dir(dir: &Path, min_age: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.filter_map(Result::ok) {
+        if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        let path = entry.path();
+        removed += sweep_dir(&path, min_age);
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= min_age);
+        let empty = std::fs::read_to_string(path.join("cgroup.procs"))
+            .map(|p| p.trim().is_empty())
+            .unwrap_or(false);
+        if old && empty && std::fs::remove_dir(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Kills and removes the groups below `dir`, deepest first.
 fn remove_children(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -508,5 +553,41 @@ mod tests {
             })),
         };
         assert_eq!(isolator.group_name(&child), "pando/parent/child");
+    }
+}
+
+#[cfg(test)]
+mod root_tests {
+    use super::*;
+
+    #[test]
+    fn destroy_removes_the_group_and_sweep_leaves_young_groups() {
+        // SAFETY: geteuid has no side effects.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let root = format!("pando-unit-{}", uuid::Uuid::new_v4());
+        let mode = IsolationMode::Cgroups {
+            cpu: true,
+            mem: true,
+            pids: true,
+        };
+        let isolator = Isolator::new(mode, &root);
+        let limits = Limits {
+            cpus: Some(0.5),
+            mem_mb: Some(64.0),
+            pids: None,
+        };
+        let group = isolator.create(&format!("{root}/a"), &limits).unwrap();
+        assert!(group.dirs.iter().all(|d| d.exists()));
+        let young = isolator.create(&format!("{root}/b"), &limits).unwrap();
+        assert_eq!(isolator.sweep_empty(Duration::from_secs(60)), 0);
+        group.destroy(Duration::from_secs(5)).unwrap();
+        assert!(group.dirs.iter().all(|d| !d.exists()));
+        assert!(isolator.sweep_empty(Duration::ZERO) > 0);
+        assert!(young.dirs.iter().all(|d| !d.exists()));
+        for dir in isolator.load(&root).dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
