@@ -662,6 +662,42 @@ impl Agent {
         let tasks = Self::tasks_of(&queued);
         let mut state = self.lock();
         let agent_id = Self::agent_id(&state);
+        // An executor on its way out takes no new tasks (Mesos drops them).
+        let ending = state
+            .frameworks
+            .get(&fw)
+            .and_then(|f| f.executors.get(&exec_id))
+            .is_some_and(|e| {
+                matches!(
+                    e.state,
+                    ExecutorState::Terminating | ExecutorState::Terminated
+                )
+            });
+        if ending {
+            drop(state);
+            let partition_aware = framework.capabilities.iter().any(|c| {
+                c.r#type == Some(pb::framework_info::capability::Type::PartitionAware as i32)
+            });
+            let lost = if partition_aware {
+                TaskState::TaskDropped
+            } else {
+                TaskState::TaskLost
+            };
+            for task in &tasks {
+                self.status_update(
+                    &framework,
+                    Some(&executor_info.executor_id),
+                    agent_status(
+                        &task.task_id,
+                        lost,
+                        Reason::ExecutorTerminated,
+                        "Executor is terminating",
+                    ),
+                    false,
+                );
+            }
+            return;
+        }
         // Refuse what does not fit.
         let mut asked: Vec<pb::Resource> = tasks.iter().flat_map(|t| t.resources.clone()).collect();
         let exists = state

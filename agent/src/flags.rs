@@ -128,6 +128,9 @@ pub struct AgentFlags {
     /// still starts; `--strict` only makes the report an error.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub strict: bool,
+    /// Mesos's negated form of `--strict`.
+    #[arg(long = "no-strict", hide = true, conflicts_with = "strict")]
+    pub no_strict: bool,
     /// The directory holding the `pando` binary that runs the command and
     /// default executors (default: this binary's directory). The
     /// PANDO_EXECUTOR_BINARY environment variable names the binary itself.
@@ -323,7 +326,7 @@ impl AgentFlags {
                 "registration_backoff_factor",
                 self.registration_backoff_factor.clone(),
             ),
-            ("strict", self.strict.to_string()),
+            ("strict", (self.strict && !self.no_strict).to_string()),
         ];
         if let Some(ip) = self.ip {
             pairs.push(("ip", ip.to_string()));
@@ -492,9 +495,10 @@ mod tests {
         let flags = parse(&[
             "--executor_registration_timeout=3mins",
             "--cgroups_root=mesos",
-            "--strict",
+            "--no-strict",
             "--recover=cleanup",
         ]);
+        assert!(flags.to_pairs().contains(&("strict", "false".to_string())));
         let config = flags.validate().unwrap();
         assert_eq!(config.registration_timeout, Duration::from_secs(180));
         assert_eq!(config.recover, RecoverMode::Cleanup);

@@ -215,6 +215,7 @@ pub fn flags(master: SocketAddr, work_dir: &Path, launcher: &Path, port: u16) ->
         recovery_timeout: "1mins".into(),
         registration_backoff_factor: "100ms".into(),
         strict: true,
+        no_strict: false,
         launcher_dir: Some(launcher.to_path_buf()),
     }
 }
