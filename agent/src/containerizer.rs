@@ -219,8 +219,8 @@ pub async fn launch(
         .filter_map(|p| CString::new(p.as_os_str().as_bytes()).ok())
         .collect();
     // SAFETY: the closure runs between fork and exec and only makes
-    // async-signal-safe calls (open, write, close, setsid) on memory
-    // allocated before the fork.
+    // async-signal-safe calls (open, write, close, setsid, setgroups,
+    // setgid, setuid) on memory allocated before the fork.
     unsafe {
         command.pre_exec(move || {
             for path in &procs {

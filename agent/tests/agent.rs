@@ -654,3 +654,147 @@ async fn posix_isolation_runs_tasks_without_cgroups() {
     }));
     eventually("the executor to be gone", || !alive(pid)).await;
 }
+
+/// Posts `body` to the executor API; returns the status and the raw
+/// stream, positioned after the headers.
+fn post_executor(
+    addr: std::net::SocketAddr,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, std::io::BufReader<std::net::TcpStream>) {
+    use std::io::{BufRead, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/v1/executor HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nAccept: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    let code = status[9..12].parse().unwrap();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+    }
+    (code, reader)
+}
+
+/// Reads HTTP chunks into a RecordIO decoder until `count` records came.
+fn read_records(
+    reader: &mut std::io::BufReader<std::net::TcpStream>,
+    count: usize,
+) -> Vec<bytes::Bytes> {
+    use std::io::{BufRead, Read};
+    let mut decoder = pando_proto::recordio::Decoder::default();
+    let mut records = Vec::new();
+    while records.len() < count {
+        let mut size = String::new();
+        reader.read_line(&mut size).unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk).unwrap();
+        records.extend(decoder.decode(&chunk[..size]).unwrap());
+    }
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_executor_api_speaks_protobuf() {
+    use pando_proto::mesos::v1::executor as ex;
+    use prost::Message;
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    // The executor process only sleeps; the test subscribes in its place.
+    let mut task = executor_task("t-pb", "true", launcher.path());
+    task.executor
+        .as_mut()
+        .unwrap()
+        .command
+        .as_mut()
+        .unwrap()
+        .value = Some("sleep 600".into());
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-pb", false),
+        task,
+    }));
+    let a = std::sync::Arc::clone(&agent.agent);
+    eventually("the executor to launch", || {
+        executor_pid(&a, "fw-pb", "exec-t-pb").is_some()
+    })
+    .await;
+    let call = |kind: ex::call::Type| ex::Call {
+        executor_id: pb::ExecutorId {
+            value: "exec-t-pb".into(),
+        },
+        framework_id: pb::FrameworkId {
+            value: "fw-pb".into(),
+        },
+        r#type: Some(kind as i32),
+        ..Default::default()
+    };
+    let addr = agent.addr;
+    let protobuf = "application/x-protobuf";
+    // Before SUBSCRIBE, an UPDATE is forbidden.
+    let mut update = call(ex::call::Type::Update);
+    update.update = Some(ex::call::Update {
+        status: pb::TaskStatus {
+            task_id: pb::TaskId {
+                value: "t-pb".into(),
+            },
+            state: pb::TaskState::TaskRunning as i32,
+            uuid: Some(bytes::Bytes::from_static(b"0123456789abcdef")),
+            ..Default::default()
+        },
+    });
+    let body = update.encode_to_vec();
+    let (code, _) = tokio::task::spawn_blocking(move || post_executor(addr, protobuf, &body))
+        .await
+        .unwrap();
+    assert_eq!(code, 403);
+    let mut unknown = call(ex::call::Type::Subscribe);
+    unknown.executor_id.value = "nobody".into();
+    let body = unknown.encode_to_vec();
+    let (code, _) = tokio::task::spawn_blocking(move || post_executor(addr, protobuf, &body))
+        .await
+        .unwrap();
+    assert_eq!(code, 400);
+    let body = call(ex::call::Type::Subscribe).encode_to_vec();
+    let events = tokio::task::spawn_blocking(move || {
+        let (code, mut reader) = post_executor(addr, protobuf, &body);
+        assert_eq!(code, 200);
+        let records = read_records(&mut reader, 2);
+        (records, reader)
+    })
+    .await
+    .unwrap();
+    let (records, _stream) = events;
+    let subscribed = ex::Event::decode(records[0].as_ref()).unwrap();
+    assert_eq!(subscribed.r#type, Some(ex::event::Type::Subscribed as i32));
+    let subscribed = subscribed.subscribed.unwrap();
+    assert_eq!(subscribed.agent_info.id.unwrap().value, "agent-1");
+    let launch = ex::Event::decode(records[1].as_ref()).unwrap();
+    assert_eq!(launch.launch.unwrap().task.task_id.value, "t-pb");
+    let body = update.encode_to_vec();
+    let (code, _) = tokio::task::spawn_blocking(move || post_executor(addr, protobuf, &body))
+        .await
+        .unwrap();
+    assert_eq!(code, 202);
+    let running = master.update_for("t-pb").await;
+    assert_eq!(state_name(&running), "TASK_RUNNING");
+    assert_eq!(
+        running.status.uuid.as_deref(),
+        Some(&b"0123456789abcdef"[..])
+    );
+}
