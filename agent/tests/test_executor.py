@@ -14,7 +14,7 @@ lock = threading.Lock()
 procs = {}          # task id -> Popen
 tasks = {}          # task id -> TaskInfo
 unacked = {}        # uuid -> update
-done = set()        # task ids with a terminal update
+done = {}           # task id -> uuid of its terminal update
 acked_terminal = set()
 
 def post(call):
@@ -33,7 +33,7 @@ def update(task_id, state, message=None):
     with lock:
         unacked[status["uuid"]] = {"status": status}
         if state not in ("TASK_RUNNING", "TASK_STARTING"):
-            done.add(task_id)
+            done[task_id] = status["uuid"]
     for _ in range(50):
         try:
             if post({"type": "UPDATE", "framework_id": fw, "executor_id": ex,
@@ -98,7 +98,7 @@ def subscribe():
             tid = event["acknowledged"]["task_id"]["value"]
             with lock:
                 unacked.pop(u, None)
-                if tid in done:
+                if done.get(tid) == u:
                     acked_terminal.add(tid)
                 finished = tasks and all(k in acked_terminal for k in tasks)
             if finished:

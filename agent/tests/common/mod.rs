@@ -391,3 +391,55 @@ pub fn sandbox_of(agent: &pando_agent::agent::Agent, fw: &str, exec: &str) -> Op
         })
         .map(|e| e.directory.clone())
 }
+
+/// Posts `body` to the executor API; returns the status and the raw
+/// stream, positioned after the headers.
+pub fn post_executor(
+    addr: std::net::SocketAddr,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, std::io::BufReader<std::net::TcpStream>) {
+    use std::io::{BufRead, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/v1/executor HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nAccept: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    let code = status[9..12].parse().unwrap();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+    }
+    (code, reader)
+}
+
+/// Reads HTTP chunks into a RecordIO decoder until `count` records came.
+pub fn read_records(
+    reader: &mut std::io::BufReader<std::net::TcpStream>,
+    count: usize,
+) -> Vec<bytes::Bytes> {
+    use std::io::{BufRead, Read};
+    let mut decoder = pando_proto::recordio::Decoder::default();
+    let mut records = Vec::new();
+    while records.len() < count {
+        let mut size = String::new();
+        reader.read_line(&mut size).unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk).unwrap();
+        records.extend(decoder.decode(&chunk[..size]).unwrap());
+    }
+    records
+}
