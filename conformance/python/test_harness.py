@@ -51,9 +51,14 @@ class _StreamHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(socketserver.TCPServer):
+    def handle_error(self, request, client_address):
+        pass
+
+
 @pytest.fixture
 def stream_server():
-    server = socketserver.TCPServer(("127.0.0.1", 0), _StreamHandler)
+    server = _QuietServer(("127.0.0.1", 0), _StreamHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server.server_address[1]
@@ -203,7 +208,7 @@ class _SlowHandler(http.server.BaseHTTPRequestHandler):
 
 
 def test_a_read_timeout_leaves_the_stream_usable():
-    server = socketserver.TCPServer(("127.0.0.1", 0), _SlowHandler)
+    server = _QuietServer(("127.0.0.1", 0), _SlowHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         s = h.RecordIOStream(server.server_address[1], "/", {})
