@@ -853,7 +853,15 @@ impl Agent {
                 "MESOS_RECOVERY_TIMEOUT".into(),
                 format_duration(self.config.recovery_timeout),
             ),
-            ("MESOS_SUBSCRIPTION_BACKOFF_MAX".into(), "2secs".into()),
+            (
+                "MESOS_SUBSCRIPTION_BACKOFF_MAX".into(),
+                format_duration(self.config.reregistration_timeout),
+            ),
+            (
+                "MESOS_SLAVE_PID".into(),
+                format!("slave(1)@{}", self.endpoint),
+            ),
+            ("LIBPROCESS_PORT".into(), "0".into()),
             ("MESOS_HTTP_COMMAND_EXECUTOR".into(), "1".into()),
             ("MESOS_CONTAINER_ID".into(), executor.container_id.clone()),
         ]

@@ -746,3 +746,53 @@ async fn the_executor_api_speaks_protobuf() {
         Some(&b"0123456789abcdef"[..])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executors_get_the_mesos_environment() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    let mut task = executor_task("t-env", "true", launcher.path());
+    let command = task.executor.as_mut().unwrap().command.as_mut().unwrap();
+    command.value = Some(format!(
+        "env > executor.env; exec {}",
+        launcher.path().join("pando").display()
+    ));
+    command.environment = Some(pb::Environment {
+        variables: vec![pb::environment::Variable {
+            name: "FROM_COMMAND_INFO".into(),
+            value: Some("yes".into()),
+            ..Default::default()
+        }],
+    });
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-env", true),
+        task,
+    }));
+    let running = master.update_for("t-env").await;
+    assert_eq!(state_name(&running), "TASK_RUNNING");
+    let sandbox = sandbox_of(&agent.agent, "fw-env", "exec-t-env").unwrap();
+    let env = std::fs::read_to_string(sandbox.join("executor.env")).unwrap();
+    let endpoint = format!("MESOS_AGENT_ENDPOINT={}", agent.addr);
+    for expected in [
+        "MESOS_FRAMEWORK_ID=fw-env",
+        "MESOS_EXECUTOR_ID=exec-t-env",
+        &format!("MESOS_SANDBOX={}", sandbox.display()),
+        &format!("MESOS_DIRECTORY={}", sandbox.display()),
+        &endpoint,
+        "MESOS_SLAVE_ID=agent-1",
+        "MESOS_AGENT_ID=agent-1",
+        "MESOS_CHECKPOINT=1",
+        "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD=2secs",
+        "MESOS_RECOVERY_TIMEOUT=1mins",
+        "MESOS_SUBSCRIPTION_BACKOFF_MAX=10secs",
+        "FROM_COMMAND_INFO=yes",
+    ] {
+        assert!(
+            env.lines().any(|l| l == expected),
+            "{expected} missing from:\n{env}"
+        );
+    }
+}
