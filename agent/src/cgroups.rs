@@ -144,7 +144,19 @@ impl Isolator {
                 .done();
         }
         let cgroup = builder.build(hierarchies::auto()).map_err(err)?;
-        Ok(ContainerGroup::from_cgroup(name, cgroup))
+        let group = ContainerGroup::from_cgroup(name, cgroup);
+        if group.v2 {
+            // cgroup v2 lets a group with processes have no child groups
+            // with controllers, so the container's own processes live in a
+            // leaf and nested containers can sit beside it.
+            if let Some(dir) = group.dirs.first() {
+                std::fs::create_dir_all(dir.join(V2_LEAF)).map_err(|e| CgroupsError::Cgroup {
+                    name: name.to_string(),
+                    reason: format!("cannot create the process leaf: {e}"),
+                })?;
+            }
+        }
+        Ok(group)
     }
 
     /// Removes empty groups under the root that no live container of this
@@ -237,8 +249,17 @@ impl ContainerGroup {
 
     /// The `cgroup.procs` files a new process writes `0` to, to join.
     pub fn procs_files(&self) -> Vec<PathBuf> {
+        if self.v2 {
+            return self
+                .dirs
+                .first()
+                .map(|d| d.join(V2_LEAF).join("cgroup.procs"))
+                .into_iter()
+                .collect();
+        }
         self.dirs
             .iter()
+            .filter(|d| !unusable_cpuset(d))
             .map(|d| d.join("cgroup.procs"))
             .filter(|p| p.exists())
             .collect()
@@ -262,16 +283,10 @@ impl ContainerGroup {
 
     /// Every process in the group (posix: none known here).
     pub fn pids(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = self
-            .dirs
-            .iter()
-            .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
-            .flat_map(|text| {
-                text.lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .collect::<Vec<u32>>()
-            })
-            .collect();
+        let mut pids = Vec::new();
+        for dir in &self.dirs {
+            collect_pids(dir, &mut pids);
+        }
         pids.sort_unstable();
         pids.dedup();
         pids
@@ -449,6 +464,32 @@ impl ContainerGroup {
             }
         }
     }
+}
+
+/// The v2 child group that holds a container's own processes.
+const V2_LEAF: &str = "leaf";
+
+/// Every pid in `dir` and the groups below it.
+fn collect_pids(dir: &Path, pids: &mut Vec<u32>) {
+    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.filter_map(Result::ok) {
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                collect_pids(&entry.path(), pids);
+            }
+        }
+    }
+}
+
+/// A v1 cpuset group made without `cgroup.clone_children` has no cpus or
+/// mems, and the kernel refuses processes in it (ENOSPC); Pando does not
+/// limit cpusets, so such a group is simply not joined.
+fn unusable_cpuset(dir: &Path) -> bool {
+    let empty =
+        |file: &str| std::fs::read_to_string(dir.join(file)).is_ok_and(|v| v.trim().is_empty());
+    empty("cpuset.cpus") || empty("cpuset.mems")
 }
 
 /// Removes the empty, old groups below `dir`, deepest first.
