@@ -1,0 +1,121 @@
+"""The agent's own HTTP face: /slave(1)/state, the files API and its operator API.
+
+Sources (apache/mesos): src/slave/http.cpp (the state layout: frameworks[].
+executors[] with `directory` and tasks[]), src/files/files.cpp (/files/browse
+lists FileInfo objects; /files/read answers {"data", "offset"}, and
+offset=-1 answers the file's size with no data), include/mesos/v1/agent/
+agent.proto (GET_TASKS' launched_tasks, GET_CONTAINERS). Tools such as the
+Mesos UI and CLI read sandboxes this way; pymesos's MesosOperatorAgentDriver
+drives the v1 agent API.
+"""
+
+import urllib.parse
+
+import pytest
+from pymesos import MesosOperatorAgentDriver
+
+import pando_harness as h
+
+
+@pytest.fixture
+def sandboxed(cluster):
+    """A running command task that wrote a line to its stdout."""
+    s = h.RawScheduler(cluster.port, name="sandboxed")
+    offer = s.next_offers()[0]
+    s.accept_launch(offer, [h.command_task("sbx", offer, "echo hello-sandbox; sleep 300")])
+    s.wait_task_state("sbx", "TASK_RUNNING")
+    yield cluster, s
+    s.close()
+
+
+def agent_state(agent):
+    resp = h.get(agent.port, "/slave(1)/state")
+    assert resp.status == 200, resp
+    return resp.json()
+
+
+def test_agent_health(cluster):
+    assert h.get(cluster.agents[0].port, "/slave(1)/health").status == 200
+
+
+def test_agent_state_layout(sandboxed):
+    cluster, s = sandboxed
+    agent = cluster.agents[0]
+    state = agent_state(agent)
+    assert state["id"] == agent.id
+    assert state["hostname"]
+    assert state["version"] == h.get(cluster.port, "/version").json()["version"]
+    assert state["resources"]["cpus"] == 2
+    assert state["resources"]["mem"] == 1024
+    assert state["resources"]["ports"] == "[31000-31100]"
+    assert state["flags"]["work_dir"] == str(agent.work_dir)
+    [fw] = [f for f in state["frameworks"] if f["id"] == s.framework_id]
+    assert fw["name"] == "sandboxed"
+    [executor] = fw["executors"]
+    # A command task's executor is named after the task.
+    assert executor["id"] == "sbx"
+    assert [t["id"] for t in executor["tasks"]] == ["sbx"]
+    assert executor["tasks"][0]["state"] == "TASK_RUNNING"
+    assert executor["directory"].startswith(str(agent.work_dir) + "/slaves/" + agent.id
+                                            + "/frameworks/" + s.framework_id
+                                            + "/executors/sbx/runs/")
+    alias = h.get(agent.port, "/slave(1)/state.json")
+    assert alias.status == 200 and alias.json()["id"] == agent.id
+
+
+def test_files_browse_and_read_the_sandbox(sandboxed):
+    cluster, s = sandboxed
+    agent = cluster.agents[0]
+    [fw] = [f for f in agent_state(agent)["frameworks"] if f["id"] == s.framework_id]
+    directory = fw["executors"][0]["directory"]
+    q = urllib.parse.quote
+
+    listing = h.get(agent.port, f"/files/browse?path={q(directory)}")
+    assert listing.status == 200
+    entries = {e["path"]: e for e in listing.json()}
+    assert f"{directory}/stdout" in entries and f"{directory}/stderr" in entries
+    entry = entries[f"{directory}/stdout"]
+    for key in ("mode", "nlink", "size", "mtime", "uid", "gid"):
+        assert key in entry, key
+
+    def read():
+        r = h.get(agent.port, f"/files/read?path={q(directory + '/stdout')}&offset=0")
+        assert r.status == 200
+        body = r.json()
+        return body if "hello-sandbox" in body["data"] else None
+
+    body = h.wait_until(read, 10, "hello-sandbox in the task's stdout")
+    assert body["offset"] == 0
+    size = h.get(agent.port, f"/files/read?path={q(directory + '/stdout')}&offset=-1").json()
+    assert size["data"] == ""
+    assert size["offset"] >= len("hello-sandbox\n")
+    part = h.get(agent.port,
+                 f"/files/read?path={q(directory + '/stdout')}&offset=6&length=7").json()
+    assert part == {"data": "sandbox", "offset": 6}
+
+    assert h.get(agent.port, "/files/read").status == 400
+    assert h.get(agent.port, f"/files/read?path={q(directory + '/no-such-file')}").status == 404
+
+
+def test_pymesos_agent_operator_driver(sandboxed):
+    cluster, s = sandboxed
+    agent = cluster.agents[0]
+    op = MesosOperatorAgentDriver(agent.address)
+    assert op.getHealth() == {"type": "GET_HEALTH", "get_health": {"healthy": True}}
+
+    tasks = op.getTasks()
+    assert tasks["type"] == "GET_TASKS"
+    assert [t["task_id"]["value"] for t in tasks["get_tasks"]["launched_tasks"]] == ["sbx"]
+
+    state = op.getState()["get_state"]
+    assert [t["task_id"]["value"] for t in state["get_tasks"]["launched_tasks"]] == ["sbx"]
+    assert [f["framework_info"]["id"]["value"]
+            for f in state["get_frameworks"]["frameworks"]] == [s.framework_id]
+    assert [e["executor_info"]["executor_id"]["value"]
+            for e in state["get_executors"]["executors"]] == ["sbx"]
+
+    containers = op.getContainers()["get_containers"]["containers"]
+    [c] = containers
+    assert c["framework_id"]["value"] == s.framework_id
+    assert c["executor_id"]["value"] == "sbx"
+    assert c["container_id"]["value"]
