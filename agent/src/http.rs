@@ -105,7 +105,49 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/files/download.json", get(files_download))
         .route("/files/debug", get(files_debug))
         .route("/files/debug.json", get(files_debug))
+        .layer(axum::middleware::from_fn(jsonp))
         .with_state(agent)
+}
+
+/// `?jsonp=callback` wraps a JSON answer as `callback(...);`, as Mesos's
+/// endpoints do for the web UI, which reads agents across origins.
+async fn jsonp(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let callback = request.uri().query().and_then(|q| {
+        q.split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == "jsonp")
+            .map(|(_, v)| v.to_string())
+    });
+    let response = next.run(request).await;
+    let Some(callback) = callback.filter(|c| {
+        !c.is_empty()
+            && c.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_.$[]".contains(ch))
+    }) else {
+        return response;
+    };
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !is_json || response.status() != StatusCode::OK {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(collected) = http_body_util::BodyExt::collect(body).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut wrapped = Vec::new();
+    wrapped.extend_from_slice(callback.as_bytes());
+    wrapped.push(b'(');
+    wrapped.extend_from_slice(&collected.to_bytes());
+    wrapped.extend_from_slice(b");");
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/javascript"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(wrapped))
 }
 
 fn json_response(value: Value) -> Response {
