@@ -1256,6 +1256,23 @@ impl Agent {
                 }
             }
         }
+        // An ended executor whose updates are all acknowledged needs no
+        // checkpoint any more.
+        let live = state
+            .frameworks
+            .get(fw)
+            .is_some_and(|f| f.executors.contains_key(exec_id));
+        let unacked = state.streams.iter().any(|((f, _), stream)| {
+            f == fw
+                && stream
+                    .executor_id
+                    .as_ref()
+                    .is_some_and(|e| e.value == exec_id)
+        });
+        if !live && !unacked {
+            let agent_id = Self::agent_id(state);
+            let _ = std::fs::remove_dir_all(self.meta.executor(&agent_id, fw, exec_id));
+        }
         let pending = state.streams.keys().any(|(f, _)| f == fw);
         let framework = state.frameworks.get(fw);
         if framework.is_some_and(|f| f.executors.is_empty()) && !pending {
