@@ -438,9 +438,25 @@ class Agent:
             "--resources", resources,
         ]
         args += flag_args(flags)
-        self.process = PandoProcess(name, args, Path(work_root) / f"{name}.log")
+        self.name = name
+        self.args = args
+        self.work_root = Path(work_root)
+        self.restarts = 0
+        self.process = PandoProcess(name, args, self.work_root / f"{name}.log")
         self.address = f"127.0.0.1:{self.port}"
         self.id = None
+
+    def restart(self, sig=signal.SIGTERM):
+        """Stop the agent process only (executors live in sessions of their
+        own) and start it again with the same flags and work dir."""
+        self.process.signal_group(sig)
+        try:
+            self.process.proc.wait(timeout=10)
+        finally:
+            self.process.stop()
+        self.restarts += 1
+        self.process = PandoProcess(f"{self.name}-restart{self.restarts}", self.args,
+                                    self.work_root / f"{self.name}.restart{self.restarts}.log")
 
     def stop(self):
         self.process.stop()
