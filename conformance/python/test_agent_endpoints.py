@@ -9,6 +9,7 @@ Mesos UI and CLI read sandboxes this way; pymesos's MesosOperatorAgentDriver
 drives the v1 agent API.
 """
 
+import json
 import urllib.parse
 
 import pytest
@@ -119,3 +120,16 @@ def test_pymesos_agent_operator_driver(sandboxed):
     assert c["framework_id"]["value"] == s.framework_id
     assert c["executor_id"]["value"] == "sbx"
     assert c["container_id"]["value"]
+
+
+@pytest.mark.pending("Pando's agent ends jsonp bodies with ');' where Mesos (libprocess "
+                     "OK(json, jsonp)) ends them with ')'")
+def test_agent_state_jsonp(cluster):
+    # OK(json, jsonp) in libprocess: `cb(<json>)` as text/javascript, no ';'.
+    agent = cluster.agents[0]
+    resp = h.get(agent.port, "/slave(1)/state?jsonp=cb")
+    assert resp.status == 200
+    assert resp.header("Content-Type") == "text/javascript"
+    body = resp.text()
+    assert body.startswith("cb(") and body.endswith(")"), body[-20:]
+    assert json.loads(body[3:-1])["id"] == agent.id
