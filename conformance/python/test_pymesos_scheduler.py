@@ -7,7 +7,11 @@ docs/scheduler-http-api.md, docs/reconciliation.md and Master::reconcile in
 src/master/master.cpp (REASON_RECONCILIATION, SOURCE_MASTER).
 """
 
+import json
+import signal
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from addict import Dict
@@ -316,3 +320,58 @@ def test_scheduler_failover_keeps_tasks(cluster, start_framework):
     status = sched2.wait_for("update", lambda d: d.status.task_id.value == "survivor").status
     assert status.state == "TASK_RUNNING"
     assert status.reason == "REASON_RECONCILIATION"
+
+
+SCHEDULER_SCRIPT = Path(__file__).resolve().parent / "schedulers" / "pymesos_scheduler.py"
+
+
+def scheduler_events(proc):
+    events = []
+    for line in proc.log_text().splitlines():
+        if line.startswith('{"event"'):
+            events.append(json.loads(line))
+    return events
+
+
+def wait_event(proc, predicate, what, timeout=30):
+    return h.wait_until(lambda: next((e for e in scheduler_events(proc) if predicate(e)), None),
+                        timeout, what, interval=0.1, check=proc.check_alive)
+
+
+def test_scheduler_process_killed_and_restarted_keeps_its_tasks(cluster, tmp_path):
+    # Issue 7's failover: the scheduler process dies without TEARDOWN and a
+    # new process subscribes with the same framework id within
+    # failover_timeout; the master keeps the framework and its task.
+    first = h.PandoProcess("scheduler-1", [sys.executable, SCHEDULER_SCRIPT, cluster.address,
+                                           "--launch", "phoenix"], tmp_path / "scheduler-1.log")
+    second = None
+    try:
+        framework_id = wait_event(first, lambda e: e["event"] == "registered",
+                                  "the first scheduler to register")["framework_id"]
+        wait_event(first, lambda e: e["event"] == "update" and e["task_id"] == "phoenix"
+                   and e["state"] == "TASK_RUNNING", "phoenix to run")
+        first.signal_group(signal.SIGKILL)
+        first.proc.wait(timeout=10)
+
+        def disconnected():
+            fws = [f for f in cluster.master.state()["frameworks"] if f["id"] == framework_id]
+            return fws and fws[0]["connected"] is False
+
+        h.wait_until(disconnected, 15, "the master to see the scheduler gone")
+
+        second = h.PandoProcess("scheduler-2", [sys.executable, SCHEDULER_SCRIPT, cluster.address,
+                                                "--framework-id", framework_id],
+                                tmp_path / "scheduler-2.log")
+        wait_event(second, lambda e: e["event"] == "reregistered", "the second scheduler to reregister")
+        update = wait_event(second, lambda e: e["event"] == "update" and e["task_id"] == "phoenix",
+                            "phoenix's state by implicit reconciliation")
+        assert update["state"] == "TASK_RUNNING"
+        assert update["reason"] == "REASON_RECONCILIATION"
+        [fw] = [f for f in cluster.master.state()["frameworks"] if f["id"] == framework_id]
+        assert fw["connected"] is True and fw["active"] is True
+        assert [t["id"] for t in fw["tasks"]] == ["phoenix"]
+        assert not [e for e in scheduler_events(second) if e["event"] == "error"]
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
