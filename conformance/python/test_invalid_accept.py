@@ -101,3 +101,23 @@ def test_invalid_task_is_task_error(cluster, case):
         assert status["message"]
     finally:
         s.close()
+
+
+def test_resources_of_an_invalid_launch_are_offered_again(cluster):
+    # Master::_accept recovers what the refused task would have used; with
+    # refuse_seconds=0 the agent is offered again in the next rounds.
+    s = h.RawScheduler(cluster.port)
+    try:
+        offer = s.next_offers()[0]
+        resp = s.call("ACCEPT", accept={
+            "offer_ids": [offer["id"]],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": [
+                h.command_task("huge", offer, "true", cpus=64)]}}],
+            "filters": {"refuse_seconds": 0}})
+        assert resp.status == 202
+        assert update_for(s, "huge")["state"] == "TASK_ERROR"
+        again = s.next_offers(timeout=10, skip=("HEARTBEAT", "UPDATE"))
+        assert again[0]["agent_id"] == offer["agent_id"]
+        assert h.offer_scalar(again[0], "cpus") == 2
+    finally:
+        s.close()
