@@ -81,7 +81,10 @@ impl AgentLink for Master {
 pub struct FakeMaster {
     pub addr: SocketAddr,
     down: Arc<Mutex<Option<mpsc::UnboundedSender<Result<link::MasterMessage, tonic::Status>>>>>,
-    pub up: mpsc::UnboundedReceiver<link::AgentMessage>,
+    up: mpsc::UnboundedReceiver<link::AgentMessage>,
+    /// Messages received while waiting for another; `expect` looks here
+    /// first, so no message is lost to a test that waits out of order.
+    backlog: std::collections::VecDeque<link::AgentMessage>,
 }
 
 impl FakeMaster {
@@ -108,7 +111,12 @@ impl FakeMaster {
                 .await
                 .unwrap();
         });
-        FakeMaster { addr, down, up }
+        FakeMaster {
+            addr,
+            down,
+            up,
+            backlog: Default::default(),
+        }
     }
 
     /// Waits for the agent's RegisterAgent.
@@ -141,6 +149,14 @@ impl FakeMaster {
 
     /// The next message the agent sends that `pick` accepts, within 30 s.
     pub async fn expect<T>(&mut self, what: &str, mut pick: impl FnMut(&Up) -> Option<T>) -> T {
+        let found = self
+            .backlog
+            .iter()
+            .position(|m| m.message.as_ref().is_some_and(|m| pick(m).is_some()));
+        if let Some(index) = found {
+            let message = self.backlog.remove(index).unwrap();
+            return pick(message.message.as_ref().unwrap()).unwrap();
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -153,7 +169,17 @@ impl FakeMaster {
                     return found;
                 }
             }
+            self.backlog.push_back(message);
         }
+    }
+
+    /// Everything the agent sent that no test took yet, without waiting.
+    pub fn pending_messages(&mut self) -> Vec<link::AgentMessage> {
+        let mut all: Vec<_> = self.backlog.drain(..).collect();
+        while let Ok(message) = self.up.try_recv() {
+            all.push(message);
+        }
+        all
     }
 
     /// The next status update for `task`.
