@@ -808,3 +808,109 @@ async fn executors_get_the_mesos_environment() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_containers_launch_wait_and_kill_in_child_cgroups() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    // A group whose "default executor" only sleeps: the test drives the
+    // operator API as the default executor would.
+    let executor = pb::ExecutorInfo {
+        r#type: Some(pb::executor_info::Type::Default as i32),
+        executor_id: pb::ExecutorId {
+            value: "ex-group".into(),
+        },
+        command: Some(pb::CommandInfo {
+            value: Some("sleep 600".into()),
+            ..Default::default()
+        }),
+        resources: pando_resources::Resources::parse("cpus:0.1;mem:32")
+            .unwrap()
+            .to_proto(),
+        ..Default::default()
+    };
+    let group = pb::TaskGroupInfo {
+        tasks: vec![command_task("g1", "true", 0.2, 64.0)],
+    };
+    master.send(Down::RunTaskGroup(link::RunTaskGroup {
+        framework: framework("fw-nest", false),
+        executor,
+        task_group: group,
+    }));
+    let a = std::sync::Arc::clone(&agent.agent);
+    eventually("the executor to launch", || {
+        executor_pid(&a, "fw-nest", "ex-group").is_some()
+    })
+    .await;
+    let parent = {
+        let state = agent.agent.lock();
+        state.frameworks["fw-nest"].executors["ex-group"]
+            .container_id
+            .clone()
+    };
+    let addr = agent.addr;
+    let call = move |body: String| {
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            write!(
+                stream,
+                "POST /api/v1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let mut text = String::new();
+            stream.read_to_string(&mut text).unwrap();
+            let code: u16 = text[9..12].parse().unwrap();
+            let body = text
+                .split_once("\r\n\r\n")
+                .map(|(_, b)| b.to_string())
+                .unwrap_or_default();
+            (code, body)
+        })
+    };
+    let launch = |id: &str, command: &str| {
+        format!(
+            r#"{{"type":"LAUNCH_CONTAINER","launch_container":{{"container_id":{{"value":"{id}","parent":{{"value":"{parent}"}}}},"command":{{"value":"{command}"}},"resources":[{{"name":"cpus","type":"SCALAR","scalar":{{"value":0.1}}}},{{"name":"mem","type":"SCALAR","scalar":{{"value":32}}}}]}}}}"#
+        )
+    };
+    let wait = |id: &str| {
+        format!(
+            r#"{{"type":"WAIT_CONTAINER","wait_container":{{"container_id":{{"value":"{id}","parent":{{"value":"{parent}"}}}}}}}}"#
+        )
+    };
+    let (code, body) = call(launch("n1", "echo nested; exit 3")).await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = call(wait("n1")).await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let waited: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(waited["wait_container"]["exit_status"], 3 << 8);
+    let sandbox = sandbox_of(&agent.agent, "fw-nest", "ex-group").unwrap();
+    let stdout = std::fs::read_to_string(sandbox.join("containers/n1/stdout")).unwrap();
+    assert_eq!(stdout.trim(), "nested");
+    // A second launch of a running id is 202, as in Mesos.
+    let (code, _) = call(launch("n2", "sleep 600")).await.unwrap();
+    assert_eq!(code, 200);
+    let (code, _) = call(launch("n2", "sleep 600")).await.unwrap();
+    assert_eq!(code, 202);
+    if is_root() {
+        let nested_group = std::path::Path::new("/sys/fs/cgroup/memory")
+            .join(cgroups_root())
+            .join(&parent)
+            .join("n2");
+        let limit = std::fs::read_to_string(nested_group.join("memory.limit_in_bytes")).unwrap();
+        assert_eq!(limit.trim(), (32u64 << 20).to_string());
+    }
+    let kill = format!(
+        r#"{{"type":"KILL_CONTAINER","kill_container":{{"container_id":{{"value":"n2","parent":{{"value":"{parent}"}}}}}}}}"#
+    );
+    let (code, _) = call(kill).await.unwrap();
+    assert_eq!(code, 200);
+    let (code, body) = call(wait("n2")).await.unwrap();
+    assert_eq!(code, 200);
+    let waited: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(waited["wait_container"]["exit_status"], 9, "{body}");
+}
