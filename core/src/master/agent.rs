@@ -59,6 +59,7 @@ impl Master {
         let agent = Agent {
             info,
             version: register.version.unwrap_or_default(),
+            address: register.endpoint,
             capabilities: register.capabilities,
             link: Some(link),
             session,
@@ -151,6 +152,7 @@ impl Master {
         let mut agent = Agent {
             info,
             version: reregister.version.unwrap_or_default(),
+            address: reregister.endpoint,
             capabilities: reregister.capabilities,
             link: Some(link),
             session,

@@ -84,7 +84,7 @@ impl Master {
                             scheme: "http".into(),
                             address: pb::Address {
                                 hostname: Some(agent.info.hostname.clone()),
-                                ip: Some(agent.info.hostname.clone()),
+                                ip: Some(agent.ip()),
                                 port: agent.info.port.unwrap_or(5051),
                             },
                             path: Some("/slave(1)".into()),

@@ -186,6 +186,8 @@ pub struct Agent {
     pub info: pb::AgentInfo,
     /// The Pando version it runs.
     pub version: String,
+    /// `ip:port` of its HTTP API, as it reported it.
+    pub address: Option<String>,
     /// Capabilities it declared.
     pub capabilities: Vec<pb::agent_info::Capability>,
     /// The link to it, while connected.
@@ -237,9 +239,20 @@ impl Agent {
         }
     }
 
-    /// `host:port` of its HTTP endpoints.
+    /// `ip:port` of its HTTP endpoints (its hostname and port when it did
+    /// not say).
     pub fn endpoint(&self) -> String {
-        format!("{}:{}", self.info.hostname, self.info.port.unwrap_or(5051))
+        self.address
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", self.info.hostname, self.info.port.unwrap_or(5051)))
+    }
+
+    /// The IP part of its endpoint.
+    pub fn ip(&self) -> String {
+        let endpoint = self.endpoint();
+        endpoint
+            .rsplit_once(':')
+            .map_or(endpoint.clone(), |(ip, _)| ip.to_string())
     }
 }
 
