@@ -1221,8 +1221,33 @@ impl Agent {
             });
             self.send_or_keep(&mut state, message);
         }
+        // Nested containers die with their executor's container (their
+        // cgroups go with its group; under posix isolation their sessions
+        // must be killed one by one).
+        let nested_pids: Vec<u32> = {
+            let mut state = self.lock();
+            let inside: Vec<String> = state
+                .nested
+                .values()
+                .filter(|n| top_parent(&n.id) == container_id)
+                .map(|n| n.id.value.clone())
+                .collect();
+            let mut pids = Vec::new();
+            for id in inside {
+                let exited = state.nested.get(&id).is_some_and(|n| n.exit.is_some());
+                if exited {
+                    state.nested.remove(&id);
+                } else if let Some(pid) = state.nested.get(&id).and_then(|n| n.pid) {
+                    pids.push(pid);
+                }
+            }
+            pids
+        };
         let runtime = self.runtime_dir(container_id);
         let _ = tokio::task::spawn_blocking(move || {
+            for pid in nested_pids {
+                containerizer::kill_process_group(pid, libc::SIGKILL);
+            }
             if let Some(pid) = pid {
                 containerizer::kill_process_group(pid, libc::SIGKILL);
             }
@@ -2263,6 +2288,15 @@ impl Agent {
 enum Waiter {
     Child(tokio::process::Child),
     Pid(u32),
+}
+
+/// The top-level container a (possibly nested) container belongs to.
+fn top_parent(id: &pb::ContainerId) -> &str {
+    let mut current = id;
+    while let Some(parent) = current.parent.as_deref() {
+        current = parent;
+    }
+    &current.value
 }
 
 fn with_update_state(task: &pb::Task, stream: Option<&UpdateStream>) -> pb::Task {

@@ -913,4 +913,22 @@ async fn nested_containers_launch_wait_and_kill_in_child_cgroups() {
     assert_eq!(code, 200);
     let waited: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(waited["wait_container"]["exit_status"], 9, "{body}");
+    // Nested containers end with their executor.
+    let (code, _) = call(launch("n3", "sleep 600")).await.unwrap();
+    assert_eq!(code, 200);
+    let a = std::sync::Arc::clone(&agent.agent);
+    eventually("n3 to start", || {
+        a.lock().nested.get("n3").and_then(|n| n.pid).is_some()
+    })
+    .await;
+    let n3 = agent.agent.lock().nested["n3"].pid.unwrap();
+    master.send(Down::ShutdownFramework(link::ShutdownFramework {
+        framework_id: pb::FrameworkId {
+            value: "fw-nest".into(),
+        },
+    }));
+    eventually("the nested container to die with its executor", || {
+        !alive(n3)
+    })
+    .await;
 }
