@@ -151,7 +151,7 @@ async fn session(agent: &Arc<Agent>, master: &str) -> Result<(), LinkError> {
     let silence = Duration::from_secs_f64(
         (ping_interval.max(0.01) * f64::from(max_timeouts.max(1))).min(86_400.0),
     );
-    let result = serve(agent, &tx, &mut inbound, silence).await;
+    let result = serve(agent, master, &tx, &mut inbound, silence).await;
     agent.disconnected();
     match result {
         Err(LinkError::Shutdown(m)) => Err(LinkError::Shutdown(m)),
@@ -165,12 +165,13 @@ async fn session(agent: &Arc<Agent>, master: &str) -> Result<(), LinkError> {
 
 async fn serve(
     agent: &Arc<Agent>,
+    master: &str,
     tx: &mpsc::UnboundedSender<link::AgentMessage>,
     inbound: &mut tonic::Streaming<link::MasterMessage>,
     silence: Duration,
 ) -> Result<(), LinkError> {
     let broken = |reason: String| LinkError::Broken {
-        master: "master".into(),
+        master: master.to_string(),
         reason,
     };
     loop {
