@@ -58,3 +58,33 @@ def test_silent_agent_is_marked_unreachable(cluster_factory, aware, expected):
         s.close()
         if operator is not None:
             operator.close()
+
+
+@pytest.mark.parametrize("aware, expected, reason", [
+    (False, "TASK_LOST", "REASON_AGENT_REMOVED"),
+    (True, "TASK_GONE_BY_OPERATOR", "REASON_AGENT_REMOVED_BY_OPERATOR"),
+])
+def test_mark_agent_gone(cluster, aware, expected, reason):
+    # Master::Http::markAgentGone answers 200 and Master::markGone ends each
+    # task with TASK_GONE_BY_OPERATOR and REASON_SLAVE_REMOVED_BY_OPERATOR,
+    # or, without PARTITION_AWARE, TASK_LOST and REASON_SLAVE_REMOVED (v1
+    # names: REASON_AGENT_...); an unknown agent is 404.
+    agent = cluster.agents[0]
+    caps = ("PARTITION_AWARE",) if aware else ()
+    s = h.RawScheduler(cluster.port, capabilities=caps)
+    try:
+        offer = s.next_offers()[0]
+        s.accept_launch(offer, [h.command_task("evicted", offer, "sleep 300")])
+        s.wait_task_state("evicted", "TASK_RUNNING")
+        resp = h.post_json(cluster.port, "/api/v1", {
+            "type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": agent.id}}})
+        assert resp.status == 200, resp
+        status = s.wait_task_state("evicted", expected, timeout=20)
+        assert status["reason"] == reason
+        assert status["source"] == "SOURCE_MASTER"
+        assert agent.id not in [x["id"] for x in cluster.master.state()["slaves"]]
+        missing = h.post_json(cluster.port, "/api/v1", {
+            "type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": "no-agent"}}})
+        assert missing.status == 404
+    finally:
+        s.close()
