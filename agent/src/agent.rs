@@ -614,7 +614,22 @@ impl Agent {
                 }
             }
         }
+        /// The port ranges named in `resources`.
+        fn ports(resources: &[pb::Resource]) -> pando_resources::Ranges {
+            let mut all = pando_resources::Ranges::new();
+            for r in resources.iter().filter(|r| r.name == "ports") {
+                if let Some(ranges) = r
+                    .ranges
+                    .as_ref()
+                    .and_then(|p| pando_resources::Ranges::try_from(p).ok())
+                {
+                    all = all.union(&ranges);
+                }
+            }
+            all
+        }
         let mut used: BTreeMap<String, f64> = BTreeMap::new();
+        let mut used_ports = pando_resources::Ranges::new();
         for fw in state.frameworks.values() {
             for e in fw
                 .executors
@@ -622,10 +637,24 @@ impl Agent {
                 .filter(|e| e.state != ExecutorState::Terminated)
             {
                 add(&mut used, &e.info.resources);
+                used_ports = used_ports.union(&ports(&e.info.resources));
                 for t in e.tasks.values().filter(|t| !is_terminal(t.state)) {
                     add(&mut used, &t.resources);
+                    used_ports = used_ports.union(&ports(&t.resources));
                 }
             }
+        }
+        let asked_ports = ports(extra);
+        let total_ports = self.config.resources.ports();
+        if !total_ports.contains(&asked_ports) {
+            return Some(format!(
+                "Task asks for ports {asked_ports} outside the agent's {total_ports}"
+            ));
+        }
+        if !used_ports.difference(&asked_ports).eq(&used_ports) {
+            return Some(format!(
+                "Task asks for ports {asked_ports}, some already used by {used_ports}"
+            ));
         }
         let before = used.clone();
         add(&mut used, extra);

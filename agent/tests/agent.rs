@@ -114,6 +114,20 @@ async fn a_task_asking_more_than_the_agent_has_is_refused() {
     let update = master.update_for("t-big").await;
     assert_eq!(state_name(&update), "TASK_ERROR");
     assert!(update.status.message.clone().unwrap().contains("cpus"));
+    let mut task = command_task("t-port", "true", 0.1, 64.0);
+    task.resources.extend(
+        pando_resources::Resources::parse("ports:[40000-40000]")
+            .unwrap()
+            .to_proto(),
+    );
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-3", false),
+        task,
+    }));
+    let update = master.update_for("t-port").await;
+    assert_eq!(state_name(&update), "TASK_ERROR");
+    let message = update.status.message.clone().unwrap();
+    assert!(message.contains("40000"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
