@@ -105,9 +105,11 @@ pub async fn start(flags: &flags::AgentFlags) -> Result<Started, RunError> {
     // executors can subscribe again while the agent re-registers.
     agent.recover().await?;
     tokio::spawn(Arc::clone(&agent).retry_loop());
+    // Executors hear a HEARTBEAT every 30 minutes, as from a Mesos agent.
     let heartbeats = Arc::clone(&agent);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        let period = Duration::from_secs(30 * 60);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tick.tick().await;
             heartbeats.heartbeat_executors();
