@@ -109,7 +109,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .with_state(agent)
 }
 
-/// `?jsonp=callback` wraps a JSON answer as `callback(...);`, as Mesos's
+/// `?jsonp=callback` wraps a JSON answer as `callback(...)`, as Mesos's
 /// endpoints do for the web UI, which reads agents across origins.
 async fn jsonp(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let callback = request.uri().query().and_then(|q| {
@@ -141,7 +141,7 @@ async fn jsonp(request: axum::extract::Request, next: axum::middleware::Next) ->
     wrapped.extend_from_slice(callback.as_bytes());
     wrapped.push(b'(');
     wrapped.extend_from_slice(&collected.to_bytes());
-    wrapped.extend_from_slice(b");");
+    wrapped.push(b')');
     parts.headers.insert(
         header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static("text/javascript"),
