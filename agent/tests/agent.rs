@@ -234,10 +234,7 @@ async fn files_read_refuses_to_leave_the_sandboxes() {
     assert_eq!(state["id"], "agent-1");
     let (code, body) = http_get(agent.addr, "/slave(1)/state.json?jsonp=cb_1");
     assert_eq!(code, 200);
-    assert!(
-        body.starts_with("cb_1({") && body.ends_with("});"),
-        "{body}"
-    );
+    assert!(body.starts_with("cb_1({") && body.ends_with("})"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
