@@ -19,8 +19,9 @@ import pando_harness as h
 
 FRAMEWORK_AUTH_MISSING = (
     "pando master has no --authenticate_http_frameworks / --http_framework_authenticators "
-    "(Mesos's flags for v1 HTTP framework authentication); it has only --authenticate_frameworks, "
-    "which in Mesos is the v0 driver flag")
+    "(Mesos's flags for v1 HTTP framework authentication); it authenticates HTTP frameworks "
+    "under --authenticate_frameworks, Mesos's v0 driver flag, and challenges with realm "
+    "\"mesos\" instead of \"mesos-master-scheduler\"")
 
 PRINCIPAL, SECRET = "conformance", "s3cret"
 
