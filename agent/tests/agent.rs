@@ -943,3 +943,27 @@ async fn nested_containers_launch_wait_and_kill_in_child_cgroups() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_cleanup_kills_old_executors_and_starts_as_a_new_agent() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let first = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    let port = first.addr.port();
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-clean", true),
+        task: executor_task("t-clean", "sleep 600", launcher.path()),
+    }));
+    let running = master.update_for("t-clean").await;
+    assert_eq!(state_name(&running), "TASK_RUNNING");
+    let pid = executor_pid(&first.agent, "fw-clean", "exec-t-clean").unwrap();
+    first.crash();
+    let mut f = flags(master.addr, work.path(), launcher.path(), port);
+    f.recover = "cleanup".into();
+    let _second = RunningAgent::start(f);
+    let info = master.registered().await;
+    assert!(info.id.is_none(), "cleanup registers as a new agent");
+    eventually("the old executor to be killed", || !alive(pid)).await;
+}
