@@ -128,6 +128,41 @@ fn lookup_user(name: &str) -> Option<(u32, u32, String)> {
     Some((pwd.pw_uid, pwd.pw_gid, home))
 }
 
+/// The name of user `uid`, or the number when it has none (Mesos shows
+/// names in `/files/browse`).
+pub fn user_name(uid: u32) -> String {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: passwd is plain old data; getpwuid_r fills it on success.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and `buf` outlives it.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return uid.to_string();
+    }
+    // SAFETY: pw_name points into `buf`, NUL-terminated by getpwuid_r.
+    unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The name of group `gid`, or the number when it has none.
+pub fn group_name(gid: u32) -> String {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: group is plain old data; getgrgid_r fills it on success.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and `buf` outlives it.
+    let rc = unsafe { libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() || grp.gr_name.is_null() {
+        return gid.to_string();
+    }
+    // SAFETY: gr_name points into `buf`, NUL-terminated by getgrgid_r.
+    unsafe { std::ffi::CStr::from_ptr(grp.gr_name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// The groups `user` belongs to, computed before fork (getgrouplist reads
 /// files, which a forked child must not).
 fn supplementary_groups(user: &str, gid: u32) -> Vec<libc::gid_t> {
@@ -312,5 +347,30 @@ pub fn kill_process_group(pid: u32, signal: i32) {
     unsafe {
         libc::kill(-(pid as libc::pid_t), signal);
         libc::kill(pid as libc::pid_t, signal);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_become_names() {
+        assert_eq!(user_name(0), "root");
+        assert_eq!(group_name(0), "root");
+        assert_eq!(user_name(4_000_000_000), "4000000000");
+    }
+
+    #[test]
+    fn a_zombie_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while process_alive(pid) {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.wait().unwrap();
+        assert!(!process_alive(pid));
     }
 }

@@ -655,8 +655,8 @@ pub fn file_entry(path: &Path) -> Option<Value> {
         "mtime": meta.mtime(),
         "mode": mode_string(mode, meta.is_dir()),
         "nlink": meta.nlink(),
-        "uid": meta.uid().to_string(),
-        "gid": meta.gid().to_string(),
+        "uid": crate::containerizer::user_name(meta.uid()),
+        "gid": crate::containerizer::group_name(meta.gid()),
     }))
 }
 
