@@ -8,6 +8,7 @@ src/master/master.cpp (REASON_RECONCILIATION, SOURCE_MASTER).
 """
 
 import json
+import os
 import signal
 import sys
 import time
@@ -375,3 +376,59 @@ def test_scheduler_process_killed_and_restarted_keeps_its_tasks(cluster, tmp_pat
         first.stop()
         if second is not None:
             second.stop()
+
+
+def processes_under(path):
+    path = os.path.realpath(path)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if cwd.startswith(path + os.sep):
+            found.append(int(entry))
+    return found
+
+
+def test_teardown_shuts_the_custom_executor_down(cluster, start_framework):
+    # On TEARDOWN the agent sends SHUTDOWN to the framework's executors
+    # (pymesos calls Executor.shutdown and exits); nothing keeps running in
+    # the framework's sandboxes afterwards.
+    executor = pymesos_executor_info("pymesos-exec")
+    sched, driver = start_framework(
+        cluster, policy=TaskQueue([executor_task("held", executor, {"action": "wait"})]))
+    sched.wait_task_state("held", "TASK_RUNNING", check=cluster.check_alive)
+    framework_dir = next(cluster.agents[0].work_dir.glob(f"slaves/*/frameworks/{driver.framework_id}"))
+    assert processes_under(framework_dir), "the executor should be running in its sandbox"
+    stop_driver(driver)
+    h.wait_until(lambda: not processes_under(framework_dir), 20,
+                 "the executor to exit after TEARDOWN", interval=0.2)
+
+
+def test_explicit_acknowledgements(cluster):
+    # implicit_acknowledgements=False: pymesos leaves ACKNOWLEDGE to the
+    # scheduler, and the agent holds later updates until it comes.
+    sched = RecordingScheduler()
+    sched.offer_policy = TaskQueue([command_task("acked", "sleep 1")])
+    driver = MesosSchedulerDriver(sched, framework_info("explicit-acks"), cluster.address,
+                                  use_addict=True, implicit_acknowledgements=False)
+    driver.start()
+    try:
+        first = sched.wait_for("update", lambda d: d.status.task_id.value == "acked",
+                               check=cluster.check_alive).status
+        sched.assert_no("update", lambda d: d.status.state == "TASK_FINISHED", window=3)
+        driver.acknowledgeStatusUpdate(first)
+        acked = {first.uuid}
+        while True:
+            status = sched.wait_for(
+                "update", lambda d: d.status.task_id.value == "acked" and d.status.uuid not in acked,
+                timeout=30).status
+            acked.add(status.uuid)
+            driver.acknowledgeStatusUpdate(status)
+            if status.state == "TASK_FINISHED":
+                break
+    finally:
+        stop_driver(driver)
