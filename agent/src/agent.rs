@@ -69,6 +69,9 @@ pub const STATUS_UPDATE_RETRY_MAX: Duration = Duration::from_secs(600);
 /// Empty cgroups older than this, owned by no live container, are removed
 /// at start-up.
 const STALE_GROUP_AGE: Duration = Duration::from_secs(60);
+/// How many finished tasks a live executor keeps for the state endpoints
+/// (Mesos's MAX_COMPLETED_TASKS_PER_EXECUTOR).
+const MAX_COMPLETED_TASKS_PER_EXECUTOR: usize = 200;
 /// How many completed frameworks and executors the state endpoints keep.
 const MAX_COMPLETED: usize = 50;
 

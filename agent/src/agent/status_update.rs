@@ -203,6 +203,23 @@ impl Agent {
                         ));
                     }
                 }
+                // A long-lived executor keeps only its latest finished tasks.
+                if let Some(executor) = state
+                    .frameworks
+                    .get_mut(&fw.value)
+                    .and_then(|f| f.executors.get_mut(&exec_id.value))
+                {
+                    let done: Vec<String> = executor
+                        .tasks
+                        .iter()
+                        .filter(|(_, t)| is_terminal(t.state))
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    let excess = done.len().saturating_sub(MAX_COMPLETED_TASKS_PER_EXECUTOR);
+                    for id in done.iter().take(excess) {
+                        executor.tasks.remove(id);
+                    }
+                }
                 self.retire_executor(&mut state, &fw.value, &exec_id.value);
             }
         }
