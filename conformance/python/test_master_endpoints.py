@@ -226,3 +226,53 @@ def test_tasks_endpoint_filters_and_pages(cluster):
         assert h.get(cluster.port, "/master/tasks?offset=3").json()["tasks"] == []
     finally:
         s.close()
+
+
+def test_redirect_points_at_the_leader(master):
+    # Master::Http::redirect: a protocol-relative URL to the leading master,
+    # "//<hostname>:<port>", with 307 Temporary Redirect.
+    state = master.master.state()
+    resp = h.get(master.port, "/master/redirect")
+    assert resp.status == 307
+    assert resp.header("Location") == f"//{state['hostname']}:{master.port}"
+
+
+@pytest.mark.pending("Pando's /master/state-summary slaves lack the TASK_* counts and "
+                     "framework_ids, and its frameworks carry only non-zero TASK_* counts")
+def test_state_summary(cluster):
+    # ReadOnlyHandler::stateSummary: hostname and cluster, slaves with their
+    # resources, task counts by state and framework_ids; frameworks with
+    # their counts and slave_ids.
+    agent = cluster.agents[0]
+    s = h.RawScheduler(cluster.port, name="summarized")
+    try:
+        offer = s.next_offers()[0]
+        s.accept_launch(offer, [h.command_task("counted", offer, "sleep 300")])
+        s.wait_task_state("counted", "TASK_RUNNING")
+        summary = h.get(cluster.port, "/master/state-summary").json()
+        assert summary["hostname"] == cluster.master.state()["hostname"]
+        [slave] = summary["slaves"]
+        assert slave["id"] == agent.id
+        assert slave["resources"]["cpus"] == 2
+        assert slave["TASK_RUNNING"] == 1
+        assert slave["framework_ids"] == [s.framework_id]
+        [fw] = [f for f in summary["frameworks"] if f["id"] == s.framework_id]
+        assert fw["name"] == "summarized"
+        assert fw["TASK_RUNNING"] == 1
+        # Every count is written, zeros included.
+        assert fw["TASK_FINISHED"] == 0 and slave["TASK_FINISHED"] == 0
+        assert fw["slave_ids"] == [agent.id]
+    finally:
+        s.close()
+
+
+def test_roles_endpoint(cluster):
+    s = h.RawScheduler(cluster.port, name="in-a-role", roles=["ml"], capabilities=("MULTI_ROLE",))
+    try:
+        roles = h.get(cluster.port, "/master/roles").json()
+        by_name = {r["name"]: r for r in roles["roles"]}
+        assert "ml" in by_name
+        assert by_name["ml"]["weight"] == 1
+        assert s.framework_id in by_name["ml"]["frameworks"]
+    finally:
+        s.close()
