@@ -16,7 +16,8 @@
 //! Status updates travel in one stream per task: an update is checkpointed
 //! (for checkpointing frameworks), then sent to the master only when every
 //! earlier update of the task is acknowledged, and resent with backoff
-//! until it is.
+//! until it is ([`status_update`](self::status_update)). After a restart,
+//! [`recovery`](self::recovery) rebuilds the state from the checkpoints.
 
 // ExecutorInfo.source, FrameworkInfo.role and the nested container calls
 // are deprecated in Mesos, but frameworks and executors still use them.
@@ -42,8 +43,8 @@ use crate::checkpoint::{self, MetaDir, UpdateRecord};
 use crate::containerizer::{self, LaunchSpec};
 use crate::flags::{format_duration, AgentConfig, RecoverMode};
 
-mod recovery;
-mod status_update;
+pub mod recovery;
+pub mod status_update;
 
 /// Why an agent operation was refused.
 #[derive(Debug, thiserror::Error)]
