@@ -713,8 +713,16 @@ impl Allocator {
         let Some(record) = first.cloned() else {
             return Ok(());
         };
+        // Offers are kept without their allocation mark; so are conversions.
+        let conversions: Vec<ResourceConversion> = conversions
+            .iter()
+            .map(|c| ResourceConversion {
+                consumed: c.consumed.unallocate(),
+                converted: c.converted.unallocate(),
+            })
+            .collect();
         let mut converted = offered.clone();
-        for conversion in conversions {
+        for conversion in &conversions {
             converted = converted
                 .apply(conversion)
                 .map_err(|_| AllocatorError::NotInOffer {
@@ -734,7 +742,7 @@ impl Allocator {
         }
         if !conversions.is_empty() {
             let agent = self.agent_mut(&record.agent)?;
-            for conversion in conversions {
+            for conversion in &conversions {
                 if let Some(held) = agent.allocated.get_mut(&record.framework) {
                     if let Ok(after) = held.apply(conversion) {
                         *held = after;

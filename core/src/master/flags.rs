@@ -46,6 +46,17 @@ pub enum FlagsError {
     },
 }
 
+/// Rewrites Mesos's negated booleans (`--no-authenticate_frameworks`) as
+/// `--authenticate_frameworks=false`, the form clap reads.
+pub fn rewrite_negations(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter()
+        .map(|a| match a.strip_prefix("--no-") {
+            Some(name) if !name.contains('=') => format!("--{name}=false"),
+            _ => a,
+        })
+        .collect()
+}
+
 /// Flags of `pando master`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(rename_all = "snake_case")]
@@ -97,13 +108,13 @@ pub struct MasterFlags {
     #[arg(long, default_value_t = 1000)]
     pub max_completed_tasks_per_framework: usize,
     /// Require HTTP Basic credentials on `/api/v1/scheduler`.
-    #[arg(long, default_value_t = false)]
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub authenticate_frameworks: bool,
     /// Require credentials on read-only endpoints.
-    #[arg(long, default_value_t = false)]
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub authenticate_http_readonly: bool,
     /// Require credentials on read-write endpoints.
-    #[arg(long, default_value_t = false)]
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub authenticate_http_readwrite: bool,
     /// A JSON file of credentials: `{"credentials":[{"principal":..,"secret":..}]}`.
     #[arg(long)]

@@ -120,6 +120,11 @@ impl Master {
             }),
             ..Default::default()
         });
+        // Mesos sends the first HEARTBEAT right after SUBSCRIBED.
+        let _ = sender.send(sched::Event {
+            r#type: Some(sched::event::Type::Heartbeat as i32),
+            ..Default::default()
+        });
 
         let spec = FrameworkSpec {
             roles: roles.clone(),

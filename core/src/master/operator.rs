@@ -252,6 +252,22 @@ impl Master {
         Ok(())
     }
 
+    /// GET_LOGGING_LEVEL: the verbosity in force (0 unless raised).
+    pub fn logging_level(&self) -> u32 {
+        match self.logging_override {
+            Some((level, until)) if std::time::Instant::now() < until => level,
+            _ => 0,
+        }
+    }
+
+    /// SET_LOGGING_LEVEL: raises verbosity for a while, then it reverts.
+    pub fn set_logging_level(&mut self, level: u32, duration_nanos: i64) {
+        let duration = std::time::Duration::from_nanos(u64::try_from(duration_nanos).unwrap_or(0));
+        self.logging_override = std::time::Instant::now()
+            .checked_add(duration)
+            .map(|until| (level, until));
+    }
+
     /// GET_MASTER.
     pub fn get_master(&self) -> operator::response::GetMaster {
         operator::response::GetMaster {
@@ -483,9 +499,9 @@ impl Master {
     /// TEARDOWN from the operator.
     pub fn operator_teardown(&mut self, framework_id: &str) -> Result<(), MasterError> {
         if !self.frameworks.contains_key(framework_id) {
-            return Err(MasterError::BadRequest(format!(
-                "No framework found with specified ID: {framework_id}"
-            )));
+            return Err(MasterError::BadRequest(
+                "No framework found with specified ID".into(),
+            ));
         }
         self.remove_framework(framework_id);
         Ok(())
@@ -749,13 +765,17 @@ impl Master {
     }
 }
 
+/// What Pando reports as its build date: its package version, since builds
+/// are reproducible and carry no clock.
+const BUILD_DATE: &str = concat!("pando-", env!("CARGO_PKG_VERSION"));
+
 /// The version Pando reports: the Mesos API version it implements.
 pub fn version_info() -> pb::VersionInfo {
     pb::VersionInfo {
         version: MESOS_VERSION.to_string(),
-        build_date: None,
-        build_time: None,
-        build_user: None,
+        build_date: Some(BUILD_DATE.to_string()),
+        build_time: Some(0.0),
+        build_user: Some("pando".to_string()),
         git_sha: None,
         git_branch: None,
         git_tag: Some(format!("pando-{}", env!("CARGO_PKG_VERSION"))),

@@ -335,6 +335,8 @@ pub struct Master {
     pub operator_streams: Vec<OperatorStream>,
     /// Counters for `/metrics/snapshot`.
     pub metrics: Metrics,
+    /// A verbosity level set by SET_LOGGING_LEVEL, until when.
+    pub logging_override: Option<(u32, Instant)>,
     /// Wakes the allocation loop when an event makes a cycle worthwhile.
     pub wake_allocator: Arc<Notify>,
     next_framework: u64,
@@ -406,6 +408,7 @@ impl Master {
             inverse_offer_responses: BTreeMap::new(),
             operator_streams: Vec::new(),
             metrics: Metrics::default(),
+            logging_override: None,
             wake_allocator: Arc::new(Notify::new()),
             next_framework: 0,
             next_agent: 0,

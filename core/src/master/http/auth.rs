@@ -57,6 +57,7 @@ impl Credentials {
         &self,
         headers: &HeaderMap,
         required: bool,
+        realm: Realm,
     ) -> Result<Option<String>, Response> {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -70,13 +71,13 @@ impl Credentials {
             .and_then(|raw| String::from_utf8(raw).ok());
         match given {
             None if !required => Ok(None),
-            None => Err(unauthorized("Missing credentials")),
+            None => Err(unauthorized("Missing credentials", realm)),
             Some(pair) => {
                 let (principal, secret) = pair.split_once(':').unwrap_or((pair.as_str(), ""));
                 if self.secrets.get(principal).is_some_and(|s| s == secret) {
                     Ok(Some(principal.to_string()))
                 } else if required {
-                    Err(unauthorized("Invalid credentials"))
+                    Err(unauthorized("Invalid credentials", realm))
                 } else {
                     Ok(None)
                 }
@@ -85,11 +86,32 @@ impl Credentials {
     }
 }
 
-fn unauthorized(reason: &str) -> Response {
+/// The authentication realms of a Mesos master, one per kind of endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Realm {
+    /// `/api/v1/scheduler`.
+    Scheduler,
+    /// Endpoints that only read.
+    ReadOnly,
+    /// Endpoints that change state.
+    ReadWrite,
+}
+
+impl Realm {
+    fn challenge(self) -> &'static str {
+        match self {
+            Realm::Scheduler => "Basic realm=\"mesos-master-scheduler\"",
+            Realm::ReadOnly => "Basic realm=\"mesos-master-readonly\"",
+            Realm::ReadWrite => "Basic realm=\"mesos-master-readwrite\"",
+        }
+    }
+}
+
+fn unauthorized(reason: &str, realm: Realm) -> Response {
     let mut response = text(StatusCode::UNAUTHORIZED, reason);
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"mesos\""),
+        HeaderValue::from_static(realm.challenge()),
     );
     response
 }

@@ -26,6 +26,7 @@ use pando_proto::mesos::v1 as pb;
 use pando_resources::{ResourceFormat, Resources};
 use serde_json::{json, Map, Value};
 
+use super::auth::Realm;
 use super::{error_response, text, AppState};
 use crate::master::operator::version_info;
 use crate::master::state::{is_terminal, Agent, Framework, Master};
@@ -34,14 +35,13 @@ use crate::master::state::{is_terminal, Agent, Framework, Master};
 pub fn routes() -> Router<AppState> {
     let mut router = Router::new();
     type View = fn(&Master) -> Value;
-    let reads: [(&str, View); 11] = [
+    let reads: [(&str, View); 10] = [
         ("/state", state),
         ("/master/state", state),
         ("/master/agents", slaves),
         ("/master/state-summary", state_summary),
         ("/master/frameworks", frameworks),
         ("/master/slaves", slaves),
-        ("/master/tasks", tasks),
         ("/master/roles", roles),
         ("/master/weights", weights),
         ("/master/quota", quota),
@@ -57,6 +57,8 @@ pub fn routes() -> Router<AppState> {
             .route(&format!("{path}.json"), get(handler));
     }
     router
+        .route("/master/tasks", get(tasks_endpoint))
+        .route("/master/tasks.json", get(tasks_endpoint))
         .route("/master/health", get(|| async { StatusCode::OK }))
         .route("/master/redirect", get(redirect))
         .route("/version", get(version))
@@ -80,10 +82,11 @@ fn read_view(
         Ok(m) => m,
         Err(r) => return r,
     };
-    if let Err(r) = app
-        .credentials
-        .authenticate(headers, master.flags.authenticate_http_readonly)
-    {
+    if let Err(r) = app.credentials.authenticate(
+        headers,
+        master.flags.authenticate_http_readonly,
+        Realm::ReadOnly,
+    ) {
         return r;
     }
     let value = view(&master);
@@ -96,7 +99,7 @@ fn json_response(value: Value, jsonp: Option<&str>) -> Response {
     let body = value.to_string();
     match jsonp.filter(|c| is_valid_callback(c)) {
         Some(callback) => {
-            let mut r = format!("{callback}({body});").into_response();
+            let mut r = format!("{callback}({body})").into_response();
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/javascript"),
@@ -346,9 +349,9 @@ fn state(master: &Master) -> Value {
     let mut s = json!({
         "version": v.version,
         "git_tag": v.git_tag,
-        "build_date": "",
-        "build_time": 0,
-        "build_user": "",
+        "build_date": v.build_date,
+        "build_time": v.build_time,
+        "build_user": v.build_user,
         "start_time": master.start_time,
         "elected_time": master.start_time,
         "id": master.info.id,
@@ -414,15 +417,63 @@ fn slaves(master: &Master) -> Value {
     })
 }
 
-fn tasks(master: &Master) -> Value {
-    let mut list = Vec::new();
-    for fw in master.frameworks.values() {
+/// `/master/tasks`: `framework_id` and `task_id` select, `order`
+/// (`asc` by default, or `desc`) sorts by start time, `offset` and `limit`
+/// (default 100) page, as Mesos's handler does.
+async fn tasks_endpoint(
+    State(app): State<AppState>,
+    Query(q): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let master = match app.lock() {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    if let Err(r) = app.credentials.authenticate(
+        &headers,
+        master.flags.authenticate_http_readonly,
+        Realm::ReadOnly,
+    ) {
+        return r;
+    }
+    let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
+    let offset: usize = q.get("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+    let descending = q.get("order").is_some_and(|o| o == "desc");
+    let mut list: Vec<(f64, Value)> = Vec::new();
+    for fw in master
+        .frameworks
+        .values()
+        .chain(master.completed_frameworks.iter())
+    {
+        if q.get("framework_id").is_some_and(|id| id != fw.id()) {
+            continue;
+        }
         let role = fw.info.role.clone().unwrap_or_else(|| "*".into());
-        for t in fw.tasks.values().chain(fw.completed_tasks.iter()) {
-            list.push(task_json(t, &role));
+        let all = fw
+            .tasks
+            .values()
+            .chain(fw.unreachable_tasks.values())
+            .chain(fw.completed_tasks.iter());
+        for t in all {
+            if q.get("task_id").is_some_and(|id| *id != t.task_id.value) {
+                continue;
+            }
+            let started = t.statuses.first().and_then(|s| s.timestamp).unwrap_or(0.0);
+            list.push((started, task_json(t, &role)));
         }
     }
-    json!({ "tasks": list })
+    list.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if descending {
+        list.reverse();
+    }
+    let page: Vec<Value> = list
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(_, v)| v)
+        .collect();
+    drop(master);
+    json_response(json!({ "tasks": page }), q.get("jsonp").map(String::as_str))
 }
 
 fn roles(master: &Master) -> Value {
@@ -481,17 +532,17 @@ async fn redirect(State(app): State<AppState>) -> Response {
     r
 }
 
-async fn version() -> Response {
+async fn version(Query(q): Query<BTreeMap<String, String>>) -> Response {
     let v = version_info();
     json_response(
         json!({
             "version": v.version,
             "git_tag": v.git_tag,
-            "build_date": "",
-            "build_time": 0,
-            "build_user": "",
+            "build_date": v.build_date,
+            "build_time": v.build_time,
+            "build_user": v.build_user,
         }),
-        None,
+        q.get("jsonp").map(String::as_str),
     )
 }
 
@@ -595,7 +646,8 @@ fn write_guard(
         ));
     }
     let required = app.lock()?.flags.authenticate_http_readwrite;
-    app.credentials.authenticate(headers, required)
+    app.credentials
+        .authenticate(headers, required, Realm::ReadWrite)
 }
 
 async fn teardown(

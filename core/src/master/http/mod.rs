@@ -119,6 +119,47 @@ pub fn request_content_type(headers: &HeaderMap) -> Result<ContentType, Response
         })
 }
 
+/// Decodes a `Call` body with Mesos's 400 messages: "Failed to parse body
+/// into JSON" for bad JSON, "Failed to convert JSON into Call protobuf" for
+/// JSON that does not fit, "Failed to parse body into Call protobuf" for bad
+/// protobuf.
+pub fn decode_call<M: prost::Message + prost::Name + Default>(
+    content_type: ContentType,
+    body: &[u8],
+) -> Result<M, Response> {
+    use pando_proto::codec::CodecError;
+    use pando_proto::json::JsonError;
+    content_type.decode(body).map_err(|e| {
+        let message = match e {
+            CodecError::Json(JsonError::Syntax(reason)) => {
+                format!("Failed to parse body into JSON: {reason}")
+            }
+            CodecError::Json(JsonError::MissingRequired(fields)) => format!(
+                "Failed to convert JSON into Call protobuf: Missing required fields: {}",
+                fields.join(", ")
+            ),
+            CodecError::Json(other) => {
+                format!("Failed to convert JSON into Call protobuf: {other}")
+            }
+            CodecError::Protobuf { .. } | CodecError::MissingRequired(_) => {
+                "Failed to parse body into Call protobuf".to_string()
+            }
+        };
+        text(StatusCode::BAD_REQUEST, message)
+    })
+}
+
+/// Mesos's 405 for a method other than POST, with `Allow: POST`.
+pub fn post_only(method: &axum::http::Method) -> Response {
+    let mut r = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("Expecting one of {{ 'POST' }}, but received '{method}'"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    r
+}
+
 /// The response encoding from `Accept`, with Mesos's 406.
 pub fn response_content_type(headers: &HeaderMap) -> Result<ContentType, Response> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());

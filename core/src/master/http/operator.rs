@@ -15,9 +15,10 @@ use axum::response::{IntoResponse, Response};
 use pando_proto::mesos::v1::master as operator;
 use tokio::sync::mpsc;
 
+use super::auth::Realm;
 use super::{
-    encoded, error_response, event_stream, request_content_type, response_content_type,
-    streaming_response, text, AppState,
+    decode_call, encoded, error_response, event_stream, post_only, request_content_type,
+    response_content_type, streaming_response, AppState,
 };
 use crate::master::state::{Master, MasterError, OperatorStream};
 
@@ -46,10 +47,7 @@ pub async fn handle(
     body: Bytes,
 ) -> Response {
     if method != Method::POST {
-        return text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("Expecting one of {{ 'POST' }}, but received '{method}'"),
-        );
+        return post_only(&method);
     }
     let content_type = match request_content_type(&headers) {
         Ok(c) => c,
@@ -59,14 +57,9 @@ pub async fn handle(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let call: operator::Call = match content_type.decode(&body) {
+    let call: operator::Call = match decode_call(content_type, &body) {
         Ok(call) => call,
-        Err(e) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("Failed to parse body into Call protobuf: {e}"),
-            )
-        }
+        Err(r) => return r,
     };
     let kind = call
         .r#type
@@ -106,7 +99,12 @@ pub async fn handle(
             master.flags.authenticate_http_readonly
         }
     };
-    let principal = match app.credentials.authenticate(&headers, required) {
+    let realm = if writes {
+        Realm::ReadWrite
+    } else {
+        Realm::ReadOnly
+    };
+    let principal = match app.credentials.authenticate(&headers, required, realm) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -127,6 +125,7 @@ pub async fn handle(
                 ..Default::default()
             };
             let _ = sender.send(subscribed);
+            let _ = sender.send(heartbeat());
             master.operator_streams.push(OperatorStream { sender });
         }
         let body = event_stream(events, accept, app.heartbeat, heartbeat, ());
@@ -185,11 +184,15 @@ fn dispatch(
             let metrics = master.get_metrics();
             respond(R::GetMetrics, |r| r.get_metrics = Some(metrics))
         }
-        T::GetLoggingLevel => respond(R::GetLoggingLevel, |r| {
-            r.get_logging_level = Some(operator::response::GetLoggingLevel { level: 0 })
-        }),
+        T::GetLoggingLevel => {
+            let level = master.logging_level();
+            respond(R::GetLoggingLevel, |r| {
+                r.get_logging_level = Some(operator::response::GetLoggingLevel { level })
+            })
+        }
         T::SetLoggingLevel => {
-            require(call.set_logging_level, "set_logging_level")?;
+            let set = require(call.set_logging_level, "set_logging_level")?;
+            master.set_logging_level(set.level, set.duration.nanoseconds);
             Outcome::Ok
         }
         T::ListFiles | T::ReadFile => {

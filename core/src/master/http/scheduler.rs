@@ -16,9 +16,10 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pando_proto::mesos::v1::scheduler as sched;
 
+use super::auth::Realm;
 use super::{
-    error_response, event_stream, request_content_type, response_content_type, streaming_response,
-    text, AppState,
+    decode_call, error_response, event_stream, post_only, request_content_type,
+    response_content_type, streaming_response, text, AppState,
 };
 
 /// The header that ties calls to a SUBSCRIBE connection.
@@ -58,43 +59,28 @@ pub async fn handle(
         Ok(m) => m.flags.clone(),
         Err(r) => return r,
     };
-    let principal = match app
-        .credentials
-        .authenticate(&headers, flags.authenticate_frameworks)
-    {
+    let principal = match app.credentials.authenticate(
+        &headers,
+        flags.authenticate_frameworks,
+        Realm::Scheduler,
+    ) {
         Ok(p) => p,
         Err(r) => return r,
     };
     if method != Method::POST {
-        let mut r = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("Expecting one of {{ 'POST' }}, but received '{method}'"),
-        );
-        r.headers_mut().insert(
-            axum::http::header::ALLOW,
-            axum::http::HeaderValue::from_static("POST"),
-        );
-        return r;
+        return post_only(&method);
     }
     let content_type = match request_content_type(&headers) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let call: sched::Call = match content_type.decode(&body) {
+    let call: sched::Call = match decode_call(content_type, &body) {
         Ok(call) => call,
-        Err(e) => {
-            let prefix = match content_type {
-                pando_proto::codec::ContentType::Json => {
-                    "Failed to convert JSON into Call protobuf"
-                }
-                pando_proto::codec::ContentType::Protobuf => {
-                    "Failed to parse body into Call protobuf"
-                }
-            };
+        Err(r) => {
             if let Ok(mut m) = app.lock() {
                 m.metrics.invalid_scheduler_calls += 1;
             }
-            return text(StatusCode::BAD_REQUEST, format!("{prefix}: {e}"));
+            return r;
         }
     };
     if let Err(message) = validate_call(&call, principal.as_deref()) {
