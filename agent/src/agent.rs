@@ -16,8 +16,8 @@
 //! Status updates travel in one stream per task: an update is checkpointed
 //! (for checkpointing frameworks), then sent to the master only when every
 //! earlier update of the task is acknowledged, and resent with backoff
-//! until it is ([`status_update`](self::status_update)). After a restart,
-//! [`recovery`](self::recovery) rebuilds the state from the checkpoints.
+//! until it is ([`status_update`]). After a restart,
+//! [`recovery`] rebuilds the state from the checkpoints.
 
 // ExecutorInfo.source, FrameworkInfo.role and the nested container calls
 // are deprecated in Mesos, but frameworks and executors still use them.
