@@ -159,6 +159,8 @@ pub struct Executor {
     pub command_executor: bool,
     /// Whether it runs task groups (the default executor).
     pub default_executor: bool,
+    /// KILLs that wait for the executor to subscribe again.
+    pub pending_kills: Vec<(pb::TaskId, Option<pb::KillPolicy>)>,
 }
 
 /// A framework with executors here.
@@ -803,6 +805,7 @@ impl Agent {
                         termination: None,
                         command_executor,
                         default_executor,
+                        pending_kills: Vec::new(),
                     },
                 );
                 launch = Some(container_id);
@@ -1427,14 +1430,11 @@ impl Agent {
                     ..Default::default()
                 });
             } else {
-                // The executor is not subscribed (it may be re-attaching):
-                // end it; its tasks are reported by the waiter.
-                executor.termination = Some(Termination {
-                    state: TaskState::TaskKilled,
-                    reason: Reason::TaskKilledDuringLaunch,
-                    message: "Task killed before the executor subscribed".into(),
-                });
-                shutdown = Some(executor.info.executor_id.value.clone());
+                // The executor is not subscribed (it is re-attaching after
+                // an agent restart, or reconnecting): the KILL waits for its
+                // subscription. If it never comes, the re-registration
+                // timeout ends the executor and reports its tasks.
+                executor.pending_kills.push((task_id.clone(), kill_policy));
             }
         }
         if let Some((executor_id, tasks)) = generated {
@@ -1635,6 +1635,16 @@ impl Agent {
                 executor.state = ExecutorState::Running;
                 for queued in std::mem::take(&mut executor.queued) {
                     connection.send(&launch_event(&queued));
+                }
+                for (task_id, kill_policy) in std::mem::take(&mut executor.pending_kills) {
+                    connection.send(&ex::Event {
+                        r#type: Some(ex::event::Type::Kill as i32),
+                        kill: Some(ex::event::Kill {
+                            task_id,
+                            kill_policy,
+                        }),
+                        ..Default::default()
+                    });
                 }
             }
             // Tasks the executor knows but the agent lost (it died before

@@ -967,3 +967,65 @@ async fn recover_cleanup_kills_old_executors_and_starts_as_a_new_agent() {
     assert!(info.id.is_none(), "cleanup registers as a new agent");
     eventually("the old executor to be killed", || !alive(pid)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_reattachment_waits_for_the_executor() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let first = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    let port = first.addr.port();
+    // Two tasks on one executor.
+    let one = executor_task("t-rk", "sleep 600", launcher.path());
+    let mut two = command_task("t-rk2", "sleep 600", 0.1, 64.0);
+    two.executor = one.executor.clone();
+    for task in [one, two] {
+        master.send(Down::RunTask(link::RunTask {
+            framework: framework("fw-rk", true),
+            task,
+        }));
+    }
+    for task in ["t-rk", "t-rk2"] {
+        let running = master.update_for(task).await;
+        assert_eq!(state_name(&running), "TASK_RUNNING");
+        master.ack(&running);
+    }
+    let a = std::sync::Arc::clone(&first.agent);
+    eventually("the acks to land", || {
+        a.lock().streams.values().all(|s| s.pending.is_empty())
+    })
+    .await;
+    drop(a);
+    first.crash();
+    let second = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), port));
+    // Kill one task at once, most likely before the executor has
+    // subscribed again: only that task may end.
+    second.agent.kill_task(
+        &pb::FrameworkId {
+            value: "fw-rk".into(),
+        },
+        &pb::TaskId {
+            value: "t-rk".into(),
+        },
+        None,
+    );
+    let killed = master.update_for("t-rk").await;
+    assert_eq!(state_name(&killed), "TASK_KILLED", "{:?}", killed.status);
+    let a = std::sync::Arc::clone(&second.agent);
+    eventually("the executor to be subscribed", || {
+        a.lock()
+            .frameworks
+            .get("fw-rk")
+            .and_then(|f| f.executors.get("exec-t-rk"))
+            .is_some_and(|e| e.connection.is_some())
+    })
+    .await;
+    let state = second.agent.lock();
+    let executor = &state.frameworks["fw-rk"].executors["exec-t-rk"];
+    assert_eq!(
+        executor.tasks["t-rk2"].state,
+        pb::TaskState::TaskRunning as i32,
+        "the other task keeps running"
+    );
+}

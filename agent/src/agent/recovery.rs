@@ -156,6 +156,7 @@ impl Agent {
                             termination: None,
                             command_executor,
                             default_executor,
+                            pending_kills: Vec::new(),
                         },
                     );
                     if alive {
