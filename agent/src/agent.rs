@@ -401,7 +401,7 @@ impl Agent {
     /// The master accepted the agent: remember the id, flush what waited.
     pub fn registered(&self, agent_id: pb::AgentId, master: Option<pb::MasterInfo>) {
         let mut state = self.lock();
-        let first = state.info.id.is_none();
+        let first = state.info.id.as_ref() != Some(&agent_id);
         state.info.id = Some(agent_id.clone());
         state.master = master;
         state.registered = true;
