@@ -700,6 +700,29 @@ impl Agent {
         let tasks = Self::tasks_of(&queued);
         let mut state = self.lock();
         let agent_id = Self::agent_id(&state);
+        // Images and Docker need a containerizer Pando does not have yet.
+        let unsupported = tasks
+            .iter()
+            .filter_map(|t| t.container.as_ref())
+            .chain(executor_info.container.as_ref())
+            .find_map(unsupported_container);
+        if let Some(message) = unsupported {
+            drop(state);
+            for task in &tasks {
+                self.status_update(
+                    &framework,
+                    Some(&executor_info.executor_id),
+                    agent_status(
+                        &task.task_id,
+                        TaskState::TaskFailed,
+                        Reason::ContainerLaunchFailed,
+                        &message,
+                    ),
+                    false,
+                );
+            }
+            return;
+        }
         // An executor on its way out takes no new tasks (Mesos drops them).
         let ending = state
             .frameworks
@@ -1817,6 +1840,23 @@ impl Agent {
 enum Waiter {
     Child(tokio::process::Child),
     Pid(u32),
+}
+
+/// Why a ContainerInfo cannot run here, if it cannot: Pando's containers
+/// are cgroups and sandboxes on the host's root file system.
+fn unsupported_container(container: &pb::ContainerInfo) -> Option<String> {
+    use pb::container_info::Type;
+    if container.r#type == Type::Docker as i32 {
+        return Some(
+            "Failed to launch container: Docker containers are not supported by this agent".into(),
+        );
+    }
+    if container.mesos.as_ref().is_some_and(|m| m.image.is_some()) {
+        return Some(
+            "Failed to launch container: container images are not supported by this agent".into(),
+        );
+    }
+    None
 }
 
 /// The top-level container a (possibly nested) container belongs to.

@@ -636,6 +636,18 @@ async fn launch_failures_fail_the_task_with_the_error() {
     );
     let message = failed.status.message.clone().unwrap();
     assert!(message.contains("/nonexistent/pando-executor"), "{message}");
+    let mut task = command_task("t-docker", "true", 0.1, 64.0);
+    task.container = Some(pb::ContainerInfo {
+        r#type: pb::container_info::Type::Docker as i32,
+        ..Default::default()
+    });
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-fail", false),
+        task,
+    }));
+    let failed = master.update_for("t-docker").await;
+    assert_eq!(state_name(&failed), "TASK_FAILED");
+    assert!(failed.status.message.clone().unwrap().contains("Docker"));
     if is_root() {
         let mut task = command_task("t-nouser", "true", 0.1, 64.0);
         task.command.as_mut().unwrap().user = Some("pando-no-such-user".into());
