@@ -1337,6 +1337,7 @@ impl Agent {
             .is_some_and(|e| e.state == ExecutorState::Terminated)
         {
             if let Some(executor) = framework.executors.remove(exec_id) {
+                self.schedule_gc(executor.directory.clone());
                 framework.completed_executors.push_back(executor);
                 while framework.completed_executors.len() > MAX_COMPLETED {
                     framework.completed_executors.pop_front();
@@ -1372,6 +1373,67 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Removes a finished executor's sandbox after `--gc_delay`.
+    fn schedule_gc(&self, directory: PathBuf) {
+        let delay = self.config.gc_delay;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tokio::fs::remove_dir_all(&directory).await;
+        });
+    }
+
+    /// Removes sandboxes older than `--gc_delay` that belong to no live
+    /// executor: those finished before an agent restart, and those of
+    /// earlier agent ids. Returns how many were removed.
+    pub fn gc_sandboxes(&self) -> usize {
+        let live: HashSet<PathBuf> = {
+            let state = self.lock();
+            state
+                .frameworks
+                .values()
+                .flat_map(|f| f.executors.values())
+                .map(|e| e.directory.clone())
+                .collect()
+        };
+        let delay = self.config.gc_delay;
+        let old = |path: &std::path::Path| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= delay)
+        };
+        let list = |path: PathBuf| -> Vec<PathBuf> {
+            std::fs::read_dir(path)
+                .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+                .unwrap_or_default()
+        };
+        let mut removed = 0;
+        let root = self.config.flags.work_dir.join("slaves");
+        for agent in list(root) {
+            for fw in list(agent.join("frameworks")) {
+                for ex in list(fw.join("executors")) {
+                    for run in list(ex.join("runs")) {
+                        if !live.contains(&run)
+                            && old(&run)
+                            && std::fs::remove_dir_all(&run).is_ok()
+                        {
+                            removed += 1;
+                        }
+                    }
+                    // Empty parents go too (remove_dir refuses non-empty ones).
+                    let _ = std::fs::remove_dir(ex.join("runs"));
+                    let _ = std::fs::remove_dir(&ex);
+                }
+                let _ = std::fs::remove_dir(fw.join("executors"));
+                let _ = std::fs::remove_dir(&fw);
+            }
+            let _ = std::fs::remove_dir(agent.join("frameworks"));
+            let _ = std::fs::remove_dir(&agent);
+        }
+        removed
     }
 
     /// KillTask from the master.

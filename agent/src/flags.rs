@@ -136,6 +136,15 @@ pub struct AgentFlags {
     /// PANDO_EXECUTOR_BINARY environment variable names the binary itself.
     #[arg(long = "launcher_dir", alias = "launcher-dir")]
     pub launcher_dir: Option<PathBuf>,
+    /// The IP address to advertise instead of `--ip` (behind NAT).
+    #[arg(long = "advertise_ip", alias = "advertise-ip")]
+    pub advertise_ip: Option<IpAddr>,
+    /// The port to advertise instead of the bound one (behind NAT).
+    #[arg(long = "advertise_port", alias = "advertise-port")]
+    pub advertise_port: Option<u16>,
+    /// How long a finished executor's sandbox is kept before it is removed.
+    #[arg(long = "gc_delay", alias = "gc-delay", default_value = "1weeks")]
+    pub gc_delay: String,
 }
 
 /// Which isolation the agent applies to containers.
@@ -196,6 +205,8 @@ pub struct AgentConfig {
     pub backoff_factor: Duration,
     /// The binary that runs the command and default executors.
     pub executor_binary: PathBuf,
+    /// `--gc_delay`.
+    pub gc_delay: Duration,
 }
 
 impl AgentFlags {
@@ -263,7 +274,9 @@ impl AgentFlags {
         let hostname = self.hostname.clone().unwrap_or_else(machine_hostname);
         // Without --ip the agent listens everywhere and advertises the
         // address its hostname resolves to, as a Mesos agent does.
-        let advertise_ip = if bind_ip.is_unspecified() {
+        let advertise_ip = if let Some(ip) = self.advertise_ip {
+            ip
+        } else if bind_ip.is_unspecified() {
             resolve_ipv4(&hostname).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
         } else {
             bind_ip
@@ -295,6 +308,7 @@ impl AgentFlags {
                 &self.registration_backoff_factor,
             )?,
             executor_binary: executor_binary(self.launcher_dir.as_deref()),
+            gc_delay: duration("gc_delay", &self.gc_delay)?,
             flags: self.clone(),
         })
     }
@@ -343,6 +357,13 @@ impl AgentFlags {
         if let Some(dir) = &self.launcher_dir {
             pairs.push(("launcher_dir", dir.display().to_string()));
         }
+        if let Some(ip) = self.advertise_ip {
+            pairs.push(("advertise_ip", ip.to_string()));
+        }
+        if let Some(port) = self.advertise_port {
+            pairs.push(("advertise_port", port.to_string()));
+        }
+        pairs.push(("gc_delay", self.gc_delay.clone()));
         pairs.sort_by(|a, b| a.0.cmp(b.0));
         pairs
     }

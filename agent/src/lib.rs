@@ -82,10 +82,13 @@ pub async fn start(flags: &flags::AgentFlags) -> Result<Started, RunError> {
     let local = listener
         .local_addr()
         .map_err(|source| RunError::Bind { addr: bind, source })?;
-    let endpoint = SocketAddr::new(config.advertise_ip, local.port());
+    let endpoint = SocketAddr::new(
+        config.advertise_ip,
+        config.flags.advertise_port.unwrap_or(local.port()),
+    );
     let info = pb::AgentInfo {
         hostname: config.hostname.clone(),
-        port: Some(i32::from(local.port())),
+        port: Some(i32::from(endpoint.port())),
         resources: config.resources.to_proto(),
         attributes: config.attributes.clone(),
         ..Default::default()
@@ -105,6 +108,26 @@ pub async fn start(flags: &flags::AgentFlags) -> Result<Started, RunError> {
     // executors can subscribe again while the agent re-registers.
     agent.recover().await?;
     tokio::spawn(Arc::clone(&agent).retry_loop());
+    // Sandboxes left from before this start are collected once they are
+    // older than --gc_delay, then checked again every hour.
+    let collector = Arc::clone(&agent);
+    tokio::spawn(async move {
+        let period = collector
+            .config
+            .gc_delay
+            .clamp(Duration::from_secs(1), Duration::from_secs(3600));
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            let agent = Arc::clone(&collector);
+            let removed = tokio::task::spawn_blocking(move || agent.gc_sandboxes())
+                .await
+                .unwrap_or(0);
+            if removed > 0 {
+                tracing::info!("removed {removed} old sandboxes");
+            }
+        }
+    });
     // Executors hear a HEARTBEAT every 30 minutes, as from a Mesos agent.
     let heartbeats = Arc::clone(&agent);
     tokio::spawn(async move {

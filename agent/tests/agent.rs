@@ -1041,3 +1041,35 @@ async fn a_kill_during_reattachment_waits_for_the_executor() {
         "the other task keeps running"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_sandboxes_are_collected_after_the_gc_delay() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let mut f = flags(master.addr, work.path(), launcher.path(), 0);
+    f.gc_delay = "200ms".into();
+    let agent = RunningAgent::start(f);
+    master.registered().await;
+    // A sandbox from an earlier agent id, long finished.
+    let stale = work
+        .path()
+        .join("slaves/old-agent/frameworks/fw/executors/ex/runs/c1");
+    std::fs::create_dir_all(&stale).unwrap();
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-gc", false),
+        task: command_task("t-gc", "true", 0.1, 64.0),
+    }));
+    let running = master.update_for("t-gc").await;
+    master.ack(&running);
+    let finished = master.update_for("t-gc").await;
+    assert_eq!(state_name(&finished), "TASK_FINISHED");
+    let sandbox = sandbox_of(&agent.agent, "fw-gc", "t-gc").unwrap();
+    assert!(sandbox.exists());
+    master.ack(&finished);
+    eventually("the finished sandbox to be collected", || !sandbox.exists()).await;
+    eventually("the stale sandbox to be collected", || {
+        !work.path().join("slaves/old-agent").exists()
+    })
+    .await;
+}

@@ -243,6 +243,9 @@ pub fn flags(master: SocketAddr, work_dir: &Path, launcher: &Path, port: u16) ->
         strict: true,
         no_strict: false,
         launcher_dir: Some(launcher.to_path_buf()),
+        advertise_ip: None,
+        advertise_port: None,
+        gc_delay: "1weeks".into(),
     }
 }
 
