@@ -122,8 +122,6 @@ def test_pymesos_agent_operator_driver(sandboxed):
     assert c["container_id"]["value"]
 
 
-@pytest.mark.pending("Pando's agent ends jsonp bodies with ');' where Mesos (libprocess "
-                     "OK(json, jsonp)) ends them with ')'")
 def test_agent_state_jsonp(cluster):
     # OK(json, jsonp) in libprocess: `cb(<json>)` as text/javascript, no ';'.
     agent = cluster.agents[0]

@@ -157,8 +157,6 @@ def test_state_with_an_agent_and_a_running_task(cluster):
         s.close()
 
 
-@pytest.mark.pending(
-    "Pando reports the agent's pid as slave(1)@<hostname>:port, Mesos as slave(1)@<ip>:port")
 def test_agent_pid_is_slave1_at_its_ip_and_port(cluster):
     # libprocess names the agent's process slave(1) at the address it binds
     # (--ip), not at its hostname; tools parse host:port out of it.
