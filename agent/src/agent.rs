@@ -959,6 +959,7 @@ impl Agent {
                 command,
                 env: self.executor_env(&state, &framework, executor),
                 limits: executor.limits,
+                base_env: self.config.executor_env.clone(),
             }
         };
         let runtime = self.runtime_dir(&container_id);

@@ -65,6 +65,9 @@ pub struct LaunchSpec {
     pub user: Option<String>,
     /// The cgroup limits.
     pub limits: Limits,
+    /// When set, the process starts from exactly these variables instead
+    /// of the agent's environment (`--executor_environment_variables`).
+    pub base_env: Option<Vec<(String, String)>>,
 }
 
 /// A launched container's process and group.
@@ -221,6 +224,12 @@ pub async fn launch(
         c
     };
     command.current_dir(&spec.sandbox);
+    if let Some(base) = &spec.base_env {
+        command.env_clear();
+        for (k, v) in base {
+            command.env(k, v);
+        }
+    }
     for (k, v) in &spec.env {
         command.env(k, v);
     }

@@ -142,6 +142,13 @@ pub struct AgentFlags {
     /// The port to advertise instead of the bound one (behind NAT).
     #[arg(long = "advertise_port", alias = "advertise-port")]
     pub advertise_port: Option<u16>,
+    /// A JSON object of variables executors start with instead of the
+    /// agent's own environment, e.g. `{"PATH": "/bin:/usr/bin"}`.
+    #[arg(
+        long = "executor_environment_variables",
+        alias = "executor-environment-variables"
+    )]
+    pub executor_environment_variables: Option<String>,
     /// How long a finished executor's sandbox is kept before it is removed.
     #[arg(long = "gc_delay", alias = "gc-delay", default_value = "1weeks")]
     pub gc_delay: String,
@@ -207,6 +214,8 @@ pub struct AgentConfig {
     pub executor_binary: PathBuf,
     /// `--gc_delay`.
     pub gc_delay: Duration,
+    /// `--executor_environment_variables`, parsed.
+    pub executor_env: Option<Vec<(String, String)>>,
 }
 
 impl AgentFlags {
@@ -309,6 +318,11 @@ impl AgentFlags {
             )?,
             executor_binary: executor_binary(self.launcher_dir.as_deref()),
             gc_delay: duration("gc_delay", &self.gc_delay)?,
+            executor_env: self
+                .executor_environment_variables
+                .as_deref()
+                .map(parse_environment)
+                .transpose()?,
             flags: self.clone(),
         })
     }
@@ -364,6 +378,9 @@ impl AgentFlags {
             pairs.push(("advertise_port", port.to_string()));
         }
         pairs.push(("gc_delay", self.gc_delay.clone()));
+        if let Some(env) = &self.executor_environment_variables {
+            pairs.push(("executor_environment_variables", env.clone()));
+        }
         pairs.sort_by(|a, b| a.0.cmp(b.0));
         pairs
     }
@@ -379,6 +396,27 @@ fn existing_ancestor(path: &std::path::Path) -> PathBuf {
         }
     }
     current
+}
+
+/// Reads `--executor_environment_variables`: a JSON object of strings.
+pub fn parse_environment(text: &str) -> Result<Vec<(String, String)>, FlagsError> {
+    let bad = |reason: String| FlagsError::Value {
+        flag: "executor_environment_variables",
+        given: text.into(),
+        reason,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| bad("expected a JSON object".into()))?;
+    object
+        .iter()
+        .map(|(k, v)| match v.as_str() {
+            Some(s) => Ok((k.clone(), s.to_string())),
+            None => Err(bad(format!("the value of '{k}' is not a string"))),
+        })
+        .collect()
 }
 
 /// Reads `--isolation`.
@@ -536,6 +574,21 @@ mod tests {
         assert!(err.to_string().contains("--attributes 'rack'"), "{err}");
         let err = parse(&["--recover=maybe"]).validate().unwrap_err();
         assert!(err.to_string().contains("reconnect"), "{err}");
+    }
+
+    #[test]
+    fn executor_environment_is_a_json_object_of_strings() {
+        let config = parse(&[r#"--executor_environment_variables={"PATH":"/bin"}"#])
+            .validate()
+            .unwrap();
+        assert_eq!(
+            config.executor_env,
+            Some(vec![("PATH".to_string(), "/bin".to_string())])
+        );
+        let err = parse(&[r#"--executor_environment_variables={"N":1}"#])
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("'N' is not a string"), "{err}");
     }
 
     #[test]

@@ -499,6 +499,7 @@ async fn launch_nested(
         command,
         env,
         limits,
+        base_env: agent.config.executor_env.clone(),
     };
     let done = Arc::new(tokio::sync::Notify::new());
     agent.lock().nested.insert(

@@ -787,7 +787,10 @@ async fn executors_get_the_mesos_environment() {
     let mut master = FakeMaster::start().await;
     let work = tempfile::tempdir().unwrap();
     let launcher = launcher_dir();
-    let agent = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    let mut f = flags(master.addr, work.path(), launcher.path(), 0);
+    f.executor_environment_variables =
+        Some(r#"{"PATH": "/usr/local/bin:/usr/bin:/bin", "ONLY_THIS": "1"}"#.into());
+    let agent = RunningAgent::start(f);
     master.registered().await;
     let mut task = executor_task("t-env", "true", launcher.path());
     let command = task.executor.as_mut().unwrap().command.as_mut().unwrap();
@@ -824,12 +827,17 @@ async fn executors_get_the_mesos_environment() {
         "MESOS_RECOVERY_TIMEOUT=1mins",
         "MESOS_SUBSCRIPTION_BACKOFF_MAX=10secs",
         "FROM_COMMAND_INFO=yes",
+        "ONLY_THIS=1",
     ] {
         assert!(
             env.lines().any(|l| l == expected),
             "{expected} missing from:\n{env}"
         );
     }
+    assert!(
+        !env.contains("CARGO_MANIFEST_DIR="),
+        "the agent's own environment leaked in:\n{env}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

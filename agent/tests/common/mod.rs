@@ -246,6 +246,7 @@ pub fn flags(master: SocketAddr, work_dir: &Path, launcher: &Path, port: u16) ->
         advertise_ip: None,
         advertise_port: None,
         gc_delay: "1weeks".into(),
+        executor_environment_variables: None,
     }
 }
 
