@@ -161,6 +161,8 @@ pub struct Executor {
     pub default_executor: bool,
     /// KILLs that wait for the executor to subscribe again.
     pub pending_kills: Vec<(pb::TaskId, Option<pb::KillPolicy>)>,
+    /// Re-attached after an agent restart and not yet subscribed again.
+    pub recovered: bool,
 }
 
 /// A framework with executors here.
@@ -829,6 +831,7 @@ impl Agent {
                         command_executor,
                         default_executor,
                         pending_kills: Vec::new(),
+                        recovered: false,
                     },
                 );
                 launch = Some(container_id);
@@ -1683,6 +1686,7 @@ impl Agent {
         let connection = Connection { tx, content_type };
         let subscribe = call.subscribe.clone().unwrap_or_default();
         let mut replay = Vec::new();
+        let mut never_delivered = Vec::new();
         {
             let mut state = self.lock();
             let agent_info = state.info.clone();
@@ -1696,6 +1700,29 @@ impl Agent {
                 .executors
                 .get_mut(&call.executor_id.value)
                 .ok_or_else(|| AgentError::NotFound("Executor cannot be found".into()))?;
+            // A task still STAGING that a re-attached executor does not
+            // know never reached it: the agent died first (Mesos drops it).
+            if std::mem::take(&mut executor.recovered) {
+                let known: HashSet<&str> = subscribe
+                    .unacknowledged_tasks
+                    .iter()
+                    .map(|t| t.task_id.value.as_str())
+                    .collect();
+                let queued: HashSet<String> = executor
+                    .queued
+                    .iter()
+                    .flat_map(Self::tasks_of)
+                    .map(|t| t.task_id.value)
+                    .collect();
+                for task in executor.tasks.values() {
+                    if task.state == TaskState::TaskStaging as i32
+                        && !known.contains(task.task_id.value.as_str())
+                        && !queued.contains(&task.task_id.value)
+                    {
+                        never_delivered.push(task.task_id.clone());
+                    }
+                }
+            }
             if executor.state == ExecutorState::Terminated {
                 return Err(AgentError::Forbidden("Executor is terminated".into()));
             }
@@ -1751,6 +1778,38 @@ impl Agent {
             executor.connection = Some(connection);
             for update in &subscribe.unacknowledged_updates {
                 replay.push(update.status.clone());
+            }
+        }
+        if !never_delivered.is_empty() {
+            let framework = {
+                let state = self.lock();
+                state
+                    .frameworks
+                    .get(&call.framework_id.value)
+                    .map(|f| f.info.clone())
+            };
+            if let Some(framework) = framework {
+                let partition_aware = framework.capabilities.iter().any(|c| {
+                    c.r#type == Some(pb::framework_info::capability::Type::PartitionAware as i32)
+                });
+                let state = if partition_aware {
+                    TaskState::TaskDropped
+                } else {
+                    TaskState::TaskLost
+                };
+                for task_id in never_delivered {
+                    self.status_update(
+                        &framework,
+                        Some(&call.executor_id),
+                        agent_status(
+                            &task_id,
+                            state,
+                            Reason::AgentRestarted,
+                            "Task launched during agent restart",
+                        ),
+                        false,
+                    );
+                }
             }
         }
         // Updates the executor sent but the agent never checkpointed are

@@ -1081,3 +1081,43 @@ async fn finished_sandboxes_are_collected_after_the_gc_delay() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_the_agent_died_before_delivering_is_lost() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let first = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    let port = first.addr.port();
+    // The executor takes a second to start, so the task is still queued.
+    let mut task = executor_task("t-undelivered", "sleep 600", launcher.path());
+    task.executor
+        .as_mut()
+        .unwrap()
+        .command
+        .as_mut()
+        .unwrap()
+        .value = Some(format!(
+        "sleep 1; exec {}",
+        launcher.path().join("pando").display()
+    ));
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-ud", true),
+        task,
+    }));
+    let a = std::sync::Arc::clone(&first.agent);
+    eventually("the executor to be forked", || {
+        executor_pid(&a, "fw-ud", "exec-t-undelivered").is_some()
+    })
+    .await;
+    drop(a);
+    first.crash();
+    let _second = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), port));
+    let lost = master.update_for("t-undelivered").await;
+    assert_eq!(state_name(&lost), "TASK_LOST", "{:?}", lost.status);
+    assert_eq!(
+        lost.status.reason,
+        Some(pb::task_status::Reason::AgentRestarted as i32)
+    );
+}

@@ -157,6 +157,7 @@ impl Agent {
                             command_executor,
                             default_executor,
                             pending_kills: Vec::new(),
+                            recovered: true,
                         },
                     );
                     if alive {
