@@ -1810,6 +1810,21 @@ impl Agent {
                         false,
                     );
                 }
+                // An executor left with nothing to run would wait forever
+                // (MESOS-8411): shut it down.
+                let idle = {
+                    let state = self.lock();
+                    state
+                        .frameworks
+                        .get(&call.framework_id.value)
+                        .and_then(|f| f.executors.get(&call.executor_id.value))
+                        .is_some_and(|e| {
+                            e.queued.is_empty() && e.tasks.values().all(|t| is_terminal(t.state))
+                        })
+                };
+                if idle {
+                    self.shutdown_executor(&call.framework_id.value, &call.executor_id.value);
+                }
             }
         }
         // Updates the executor sent but the agent never checkpointed are

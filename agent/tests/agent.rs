@@ -1120,4 +1120,11 @@ async fn a_task_the_agent_died_before_delivering_is_lost() {
         lost.status.reason,
         Some(pb::task_status::Reason::AgentRestarted as i32)
     );
+    // Left with nothing to run, the executor is shut down.
+    master
+        .expect("ExecutorExited", |m| {
+            matches!(m, Up::ExecutorExited(e) if e.executor_id.value == "exec-t-undelivered")
+                .then_some(())
+        })
+        .await;
 }
