@@ -360,3 +360,47 @@ def test_failover_timeout_expiry_kills_tasks_and_removes_the_framework(cluster):
     framework = h.wait_until(removed, 20, "the framework to be removed after failover_timeout")
     assert framework_id not in [f["id"] for f in cluster.master.state()["frameworks"]]
     assert [t["state"] for t in framework["completed_tasks"] if t["id"] == "orphan"] == ["TASK_KILLED"]
+
+
+# --- operation reconciliation --------------------------------------------------
+
+
+@pytest.mark.pending("Pando answers RECONCILE_OPERATIONS 202 but sends no "
+                     "UPDATE_OPERATION_STATUS (OPERATION_UNKNOWN) within 10 s")
+def test_reconcile_operations_of_an_unknown_operation(master):
+    # Master::reconcileOperations, case (7): an unknown operation with no
+    # agent id is OPERATION_UNKNOWN, sent as UPDATE_OPERATION_STATUS without
+    # a uuid; the call itself is 202.
+    s = h.RawScheduler(master.port)
+    try:
+        resp = s.call("RECONCILE_OPERATIONS", reconcile_operations={
+            "operations": [{"operation_id": {"value": "ghost-op"}}]})
+        assert resp.status == 202, resp
+        event = s.next_event_of("UPDATE_OPERATION_STATUS", timeout=10)
+        status = event["update_operation_status"]["status"]
+        assert status["operation_id"] == {"value": "ghost-op"}
+        assert status["state"] == "OPERATION_UNKNOWN"
+        assert "uuid" not in status
+    finally:
+        s.close()
+
+
+@pytest.mark.pending("Pando answers RECONCILE_OPERATIONS with Accept: text/html 202; Mesos "
+                     "negotiates its response type and answers 406")
+def test_reconcile_operations_checks_accept(master):
+    # Master::Http::scheduler negotiates the response type for SUBSCRIBE and
+    # RECONCILE_OPERATIONS only, so only these two can be 406.
+    s = h.RawScheduler(master.port)
+    try:
+        resp = h.post_json(
+            master.port, SCHEDULER,
+            {"type": "RECONCILE_OPERATIONS", "framework_id": {"value": s.framework_id},
+             "reconcile_operations": {"operations": []}},
+            headers={"Mesos-Stream-Id": s.stream_id, "Accept": "text/html"})
+        assert resp.status == 406
+        revive = h.post_json(master.port, SCHEDULER,
+                             {"type": "REVIVE", "framework_id": {"value": s.framework_id}},
+                             headers={"Mesos-Stream-Id": s.stream_id, "Accept": "text/html"})
+        assert revive.status == 202
+    finally:
+        s.close()
