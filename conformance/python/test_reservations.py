@@ -111,3 +111,26 @@ def test_framework_reserves_through_accept(cluster):
         wait_reserved(cluster, {})
     finally:
         s.close()
+
+
+def test_static_reservation_from_agent_resources(cluster_factory):
+    # `cpus(r1):1` in --resources is a STATIC reservation for r1
+    # (docs/reservation.md); it is offered only to r1, with the stack
+    # [{type: STATIC, role: r1}].
+    cluster = cluster_factory(agents=1,
+                              agent_resources="cpus(r1):1;cpus:1;mem:1024;ports:[31000-31100]")
+    wait_reserved(cluster, {"r1": 1.0})
+    s = h.RawScheduler(cluster.port, name="static-r1", roles=["r1"], capabilities=CAPS)
+    try:
+        offer = s.next_offers()[0]
+        reserved = [r for r in offer["resources"] if r["name"] == "cpus" and r.get("reservations")]
+        assert [(r["reservations"], r["scalar"]["value"]) for r in reserved] == [
+            ([{"type": "STATIC", "role": "r1"}], 1.0)]
+        s.decline([offer], refuse_seconds=3600)
+    finally:
+        s.close()
+    other = h.RawScheduler(cluster.port, name="static-other", roles=["r2"], capabilities=CAPS)
+    try:
+        assert cpus_of(other.next_offers()[0]) == [(None, 1.0)]
+    finally:
+        other.close()
