@@ -41,6 +41,9 @@ impl Master {
         link: mpsc::UnboundedSender<MasterMessage>,
     ) -> Result<(String, u64), MasterError> {
         let mut info = register.agent_info;
+        if self.machine_down(&info.hostname) {
+            return Err(self.refuse_for_maintenance(&link));
+        }
         let total = Resources::from_proto(&info.resources)
             .map_err(|e| MasterError::BadRequest(format!("invalid agent resources: {e}")))?;
         let agent_id = self.new_agent_id();
@@ -113,6 +116,9 @@ impl Master {
             return Err(MasterError::Forbidden(format!(
                 "agent {agent_id} has been marked gone"
             )));
+        }
+        if self.machine_down(&info.hostname) {
+            return Err(self.refuse_for_maintenance(&link));
         }
         let was_unreachable = self.unreachable_agents.remove(&agent_id).is_some();
         let session = self.new_session();
@@ -335,6 +341,16 @@ impl Master {
         Ok((agent_id, session))
     }
 
+    /// Tells an agent on a DOWN machine to shut down.
+    fn refuse_for_maintenance(&self, link: &mpsc::UnboundedSender<MasterMessage>) -> MasterError {
+        let _ = link.send(MasterMessage {
+            message: Some(ToAgent::Shutdown(ShutdownAgent {
+                message: Some("Agent's machine is DOWN for maintenance".into()),
+            })),
+        });
+        MasterError::Forbidden("the agent's machine is DOWN for maintenance".into())
+    }
+
     /// Drops the master's record of an agent's tasks, executors and
     /// resources (before taking its re-registration as the truth).
     fn remove_agent_state(&mut self, agent_id: &str) -> Vec<(String, pb::Task)> {
@@ -462,6 +478,20 @@ impl Master {
             return;
         }
         self.metrics.valid_status_updates += 1;
+        // Kills the master ordered to drain the agent say so, as a Mesos
+        // agent's do.
+        let draining = self
+            .agents
+            .get(agent_id)
+            .and_then(|a| a.drain_info)
+            .is_some_and(|d| d.state == pb::DrainState::Draining as i32);
+        let killed = [
+            pb::TaskState::TaskKilled as i32,
+            pb::TaskState::TaskKilling as i32,
+        ];
+        if draining && killed.contains(&status.state) {
+            status.reason = Some(pb::task_status::Reason::AgentDraining as i32);
+        }
         let known = self
             .update_task(&fw_id, &status, update.latest_state)
             .is_some();
@@ -469,6 +499,40 @@ impl Master {
             tracing::debug!(task = %status.task_id.value, "status update for a task the master does not track");
         }
         self.forward_update(&fw_id, status);
+        self.check_drained(agent_id);
+    }
+
+    /// A draining agent whose tasks are all terminal is DRAINED, and marked
+    /// gone if the operator asked for that.
+    pub fn check_drained(&mut self, agent_id: &str) {
+        let Some(agent) = self.agents.get(agent_id) else {
+            return;
+        };
+        let Some(drain) = agent.drain_info else {
+            return;
+        };
+        if drain.state != pb::DrainState::Draining as i32 {
+            return;
+        }
+        let busy = agent.tasks.iter().any(|(fw, task)| {
+            self.frameworks
+                .get(fw)
+                .and_then(|f| f.tasks.get(task))
+                .is_some_and(|t| !is_terminal(t.state))
+        });
+        if busy {
+            return;
+        }
+        let mark_gone = drain.config.mark_gone.unwrap_or(false);
+        if let Some(agent) = self.agents.get_mut(agent_id) {
+            if let Some(d) = agent.drain_info.as_mut() {
+                d.state = pb::DrainState::Drained as i32;
+            }
+        }
+        tracing::info!(agent = %agent_id, "agent drained");
+        if mark_gone {
+            let _ = self.mark_gone(agent_id);
+        }
     }
 
     /// The agent's session ended (the stream broke or the agent closed it).
@@ -596,7 +660,7 @@ impl Master {
     }
 
     /// Removes an agent and tells the frameworks what became of its tasks.
-    fn remove_agent(
+    pub(crate) fn remove_agent(
         &mut self,
         agent_id: &str,
         unreachable_since: Option<f64>,

@@ -110,6 +110,16 @@ pub struct MasterFlags {
     /// Require HTTP Basic credentials on `/api/v1/scheduler`.
     #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub authenticate_frameworks: bool,
+    /// Require HTTP Basic credentials of HTTP frameworks (Mesos's flag for
+    /// v1 frameworks; `--authenticate_frameworks` is honoured the same way).
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub authenticate_http_frameworks: bool,
+    /// The authenticator for HTTP frameworks: only `basic`.
+    #[arg(long, value_parser = ["basic"])]
+    pub http_framework_authenticators: Option<String>,
+    /// The authenticator for operator endpoints: only `basic`.
+    #[arg(long, value_parser = ["basic"])]
+    pub http_authenticators: Option<String>,
     /// Require credentials on read-only endpoints.
     #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub authenticate_http_readonly: bool,
@@ -153,6 +163,9 @@ impl MasterFlags {
             max_completed_frameworks: 50,
             max_completed_tasks_per_framework: 1000,
             authenticate_frameworks: false,
+            authenticate_http_frameworks: false,
+            http_framework_authenticators: None,
+            http_authenticators: None,
             authenticate_http_readonly: false,
             authenticate_http_readwrite: false,
             credentials: None,
@@ -259,6 +272,10 @@ impl MasterFlags {
                 self.authenticate_frameworks.to_string(),
             ),
             (
+                "authenticate_http_frameworks".to_string(),
+                self.authenticate_http_frameworks.to_string(),
+            ),
+            (
                 "authenticate_http_readonly".to_string(),
                 self.authenticate_http_readonly.to_string(),
             ),
@@ -283,6 +300,11 @@ impl MasterFlags {
                 self.credentials.as_ref().map(|p| p.display().to_string()),
             ),
             ("quorum", self.quorum.map(|q| q.to_string())),
+            (
+                "http_framework_authenticators",
+                self.http_framework_authenticators.clone(),
+            ),
+            ("http_authenticators", self.http_authenticators.clone()),
         ];
         for (name, value) in optional {
             if let Some(value) = value {

@@ -118,7 +118,30 @@ impl Master {
         Ok(())
     }
 
-    /// START_MAINTENANCE: the machines go DOWN.
+    /// Whether a hostname (or IP) is a DOWN machine.
+    pub fn machine_down(&self, hostname: &str) -> bool {
+        self.machines_down
+            .iter()
+            .any(|(h, ip)| (!h.is_empty() && h == hostname) || (h.is_empty() && ip == hostname))
+    }
+
+    /// The unavailability scheduled for an agent's machine, exactly as the
+    /// operator gave it.
+    pub fn scheduled_unavailability(&self, agent_id: &str) -> Option<pb::Unavailability> {
+        self.maintenance
+            .windows
+            .iter()
+            .find(|w| {
+                w.machine_ids
+                    .iter()
+                    .any(|id| self.agents_on(&machine(id)).iter().any(|a| a == agent_id))
+            })
+            .map(|w| w.unavailability)
+    }
+
+    /// START_MAINTENANCE: the machines go DOWN; their agents are removed
+    /// (tasks LOST, or GONE_BY_OPERATOR for partition-aware frameworks) and
+    /// told to shut down, and may not register until STOP_MAINTENANCE.
     pub fn start_maintenance(&mut self, machines: &[pb::MachineId]) -> Result<(), MasterError> {
         let scheduled: BTreeSet<Machine> = self
             .maintenance
@@ -137,9 +160,21 @@ impl Master {
         for id in machines {
             let m = machine(id);
             for agent in self.agents_on(&m) {
-                if let Ok(decisions) = self.allocator.set_agent_down(&agent, true) {
-                    self.rescind(decisions);
-                }
+                self.send_to_agent(
+                    &agent,
+                    pando_proto::link::master_message::Message::Shutdown(
+                        pando_proto::link::ShutdownAgent {
+                            message: Some("Agent's machine is DOWN for maintenance".into()),
+                        },
+                    ),
+                );
+                self.remove_agent(
+                    &agent,
+                    None,
+                    pb::TaskState::TaskGoneByOperator,
+                    pb::task_status::Reason::AgentRemovedByOperator,
+                    "Agent is DOWN for maintenance".into(),
+                );
             }
             self.machines_down.insert(m);
         }

@@ -170,12 +170,14 @@ impl Master {
             agent_id: Some(pb::AgentId {
                 value: agent_id.to_string(),
             }),
-            unavailability: pb::Unavailability {
-                start: time_info(start_secs),
-                duration: unavailability.duration.map(|d| pb::DurationInfo {
-                    nanoseconds: i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+            unavailability: self
+                .scheduled_unavailability(agent_id)
+                .unwrap_or(pb::Unavailability {
+                    start: time_info(start_secs),
+                    duration: unavailability.duration.map(|d| pb::DurationInfo {
+                        nanoseconds: i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+                    }),
                 }),
-            },
             resources: Vec::new(),
         };
         if let Some(fw) = self.frameworks.get_mut(framework_id) {
@@ -741,11 +743,15 @@ impl Master {
         };
         let mut checkpointed = Resources::from_proto(&agent.checkpointed).unwrap_or_default();
         for c in conversions {
-            if let Ok(after) = agent.total.apply(c) {
-                agent.total = after;
-            }
             let consumed_plain = c.consumed.unallocate();
             let converted_plain = c.converted.unallocate();
+            let plain = ResourceConversion {
+                consumed: consumed_plain.clone(),
+                converted: converted_plain.clone(),
+            };
+            if let Ok(after) = agent.total.apply(&plain) {
+                agent.total = after;
+            }
             checkpointed = checkpointed
                 .checked_sub(
                     &consumed_plain

@@ -517,7 +517,14 @@ impl Master {
             .agents
             .get_mut(agent_id)
             .ok_or_else(|| MasterError::BadRequest(format!("Unknown agent {agent_id}")))?;
-        if !deactivated && agent.drain_info.is_some() {
+        if !deactivated && !agent.deactivated {
+            return Err(MasterError::BadRequest("Agent is not deactivated".into()));
+        }
+        if !deactivated
+            && agent
+                .drain_info
+                .is_some_and(|d| d.state == pb::DrainState::Draining as i32)
+        {
             return Err(MasterError::BadRequest(
                 "Agent is draining; it cannot be reactivated until draining completes".into(),
             ));
@@ -557,6 +564,9 @@ impl Master {
         let tasks: Vec<(String, String)> = agent.tasks.iter().cloned().collect();
         if let Ok(decisions) = self.allocator.set_agent_active(agent_id, false) {
             self.rescind(decisions);
+        }
+        if tasks.is_empty() {
+            self.check_drained(agent_id);
         }
         for (fw_id, task_id) in tasks {
             let kill = pando_proto::mesos::v1::scheduler::call::Kill {

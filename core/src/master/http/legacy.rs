@@ -314,7 +314,7 @@ fn slave_json(master: &Master, agent: &Agent) -> Value {
         .filter_map(|t| pb::agent_info::capability::Type::try_from(t).ok())
         .map(|t| t.as_str_name())
         .collect();
-    json!({
+    let mut v = json!({
         "id": agent.id(),
         "pid": format!("slave(1)@{}", agent.endpoint()),
         "hostname": agent.info.hostname,
@@ -336,7 +336,11 @@ fn slave_json(master: &Master, agent: &Agent) -> Value {
         "used_resources_full": resources_full(&used.unallocate()),
         "offered_resources_full": resources_full(&offered),
         "domain": agent.info.domain.as_ref().map(proto_value),
-    })
+    });
+    if let Some(drain) = &agent.drain_info {
+        v["drain_info"] = proto_value(drain);
+    }
+    v
 }
 
 fn state(master: &Master) -> Value {

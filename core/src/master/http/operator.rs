@@ -65,46 +65,16 @@ pub async fn handle(
         .r#type
         .and_then(|t| operator::call::Type::try_from(t).ok())
         .unwrap_or(operator::call::Type::Unknown);
-    let writes = !matches!(
-        kind,
-        operator::call::Type::GetHealth
-            | operator::call::Type::GetFlags
-            | operator::call::Type::GetVersion
-            | operator::call::Type::GetMetrics
-            | operator::call::Type::GetLoggingLevel
-            | operator::call::Type::ListFiles
-            | operator::call::Type::ReadFile
-            | operator::call::Type::GetState
-            | operator::call::Type::GetAgents
-            | operator::call::Type::GetFrameworks
-            | operator::call::Type::GetExecutors
-            | operator::call::Type::GetTasks
-            | operator::call::Type::GetRoles
-            | operator::call::Type::GetWeights
-            | operator::call::Type::GetMaster
-            | operator::call::Type::GetMaintenanceStatus
-            | operator::call::Type::GetMaintenanceSchedule
-            | operator::call::Type::GetQuota
-            | operator::call::Type::GetOperations
-            | operator::call::Type::Subscribe
-    );
-    let required = {
-        let master = match app.lock() {
-            Ok(m) => m,
-            Err(r) => return r,
-        };
-        if writes {
-            master.flags.authenticate_http_readwrite
-        } else {
-            master.flags.authenticate_http_readonly
-        }
+    // Mesos serves `/api/v1` in its read-write realm, whatever the call:
+    // credentials are needed when `--authenticate_http_readwrite` is set.
+    let required = match app.lock() {
+        Ok(m) => m.flags.authenticate_http_readwrite,
+        Err(r) => return r,
     };
-    let realm = if writes {
-        Realm::ReadWrite
-    } else {
-        Realm::ReadOnly
-    };
-    let principal = match app.credentials.authenticate(&headers, required, realm) {
+    let principal = match app
+        .credentials
+        .authenticate(&headers, required, Realm::ReadWrite)
+    {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -125,7 +95,6 @@ pub async fn handle(
                 ..Default::default()
             };
             let _ = sender.send(subscribed);
-            let _ = sender.send(heartbeat());
             master.operator_streams.push(OperatorStream { sender });
         }
         let body = event_stream(events, accept, app.heartbeat, heartbeat, ());

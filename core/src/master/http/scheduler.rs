@@ -61,7 +61,7 @@ pub async fn handle(
     };
     let principal = match app.credentials.authenticate(
         &headers,
-        flags.authenticate_frameworks,
+        flags.authenticate_frameworks || flags.authenticate_http_frameworks,
         Realm::Scheduler,
     ) {
         Ok(p) => p,
