@@ -186,6 +186,57 @@ mod tests {
         assert_eq!(text, "payload");
     }
 
+    /// Serves `body` once over HTTP on a loopback port; a path other than
+    /// `/file.txt` gets 404.
+    fn serve_once(body: &'static str) -> std::net::SocketAddr {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(2) {
+                let mut stream = stream.unwrap();
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                reader.read_line(&mut request).unwrap();
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                }
+                let reply = if request.starts_with("GET /file.txt ") {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_string()
+                };
+                stream.write_all(reply.as_bytes()).unwrap();
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn http_uris_are_downloaded_and_a_404_fails_the_fetch() {
+        let addr = serve_once("over http");
+        let sandbox = tempfile::tempdir().unwrap();
+        let mut u = uri(&format!("http://{addr}/file.txt"));
+        u.output_file = Some("renamed.txt".into());
+        fetch_all(&[u], sandbox.path()).await.unwrap();
+        let text = std::fs::read_to_string(sandbox.path().join("renamed.txt")).unwrap();
+        assert_eq!(text, "over http");
+        let missing = format!("http://{addr}/missing.txt");
+        let err = fetch_all(&[uri(&missing)], sandbox.path())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(&missing), "{err}");
+        assert!(!sandbox.path().join("missing.txt").exists());
+    }
+
     #[tokio::test]
     async fn a_missing_uri_names_itself_in_the_error() {
         let sandbox = tempfile::tempdir().unwrap();
