@@ -331,6 +331,38 @@ impl ContainerGroup {
         }
     }
 
+    /// Usage statistics of the container whose first process is `pid`:
+    /// from the cgroup, or under posix isolation from `/proc/<pid>`.
+    pub fn usage(&self, limits: &Limits, pid: Option<u32>) -> pb::ResourceStatistics {
+        let mut stats = self.statistics(limits);
+        if !self.is_cgroup() {
+            if let Some(stat) =
+                pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+            {
+                // Fields after the parenthesised name: state is field 3,
+                // utime 14, stime 15, num_threads 20, rss 24 (in pages).
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map(|(_, rest)| rest.split_whitespace().collect())
+                    .unwrap_or_default();
+                let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+                // SAFETY: sysconf only reads system constants.
+                let (hz, page) = unsafe {
+                    (
+                        libc::sysconf(libc::_SC_CLK_TCK).max(1) as f64,
+                        libc::sysconf(libc::_SC_PAGESIZE).max(1) as u64,
+                    )
+                };
+                stats.cpus_user_time_secs = field(14).map(|t| t as f64 / hz);
+                stats.cpus_system_time_secs = field(15).map(|t| t as f64 / hz);
+                stats.threads = field(20).map(|t| t as u32);
+                stats.mem_rss_bytes = field(24).map(|p| p * page);
+                stats.processes = Some(1);
+            }
+        }
+        stats
+    }
+
     /// Usage statistics, as `/monitor/statistics` reports them.
     pub fn statistics(&self, limits: &Limits) -> pb::ResourceStatistics {
         let mut stats = pb::ResourceStatistics {

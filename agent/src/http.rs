@@ -584,7 +584,7 @@ pub fn monitor_document(agent: &Agent) -> Value {
             let stats = e
                 .group
                 .as_ref()
-                .map(|g| g.statistics(&e.limits))
+                .map(|g| g.usage(&e.limits, e.pid))
                 .unwrap_or_default();
             out.push(json!({
                 "executor_id": e.info.executor_id.value,

@@ -405,7 +405,7 @@ fn get_containers(agent: &Agent, show_nested: bool) -> api::response::GetContain
                         executor_pid: e.pid,
                         ..Default::default()
                     }),
-                    resource_statistics: e.group.as_ref().map(|g| g.statistics(&e.limits)),
+                    resource_statistics: e.group.as_ref().map(|g| g.usage(&e.limits, e.pid)),
                 });
         }
     }
@@ -422,7 +422,7 @@ fn get_containers(agent: &Agent, show_nested: bool) -> api::response::GetContain
                         executor_pid: n.pid,
                         ..Default::default()
                     }),
-                    resource_statistics: n.group.as_ref().map(|g| g.statistics(&n.limits)),
+                    resource_statistics: n.group.as_ref().map(|g| g.usage(&n.limits, n.pid)),
                 });
         }
     }

@@ -682,6 +682,14 @@ async fn posix_isolation_runs_tasks_without_cgroups() {
     let running = master.update_for("t-posix").await;
     assert_eq!(state_name(&running), "TASK_RUNNING");
     let pid = executor_pid(&agent.agent, "fw-posix", "t-posix").unwrap();
+    // Usage comes from /proc without cgroups.
+    let (code, body) = http_get(agent.addr, "/monitor/statistics");
+    assert_eq!(code, 200);
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        stats[0]["statistics"]["mem_rss_bytes"].as_u64().unwrap() > 0,
+        "{body}"
+    );
     master.send(Down::ShutdownFramework(link::ShutdownFramework {
         framework_id: pb::FrameworkId {
             value: "fw-posix".into(),
