@@ -138,6 +138,11 @@ pub struct MasterFlags {
     /// Largest request body accepted, in bytes (413 above it).
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_request_body_bytes: usize,
+    /// How long a client may take to send a request's headers (from the
+    /// connection's start or its previous request); slower and idle
+    /// connections are closed.
+    #[arg(long, default_value = "30secs", value_parser = parse_duration)]
+    pub http_header_read_timeout: Duration,
     /// Seconds between scheduler and operator stream heartbeats.
     #[arg(long, default_value = "15secs", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
@@ -173,6 +178,7 @@ impl MasterFlags {
             registry: "in_memory".into(),
             max_request_body_bytes: 16 * 1024 * 1024,
             heartbeat_interval: Duration::from_secs(15),
+            http_header_read_timeout: Duration::from_secs(30),
         }
     }
 

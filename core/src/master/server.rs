@@ -117,7 +117,7 @@ impl BoundMaster {
             body_limit,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let (allocation_interval, ping_interval, wake) = {
+        let (allocation_interval, ping_interval, wake, header_timeout) = {
             let m = state
                 .lock()
                 .map_err(|_| ServeError::Serve(std::io::Error::other("poisoned")))?;
@@ -125,6 +125,7 @@ impl BoundMaster {
                 m.flags.allocation_interval,
                 m.flags.agent_ping_timeout,
                 m.wake_allocator.clone(),
+                m.flags.http_header_read_timeout,
             )
         };
 
@@ -204,16 +205,72 @@ impl BoundMaster {
                 .prepare()
                 .into_axum_router();
         let router = http::router(app, body_limit).merge(link);
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
-            })
-            .await;
+        let served = serve_connections(listener, router, header_timeout, shutdown).await;
+        let _ = stop_tx.send(true);
         for l in loops {
             l.abort();
         }
         served.map_err(ServeError::Serve)
+    }
+}
+
+/// Accepts connections until `shutdown`, serving each with HTTP/1.1 (the
+/// Mesos APIs) or HTTP/2 (the agent link), whichever the client speaks.
+/// A client that takes longer than `header_timeout` to send a request's
+/// headers (slow-loris, or an idle keep-alive connection) is disconnected.
+async fn serve_connections(
+    listener: TcpListener,
+    router: axum::Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(20)));
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut shutdown => return Ok(()),
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors or a reset before accept: keep serving.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            // A connection that sends nothing at all is closed like a slow
+            // one (hyper's header timeout starts with the first byte).
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
+            }
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
     }
 }
 

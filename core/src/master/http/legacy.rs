@@ -65,7 +65,10 @@ pub fn routes() -> Router<AppState> {
         .route("/version.json", get(version))
         .route("/metrics/snapshot", get(metrics_snapshot))
         .route("/metrics", get(prometheus))
-        .route("/master/maintenance/schedule", get(maintenance_schedule))
+        .route(
+            "/master/maintenance/schedule",
+            get(maintenance_schedule).post(update_maintenance_schedule),
+        )
         .route("/master/maintenance/status", get(maintenance_status))
         .route("/master/teardown", any(teardown))
         .route("/master/reserve", any(reserve))
@@ -589,6 +592,35 @@ async fn maintenance_schedule(State(app): State<AppState>) -> Response {
     match app.lock() {
         Ok(m) => json_response(proto_value(&m.maintenance), None),
         Err(r) => r,
+    }
+}
+
+/// POST `/master/maintenance/schedule`: the body is a Schedule in JSON.
+async fn update_maintenance_schedule(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = write_guard(&app, &headers, &Method::POST) {
+        return r;
+    }
+    let schedule: pando_proto::mesos::v1::maintenance::Schedule =
+        match pando_proto::json::from_json(&body) {
+            Ok(s) => s,
+            Err(e) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("Failed to parse the maintenance schedule: {e}"),
+                )
+            }
+        };
+    let mut master = match app.lock() {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match master.update_maintenance_schedule(schedule) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => error_response(&e),
     }
 }
 

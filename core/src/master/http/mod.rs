@@ -15,6 +15,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
+pub mod files;
 pub mod legacy;
 pub mod operator;
 pub mod scheduler;

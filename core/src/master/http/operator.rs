@@ -101,6 +101,39 @@ pub async fn handle(
         return streaming_response(accept, body, &[]);
     }
 
+    if matches!(
+        kind,
+        operator::call::Type::ListFiles | operator::call::Type::ReadFile
+    ) {
+        let path = call
+            .list_files
+            .as_ref()
+            .map(|l| l.path.clone())
+            .or(call.read_file.as_ref().map(|r| r.path.clone()));
+        let Some(path) = path else {
+            let field = if kind == operator::call::Type::ListFiles {
+                "list_files"
+            } else {
+                "read_file"
+            };
+            return error_response(&MasterError::BadRequest(format!(
+                "Expecting '{field}' to be present"
+            )));
+        };
+        let endpoint = match app.lock() {
+            Ok(m) => super::files::endpoint_for(&m, &path),
+            Err(r) => return r,
+        };
+        let answer = match endpoint {
+            Ok(endpoint) => super::files::forward(&endpoint, &call).await,
+            Err(e) => Err(e),
+        };
+        return match answer {
+            Ok(response) => encoded(StatusCode::OK, accept, &response),
+            Err(e) => error_response(&e),
+        };
+    }
+
     let outcome = {
         let mut master = match app.lock() {
             Ok(m) => m,
@@ -165,14 +198,8 @@ fn dispatch(
             Outcome::Ok
         }
         T::ListFiles | T::ReadFile => {
-            let path = call
-                .list_files
-                .map(|l| l.path)
-                .or(call.read_file.map(|r| r.path))
-                .unwrap_or_default();
-            return Err(MasterError::NotFound(format!(
-                "No file or directory found at path '{path}': agent sandboxes are served by each agent's /files API"
-            )));
+            // Answered above, by the agent whose sandbox the path is in.
+            return Err(MasterError::BadRequest("files calls are forwarded".into()));
         }
         T::GetState => {
             let state = master.get_state();
