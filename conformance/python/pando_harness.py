@@ -602,6 +602,10 @@ class RawScheduler:
         self.subscribed = self.stream.next_event_of("SUBSCRIBED", skip=())["subscribed"]
         self.framework_id = self.subscribed["framework_id"]["value"]
         self.seen = {}  # task id -> statuses read by next_update, in order
+        # Events read while waiting for another kind, kept for whoever asks
+        # for their kind next: an offer skipped while waiting for an update
+        # is still the framework's to use or decline.
+        self.backlog = []
 
     def call(self, type_, stream_id=True, **fields):
         body = {"type": type_, "framework_id": {"value": self.framework_id}}
@@ -612,7 +616,40 @@ class RawScheduler:
         return post_json(self.port, "/api/v1/scheduler", body, headers=headers)
 
     def next_event_of(self, types, timeout=20.0, skip=("HEARTBEAT",)):
-        return self.stream.next_event_of(types, timeout=timeout, skip=skip)
+        """The next event of one of `types`, from the backlog first.
+
+        Events of a kind in `skip` are kept in the backlog (heartbeats are
+        dropped); any other kind fails the test. A RESCIND removes its offer
+        from the backlog.
+        """
+        if isinstance(types, str):
+            types = (types,)
+        for i, event in enumerate(self.backlog):
+            if event.get("type") in types:
+                return self.backlog.pop(i)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {types} event within {timeout}s")
+            event = self.stream.next_event(timeout=left)
+            kind = event.get("type")
+            if kind == "RESCIND":
+                self._forget_offer(event["rescind"]["offer_id"])
+            if kind in types:
+                return event
+            if kind not in skip:
+                raise AssertionError(f"expected one of {types}, got {event}")
+            if kind != "HEARTBEAT":
+                self.backlog.append(event)
+
+    def _forget_offer(self, offer_id):
+        for event in list(self.backlog):
+            if event.get("type") == "OFFERS":
+                offers = event["offers"]["offers"]
+                offers[:] = [o for o in offers if o["id"] != offer_id]
+                if not offers:
+                    self.backlog.remove(event)
 
     def next_offers(self, timeout=20.0, skip=("HEARTBEAT",)):
         return self.next_event_of("OFFERS", timeout, skip)["offers"]["offers"]
@@ -642,7 +679,8 @@ class RawScheduler:
         assert resp.status == 202, resp
         return resp
 
-    def next_update(self, timeout=30.0, ack=True, skip=("HEARTBEAT", "OFFERS")):
+    def next_update(self, timeout=30.0, ack=True, skip=("HEARTBEAT", "OFFERS", "FAILURE",
+                                                         "RESCIND")):
         status = self.next_event_of("UPDATE", timeout, skip)["update"]["status"]
         self.seen.setdefault(status["task_id"]["value"], []).append(status)
         if ack and "uuid" in status:
