@@ -60,6 +60,9 @@ pub enum StartError {
     /// A flag's value is invalid.
     #[error(transparent)]
     Flags(#[from] FlagsError),
+    /// `--registry` names a registry this build cannot run.
+    #[error("--registry={0} is not available: use --registry=in_memory (the replicated log arrives with high availability)")]
+    Registry(String),
     /// The allocator rejected a flag's value.
     #[error("invalid flag: {0}")]
     Allocator(#[from] crate::allocator::AllocatorError),
@@ -356,6 +359,9 @@ impl Master {
             config.min_allocatable_resources = min;
         }
         flags.parsed_roles()?;
+        if flags.registry != "in_memory" {
+            return Err(StartError::Registry(flags.registry.clone()));
+        }
         let mut allocator = Allocator::new(config);
         let mut weights = BTreeMap::new();
         for (role_name, weight) in flags.parsed_weights()? {
