@@ -90,10 +90,10 @@ def test_principal_must_match_the_authenticated_one(secured):
         "not match principal 'someone-else' set in `FrameworkInfo`")
 
 
-REALMS = "Pando's 401 challenges name realm \"mesos\"; Mesos's are mesos-master-readonly / -readwrite"
+REALMS = ("Pando challenges /api/v1 with realm \"mesos-master-readonly\"; Mesos routes /api/v1 "
+          "under mesos-master-readwrite")
 
 
-@pytest.mark.pending(REALMS)
 def test_readonly_endpoints_need_credentials(secured_http):
     resp = h.get(secured_http.port, "/master/state")
     assert resp.status == 401

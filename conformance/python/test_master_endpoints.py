@@ -61,8 +61,6 @@ def test_state_json_aliases(master, alias):
     assert set(state) == set(canonical)
 
 
-@pytest.mark.pending(
-    "Pando ends jsonp bodies with ');' where Mesos ends them with ')', and /version ignores ?jsonp= (application/json)")
 @pytest.mark.parametrize("path", ["/master/state", "/version", "/metrics/snapshot"])
 def test_jsonp_wraps_the_body_as_javascript(master, path):
     resp = h.get(master.port, path + "?jsonp=cb")
@@ -201,8 +199,6 @@ def test_slaves_frameworks_and_tasks_endpoints(cluster):
         s.close()
 
 
-@pytest.mark.pending("Pando's /master/tasks ignores its query: task_id, framework_id, limit "
-                     "and offset all return every task")
 def test_tasks_endpoint_filters_and_pages(cluster):
     # ReadOnlyHandler::tasks: framework_id and task_id select; limit and
     # offset page.

@@ -59,8 +59,6 @@ def test_set_logging_level_answers_200(master):
     assert resp.body == b""
 
 
-@pytest.mark.pending("Pando accepts SET_LOGGING_LEVEL but GET_LOGGING_LEVEL still answers 0 "
-                     "(Mesos sets the verbosity for the duration)")
 def test_logging_level_round_trip(master):
     resp = call(master.port, "SET_LOGGING_LEVEL", set_logging_level={
         "level": 2, "duration": {"nanoseconds": 60_000_000_000}})
@@ -110,8 +108,6 @@ def test_operator_teardown(master):
         s.close()
 
 
-@pytest.mark.pending("Pando says 'No framework found with specified ID: nobody'; Mesos's "
-                     "Master::Http::_teardown says 'No framework found with specified ID'")
 def test_operator_teardown_of_unknown_framework_text(master):
     unknown = call(master.port, "TEARDOWN", teardown={"framework_id": {"value": "nobody"}})
     assert unknown.status == 400

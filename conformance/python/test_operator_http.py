@@ -28,8 +28,6 @@ def test_get_health(master, path):
     assert resp.json() == {"type": "GET_HEALTH", "get_health": {"healthy": True}}
 
 
-@pytest.mark.pending(
-    "Pando's GET_VERSION version_info lacks build_date and build_user (Mesos always sets them)")
 @pytest.mark.parametrize("path", PATHS)
 def test_get_version(master, path):
     resp = call(master.port, path, "GET_VERSION")
@@ -70,8 +68,6 @@ def test_unacceptable_accept_is_406(master):
         "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'")
 
 
-@pytest.mark.pending(
-    "Pando answers 'Failed to parse body into Call protobuf: malformed JSON: ...' where Mesos answers 'Failed to parse body into JSON: ...'")
 def test_malformed_json_is_400(master):
     resp = h.request(master.port, "POST", "/api/v1", body=b"{nope",
                      headers={"Content-Type": "application/json"})
@@ -89,8 +85,6 @@ def test_protobuf_response_when_asked(master):
     assert resp.body == b"\x08\x01\x12\x02\x08\x01"
 
 
-@pytest.mark.pending(
-    "Pando's 405 on /api/v1 carries no 'Allow: POST' header (its /api/v1/scheduler does)")
 def test_get_is_405(master):
     resp = h.get(master.port, "/api/v1")
     assert resp.status == 405
