@@ -45,7 +45,11 @@ enum Command {
     Master(pando_core::master::MasterFlags),
     /// Run an agent: register with the master, run tasks in cgroup-isolated
     /// containers, serve the executor and agent APIs on `--port`.
+    /// (`pando agent list` lists the cluster's agents instead.)
     Agent(pando_agent::flags::AgentFlags),
+    /// `local`, `execute` and the operator commands (pando-cli).
+    #[command(flatten)]
+    Cli(pando_cli::Command),
 }
 
 /// The built-in executors.
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "master") {
         args = pando_core::master::flags::rewrite_negations(args);
     }
+    let args = pando_cli::rewrite_args(args);
     let cli = Cli::parse_from(args);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -91,6 +96,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ExecutorKind::Default => pando_executor::Kind::Default,
             };
             let code = pando_executor::run(kind)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        Command::Cli(command) => {
+            if command.runs_servers() {
+                init_logging();
+            }
+            let code = pando_cli::run(command)?;
             if code != 0 {
                 std::process::exit(code);
             }

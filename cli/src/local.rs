@@ -1,0 +1,631 @@
+//! `pando local`: a whole cluster in one command, for trying Pando out and
+//! for tests.
+//!
+//! ```text
+//!   pando local ──► master  (pando_core::master::BoundMaster, in process, --port)
+//!              └──► agent 1..N (pando_agent::start + link::run, in process,
+//!                     each with its own port, work dir, cgroup root and
+//!                     1/N of the machine's cpus, mem, disk and ports)
+//! ```
+//!
+//! Everything runs as tasks of this one process, so Ctrl-C (which a
+//! terminal sends to the whole foreground process group) reaches only us,
+//! and shutdown is ordered: each agent kills its containers and removes
+//! their cgroups, then forgets its agent id (as after ShutdownAgent, so the
+//! next run registers fresh agents), the master stops, and the cgroup roots
+//! `pando local` made are removed. Executors are the only child processes,
+//! and they are gone before we exit.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pando_agent::flags::{AgentFlags, IsolationMode};
+use pando_core::master::{BoundMaster, MasterFlags};
+
+use crate::client::Client;
+use crate::ports::{self, PortsError};
+use crate::progress::Progress;
+
+/// Why the local cluster could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// `--ha` needs the HA issue.
+    #[error(
+        "--ha needs 3 masters replicating their registry through Raft, and Pando's HA \
+         support has not landed yet; run `pando local` without --ha for one master"
+    )]
+    HaUnavailable,
+    /// `--agents` is out of range.
+    #[error("--agents must be between 1 and {max}, not {given}")]
+    Agents {
+        /// The value given.
+        given: usize,
+        /// The largest accepted.
+        max: usize,
+    },
+    /// `--isolation` is neither `cgroups` nor `posix`.
+    #[error("--isolation must be 'cgroups' or 'posix', not '{0}'")]
+    Isolation(String),
+    /// A port is taken.
+    #[error(transparent)]
+    Port(#[from] PortsError),
+    /// The agents' ports would run past 65535.
+    #[error("--agent_port {0} leaves no room for the agents' ports")]
+    AgentPort(u16),
+    /// The work dir could not be made.
+    #[error("cannot create the work dir {path}: {error}")]
+    WorkDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The machine's resources could not be measured.
+    #[error(transparent)]
+    Detect(#[from] pando_agent::detect::DetectError),
+    /// The master could not start.
+    #[error("the master could not start: {0}")]
+    Master(pando_core::master::server::ServeError),
+    /// An agent's flags did not parse.
+    #[error("agent {index}'s flags: {reason}")]
+    AgentFlags {
+        /// Which agent (from 1).
+        index: usize,
+        /// clap's complaint.
+        reason: String,
+    },
+    /// An agent could not start.
+    #[error("agent {index} could not start: {error}")]
+    Agent {
+        /// Which agent (from 1).
+        index: usize,
+        /// Why.
+        error: pando_agent::RunError,
+    },
+    /// The agents did not register in time.
+    #[error("only {registered} of {expected} agents registered with the master within {secs}s")]
+    Registration {
+        /// How many registered.
+        registered: usize,
+        /// How many were started.
+        expected: usize,
+        /// The deadline in seconds.
+        secs: u64,
+    },
+}
+
+/// The most agents `pando local` starts.
+pub const MAX_AGENTS: usize = 64;
+
+/// How long the agents have to register before `pando local` gives up.
+const REGISTRATION_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The flags of `pando local`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LocalFlags {
+    /// The master's port: the scheduler, operator and state APIs.
+    #[arg(long, default_value_t = 5050)]
+    pub port: u16,
+    /// Where the master and agents keep their state and sandboxes
+    /// (default: $XDG_DATA_HOME/pando/local/<port>, else
+    /// ~/.local/share/pando/local/<port>, else /tmp/pando-local-<uid>/<port>).
+    #[arg(long = "work_dir", alias = "work-dir")]
+    pub work_dir: Option<PathBuf>,
+    /// How many agents to start; the machine's resources are split evenly.
+    #[arg(long, default_value_t = 2)]
+    pub agents: usize,
+    /// Three masters with Raft failover (not available yet: fails).
+    #[arg(long)]
+    pub ha: bool,
+    /// The first agent's port; the others take the ports after it
+    /// (default: --port + 1). 0 lets every agent pick a free port.
+    #[arg(long = "agent_port", alias = "agent-port")]
+    pub agent_port: Option<u16>,
+    /// `cgroups` or `posix` (default: cgroups when running as root with
+    /// cgroups available, else posix).
+    #[arg(long)]
+    pub isolation: Option<String>,
+}
+
+/// The isolation chosen, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsolationChoice {
+    /// The agents' `--isolation` value.
+    pub flag: &'static str,
+    /// Why it was chosen, for the banner.
+    pub reason: String,
+}
+
+const CGROUPS: &str = "cgroups/cpu,cgroups/mem,cgroups/pids";
+const POSIX: &str = "posix/cpu,posix/mem";
+
+/// Picks the agents' isolation: as asked, else cgroups as root where the
+/// cgroup file system is mounted, else posix.
+pub fn choose_isolation(asked: Option<&str>) -> Result<IsolationChoice, LocalError> {
+    match asked {
+        Some("cgroups") => Ok(IsolationChoice {
+            flag: CGROUPS,
+            reason: "asked for with --isolation".into(),
+        }),
+        Some("posix") => Ok(IsolationChoice {
+            flag: POSIX,
+            reason: "asked for with --isolation".into(),
+        }),
+        Some(other) => Err(LocalError::Isolation(other.into())),
+        None => {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let root = unsafe { libc::geteuid() } == 0;
+            let mounted = Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+                || Path::new("/sys/fs/cgroup/cpu").exists()
+                || Path::new("/sys/fs/cgroup/memory").exists();
+            Ok(match (root, mounted) {
+                (true, true) => IsolationChoice {
+                    flag: CGROUPS,
+                    reason: "running as root with cgroups mounted".into(),
+                },
+                (false, _) => IsolationChoice {
+                    flag: POSIX,
+                    reason: "not running as root, so no cgroups".into(),
+                },
+                (true, false) => IsolationChoice {
+                    flag: POSIX,
+                    reason: "no cgroup file system under /sys/fs/cgroup".into(),
+                },
+            })
+        }
+    }
+}
+
+/// The default work dir for a local cluster on `port`.
+pub fn default_work_dir(port: u16) -> PathBuf {
+    let base = match (std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME")) {
+        (Some(xdg), _) if !xdg.is_empty() => PathBuf::from(xdg).join("pando/local"),
+        (_, Some(home)) if !home.is_empty() => PathBuf::from(home).join(".local/share/pando/local"),
+        _ => {
+            // SAFETY: getuid has no preconditions and cannot fail.
+            let uid = unsafe { libc::getuid() };
+            PathBuf::from(format!("/tmp/pando-local-{uid}"))
+        }
+    };
+    base.join(port.to_string())
+}
+
+/// One agent's share of the machine, in `--resources` syntax.
+pub fn agent_resources(
+    totals: &pando_agent::detect::MachineTotals,
+    agents: usize,
+    index: usize,
+) -> String {
+    let n = agents.max(1) as u64;
+    let cpus = ((totals.cpus as f64 / n as f64) * 100.0).floor() / 100.0;
+    let cpus = cpus.max(0.1);
+    let mem = (totals.offered_mem_mb() / n).max(32);
+    let disk = (totals.offered_disk_mb() / n).max(32);
+    // The Mesos default range, [31000-32000], cut into one slice each.
+    let (first, last) = (31000u64, 32000u64);
+    let width = ((last - first + 1) / n).max(1);
+    let begin = first + width * index as u64;
+    let end = if index as u64 + 1 == n {
+        last
+    } else {
+        begin + width - 1
+    };
+    format!("cpus:{cpus};mem:{mem};disk:{disk};ports:[{begin}-{end}]")
+}
+
+/// The cgroup root of a local cluster's agents (one child per agent).
+fn cgroup_root(port: u16) -> String {
+    format!("pando-local-{port}")
+}
+
+/// A running agent of the local cluster.
+struct LocalAgent {
+    index: usize,
+    started: pando_agent::Started,
+    resources: String,
+    link: tokio::task::JoinHandle<()>,
+}
+
+/// Runs the local cluster until Ctrl-C or SIGTERM.
+pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
+    if flags.ha {
+        return Err(LocalError::HaUnavailable);
+    }
+    if flags.agents == 0 || flags.agents > MAX_AGENTS {
+        return Err(LocalError::Agents {
+            given: flags.agents,
+            max: MAX_AGENTS,
+        });
+    }
+    let isolation = choose_isolation(flags.isolation.as_deref())?;
+    let agent_base = flags.agent_port.unwrap_or(flags.port.saturating_add(1));
+    let agent_ports: Vec<u16> = (0..flags.agents)
+        .map(|i| {
+            if agent_base == 0 {
+                Ok(0)
+            } else {
+                u16::try_from(agent_base as usize + i)
+                    .map_err(|_| LocalError::AgentPort(agent_base))
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    ports::check_free(flags.port)?;
+    for port in agent_ports.iter().filter(|p| **p != 0) {
+        ports::check_free(*port)?;
+    }
+
+    let work_dir = flags
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| default_work_dir(flags.port));
+    std::fs::create_dir_all(&work_dir).map_err(|error| LocalError::WorkDir {
+        path: work_dir.clone(),
+        error,
+    })?;
+    let totals = pando_agent::detect::MachineTotals::measure(&work_dir)?;
+
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let master_flags = MasterFlags::with_defaults(ip, flags.port, work_dir.join("master"));
+    let bound = BoundMaster::bind(master_flags)
+        .await
+        .map_err(LocalError::Master)?;
+    let master_addr = bound
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| format!("127.0.0.1:{}", flags.port));
+    let (stop_master, master_stopped) = tokio::sync::oneshot::channel::<()>();
+    let master = tokio::spawn(bound.run(async move {
+        let _ = master_stopped.await;
+    }));
+
+    let mut agents = Vec::new();
+    let cgroups = cgroup_root(flags.port);
+    for (i, port) in agent_ports.iter().enumerate() {
+        let index = i + 1;
+        let resources = agent_resources(&totals, flags.agents, i);
+        let args = vec![
+            "agent".to_string(),
+            format!("--master={master_addr}"),
+            "--ip=127.0.0.1".into(),
+            format!("--port={port}"),
+            format!(
+                "--work_dir={}",
+                work_dir.join(format!("agent-{index}")).display()
+            ),
+            format!("--resources={resources}"),
+            format!("--isolation={}", isolation.flag),
+            format!("--cgroups_root={cgroups}/agent-{index}"),
+            // Containers a killed `pando local` left behind are killed,
+            // and the agent registers afresh.
+            "--recover=cleanup".into(),
+            "--registration_backoff_factor=100ms".into(),
+        ];
+        let agent_flags =
+            parse_agent_flags(&args).map_err(|reason| LocalError::AgentFlags { index, reason })?;
+        let started = match pando_agent::start(&agent_flags).await {
+            Ok(started) => started,
+            Err(error) => {
+                stop(agents, stop_master, master, flags.port).await;
+                return Err(LocalError::Agent { index, error });
+            }
+        };
+        let agent = Arc::clone(&started.agent);
+        let link = tokio::spawn(async move {
+            let reason = pando_agent::link::run(agent).await;
+            tracing::warn!("agent {index} left the cluster: {reason}");
+        });
+        agents.push(LocalAgent {
+            index,
+            started,
+            resources,
+            link,
+        });
+    }
+
+    if let Err(e) = wait_for_agents(&master_addr, agents.len()).await {
+        stop(agents, stop_master, master, flags.port).await;
+        return Err(e);
+    }
+    print_banner(&master_addr, &agents, &isolation, &work_dir);
+
+    pando_core::master::server::shutdown_signal().await;
+    println!("Stopping: killing tasks, then the agents and the master...");
+    stop(agents, stop_master, master, flags.port).await;
+    println!("Stopped.");
+    Ok(())
+}
+
+/// Parses an agent's command line into its flags, as `pando agent` would.
+fn parse_agent_flags(args: &[String]) -> Result<AgentFlags, String> {
+    #[derive(clap::Parser)]
+    struct AgentCommand {
+        #[command(flatten)]
+        flags: AgentFlags,
+    }
+    <AgentCommand as clap::Parser>::try_parse_from(args)
+        .map(|c| c.flags)
+        .map_err(|e| e.to_string())
+}
+
+/// Polls `/master/state` until `expected` agents are registered.
+async fn wait_for_agents(master: &str, expected: usize) -> Result<(), LocalError> {
+    let _progress = Progress::start(format!("waiting for {expected} agents to register"));
+    let client =
+        Client::new(master, Duration::from_secs(2)).map_err(|_| LocalError::Registration {
+            registered: 0,
+            expected,
+            secs: 0,
+        })?;
+    let start = Instant::now();
+    let mut registered = 0;
+    while start.elapsed() < REGISTRATION_DEADLINE {
+        if let Ok(state) = client.get_json("/master/state").await {
+            registered = state["slaves"].as_array().map_or(0, Vec::len);
+            if registered >= expected {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(LocalError::Registration {
+        registered,
+        expected,
+        secs: REGISTRATION_DEADLINE.as_secs(),
+    })
+}
+
+fn print_banner(master: &str, agents: &[LocalAgent], isolation: &IsolationChoice, work_dir: &Path) {
+    let modes: Vec<IsolationMode> = agents
+        .iter()
+        .map(|a| a.started.agent.isolator.mode())
+        .collect();
+    let actual = if modes
+        .iter()
+        .all(|m| matches!(m, IsolationMode::Cgroups { .. }))
+    {
+        format!("cgroups ({})", isolation.reason)
+    } else if isolation.flag == CGROUPS {
+        "posix (cgroups were chosen but are not usable here; see the agents' warnings)".into()
+    } else {
+        format!("posix ({})", isolation.reason)
+    };
+    println!(
+        "Pando local cluster: 1 master, {} agent{}",
+        agents.len(),
+        if agents.len() == 1 { "" } else { "s" }
+    );
+    println!("  Scheduler API:  http://{master}/api/v1/scheduler");
+    println!("  Operator API:   http://{master}/api/v1");
+    println!("  State:          http://{master}/master/state");
+    println!("  Metrics:        http://{master}/metrics/snapshot");
+    for agent in agents {
+        println!(
+            "  Agent {}:        http://{}/state  ({})",
+            agent.index, agent.started.addr, agent.resources
+        );
+    }
+    println!("  Isolation:      {actual}");
+    println!("  Work dir:       {}", work_dir.display());
+    println!();
+    println!("Run a task:  pando execute --master={master} --name=hello --command='echo hello'");
+    println!("Stop with Ctrl-C.");
+}
+
+/// Stops the agents (killing their containers), then the master, then
+/// removes the cluster's cgroup roots.
+///
+/// Executors are first asked to SHUTDOWN, so they kill their tasks and
+/// report TASK_KILLED while the master still runs; then every container is
+/// killed, and last any process still descending from this one (under
+/// posix isolation a task has its own process group, which killing its
+/// executor's group does not reach).
+async fn stop(
+    agents: Vec<LocalAgent>,
+    stop_master: tokio::sync::oneshot::Sender<()>,
+    master: tokio::task::JoinHandle<Result<(), pando_core::master::server::ServeError>>,
+    port: u16,
+) {
+    let mut grace = Duration::ZERO;
+    for agent in &agents {
+        let agent = &agent.started.agent;
+        grace = grace.max(agent.config.shutdown_grace);
+        let executors: Vec<(String, String)> = {
+            let state = agent.lock();
+            state
+                .frameworks
+                .iter()
+                .flat_map(|(fw, f)| f.executors.keys().map(move |e| (fw.clone(), e.clone())))
+                .collect()
+        };
+        for (fw, executor) in executors {
+            agent.shutdown_executor(&fw, &executor);
+        }
+    }
+    let me = std::process::id();
+    let deadline = Instant::now() + grace + Duration::from_secs(1);
+    while !descendants(me).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::debug!("still running after SHUTDOWN: {:?}", descendants(me));
+    for agent in &agents {
+        agent.link.abort();
+    }
+    for agent in &agents {
+        let started = &agent.started;
+        started.agent.kill_everything().await;
+        // As after ShutdownAgent: the next run registers a new agent.
+        let _ = std::fs::remove_file(started.agent.meta.latest());
+    }
+    for pid in descendants(me) {
+        tracing::warn!("killing process {pid}, which outlived its container");
+        // SAFETY: kill has no memory effects; pid is a live descendant.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+        }
+    }
+    drop(agents);
+    let _ = stop_master.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), master).await;
+    let root = cgroup_root(port);
+    let _ = tokio::task::spawn_blocking(move || remove_cgroup_roots(&root)).await;
+}
+
+/// The live (not zombie) processes descending from `root`, from the parent
+/// pids in `/proc/<pid>/stat`.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid ...`; comm may hold spaces and ')'.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next().unwrap_or("");
+            let Some(ppid) = fields.next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if state != "Z" && state != "X" {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for (pid, _) in parents.iter().filter(|(_, ppid)| *ppid == parent) {
+            if !found.contains(pid) {
+                found.push(*pid);
+                frontier.push(*pid);
+            }
+        }
+    }
+    found
+}
+
+/// The directories of cgroup `name` in every mounted hierarchy.
+pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![base.join(name)];
+    if let Ok(entries) = std::fs::read_dir(base) {
+        for entry in entries.flatten() {
+            dirs.push(entry.path().join(name));
+        }
+    }
+    dirs.retain(|d| d.is_dir());
+    dirs
+}
+
+/// Removes the (empty) cgroup tree `name` from every hierarchy, leaves
+/// first; a group that still has processes stays, and is logged.
+fn remove_cgroup_roots(name: &str) {
+    fn remove_tree(dir: &Path) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove_tree(&entry.path());
+                }
+            }
+        }
+        if let Err(e) = std::fs::remove_dir(dir) {
+            tracing::warn!("cannot remove cgroup {}: {e}", dir.display());
+        }
+    }
+    for dir in cgroup_dirs(name) {
+        remove_tree(&dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn totals() -> pando_agent::detect::MachineTotals {
+        pando_agent::detect::MachineTotals {
+            cpus: 2,
+            memory_bytes: 9 * 1024 * 1024 * 1024,
+            disk_bytes: 105 * 1024 * 1024 * 1024,
+        }
+    }
+
+    #[test]
+    fn the_machine_is_split_between_agents() {
+        let first = agent_resources(&totals(), 2, 0);
+        let second = agent_resources(&totals(), 2, 1);
+        assert_eq!(first, "cpus:1;mem:4096;disk:51200;ports:[31000-31499]");
+        assert_eq!(second, "cpus:1;mem:4096;disk:51200;ports:[31500-32000]");
+        let third = agent_resources(&totals(), 3, 2);
+        assert!(third.starts_with("cpus:0.66;"), "{third}");
+        for r in [first, second, third] {
+            pando_resources::Resources::parse(&r).unwrap();
+        }
+    }
+
+    #[test]
+    fn isolation_as_asked_or_named() {
+        assert_eq!(choose_isolation(Some("posix")).unwrap().flag, POSIX);
+        let err = choose_isolation(Some("docker")).unwrap_err();
+        assert!(err.to_string().contains("'docker'"), "{err}");
+    }
+
+    #[test]
+    fn agent_flags_parse_like_pando_agent() {
+        let flags = parse_agent_flags(&[
+            "agent".into(),
+            "--master=127.0.0.1:5050".into(),
+            "--port=0".into(),
+            "--work_dir=/tmp/x".into(),
+        ])
+        .unwrap();
+        assert_eq!(flags.port, 0);
+    }
+
+    #[test]
+    fn descendants_are_found_through_the_tree() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & wait"])
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let mut found = Vec::new();
+        while start.elapsed() < Duration::from_secs(5) {
+            found = descendants(std::process::id());
+            if found.len() >= 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(found.contains(&child.id()), "{found:?}");
+        assert!(found.len() >= 2, "the sleep under sh: {found:?}");
+        for pid in &found {
+            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+        }
+        let _ = child.wait();
+    }
+
+    #[tokio::test]
+    async fn ha_fails_and_says_why() {
+        let flags = LocalFlags {
+            port: 0,
+            work_dir: None,
+            agents: 2,
+            ha: true,
+            agent_port: None,
+            isolation: None,
+        };
+        let err = run(flags).await.unwrap_err();
+        assert!(err.to_string().contains("has not landed"), "{err}");
+    }
+}
