@@ -680,7 +680,7 @@ class RawScheduler:
         return resp
 
     def next_update(self, timeout=30.0, ack=True, skip=("HEARTBEAT", "OFFERS", "FAILURE",
-                                                         "RESCIND")):
+                                                         "RESCIND", "MESSAGE")):
         status = self.next_event_of("UPDATE", timeout, skip)["update"]["status"]
         self.seen.setdefault(status["task_id"]["value"], []).append(status)
         if ack and "uuid" in status:

@@ -48,3 +48,31 @@ def test_custom_executor_environment(cluster):
         assert env["MESOS_SUBSCRIPTION_BACKOFF_MAX"]
     finally:
         s.close()
+
+
+def test_scheduler_shutdown_call_ends_the_executor(cluster):
+    # SHUTDOWN {executor_id, agent_id}: the agent shuts the executor down; its
+    # live task ends TASK_FAILED with REASON_EXECUTOR_TERMINATED from
+    # SOURCE_AGENT (sendExecutorTerminatedStatusUpdate, no containerizer
+    # state), and the framework gets FAILURE naming the executor.
+    from pymesos_support import executor_task, pymesos_executor_info
+    agent = cluster.agents[0]
+    s = h.RawScheduler(cluster.port, name="shutdown-caller")
+    try:
+        offer = s.next_offers()[0]
+        task = executor_task("held", pymesos_executor_info("pymesos-exec"), {"action": "wait"})
+        task["agent_id"] = offer["agent_id"]
+        s.accept_launch(offer, [task])
+        s.wait_task_state("held", "TASK_RUNNING", timeout=60)
+        resp = s.call("SHUTDOWN", shutdown={"executor_id": {"value": "pymesos-exec"},
+                                            "agent_id": {"value": agent.id}})
+        assert resp.status == 202
+        failed = s.wait_task_state("held", "TASK_FAILED", timeout=30)
+        assert failed["reason"] == "REASON_EXECUTOR_TERMINATED"
+        assert failed["source"] == "SOURCE_AGENT"
+        failure = s.next_event_of("FAILURE", timeout=20, skip=("HEARTBEAT", "OFFERS", "UPDATE"))
+        assert failure["failure"]["executor_id"] == {"value": "pymesos-exec"}
+        assert failure["failure"]["agent_id"] == {"value": agent.id}
+        assert "status" in failure["failure"]
+    finally:
+        s.close()
