@@ -434,9 +434,8 @@ impl Master {
                 }
                 if let Some(info) = info {
                     let resources = Resources::from_proto(&info.resources).unwrap_or_default();
-                    if self.allocator.recover(&fw_id, agent_id, &resources).is_ok() {
-                        self.poke_allocator();
-                    }
+                    // Recovered resources wait for the next batch cycle.
+                    let _ = self.allocator.recover(&fw_id, agent_id, &resources);
                 }
             }
             FromAgent::Register(_) | FromAgent::Reregister(_) => {
@@ -749,7 +748,6 @@ impl Master {
             }),
             ..Default::default()
         });
-        self.poke_allocator();
     }
 
     fn publish_agent_added(&mut self, agent_id: &str) {

@@ -361,7 +361,6 @@ impl Master {
         while self.completed_frameworks.len() > self.flags.max_completed_frameworks {
             self.completed_frameworks.pop_front();
         }
-        self.poke_allocator();
     }
 
     /// DECLINE: the offers go back to the allocator with the filter given.
@@ -383,7 +382,6 @@ impl Master {
             }
             self.drop_offer(n, false);
         }
-        self.poke_allocator();
     }
 
     /// REVIVE: offers resume for the roles (all when none are named) and

@@ -277,7 +277,6 @@ impl Master {
                         .count_task_state(false, status.state, status.state);
                     self.forward_update(framework_id, status);
                 }
-                self.poke_allocator();
                 return;
             }
         };
@@ -448,7 +447,6 @@ impl Master {
             self.forward_update(framework_id, status);
         }
         self.start_launches(framework_id, &agent_id, launches);
-        self.poke_allocator();
     }
 
     /// Checks the offers of an ACCEPT: known, this framework's, one agent,

@@ -429,6 +429,14 @@ impl Master {
     }
 
     /// Asks the allocation loop for an early cycle if events are waiting.
+    ///
+    /// Only events that bring new demand or new supply call it: an agent
+    /// joining, a framework subscribing or reviving, weights, quota and
+    /// reservations changing. Resources that come back (a decline, the
+    /// unused part of an accept, a finished task) wait for the next batch
+    /// cycle, as in Mesos: offering them at once would hand them to whoever
+    /// is next in line while the declining framework's short filter runs,
+    /// which skews weighted shares towards the lighter roles.
     pub fn poke_allocator(&self) {
         if self.allocator.needs_allocation() {
             self.wake_allocator.notify_one();
@@ -552,13 +560,8 @@ impl Master {
         if !was_terminal && is_terminal(new_state) {
             let resources = Resources::from_proto(&snapshot.resources).unwrap_or_default();
             let agent_id = snapshot.agent_id.value.clone();
-            if self
-                .allocator
-                .recover(framework_id, &agent_id, &resources)
-                .is_ok()
-            {
-                self.poke_allocator();
-            }
+            // Recovered resources wait for the next batch cycle.
+            let _ = self.allocator.recover(framework_id, &agent_id, &resources);
         }
         self.metrics
             .count_task_state(was_terminal, status.state, new_state);
