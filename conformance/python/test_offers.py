@@ -7,6 +7,8 @@ resources are offered again; Master::updateFramework answers UPDATE_FRAMEWORK
 with 200 OK (not 202) and operator subscribers see FRAMEWORK_UPDATED.
 """
 
+import time
+
 import pando_harness as h
 
 
@@ -50,3 +52,45 @@ def test_update_framework(master):
     finally:
         s.close()
         operator.close()
+
+
+def test_suppress_and_revive_per_role(cluster_factory):
+    # A MULTI_ROLE framework suppresses one of its roles (Call.Suppress.roles):
+    # offers then come only for the other, until REVIVE names the role again.
+    # Each offer is allocated to one role (allocation_info.role).
+    cluster = cluster_factory(agents=2)
+    s = h.RawScheduler(cluster.port, name="two-roles", roles=["a", "b"],
+                       capabilities=("MULTI_ROLE",))
+    try:
+        resp = s.call("SUPPRESS", suppress={"roles": ["a"]})
+        assert resp.status == 202
+        # Offers already made before the SUPPRESS was handled may still come;
+        # decline what arrives in the first half second, then watch.
+        drain = time.monotonic() + 0.5
+        while time.monotonic() < drain:
+            try:
+                s.decline(s.next_offers(timeout=max(0.05, drain - time.monotonic())),
+                          refuse_seconds=0.2)
+            except TimeoutError:
+                pass
+        roles_seen = set()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                offers = s.next_offers(timeout=max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            for o in offers:
+                roles_seen.add(o["resources"][0]["allocation_info"]["role"])
+            s.decline(offers, refuse_seconds=0.2)
+        assert roles_seen == {"b"}, roles_seen
+        resp = s.call("REVIVE", revive={"roles": ["a"]})
+        assert resp.status == 202
+        deadline = time.monotonic() + 10
+        while "a" not in roles_seen:
+            offers = s.next_offers(timeout=max(0.1, deadline - time.monotonic()))
+            for o in offers:
+                roles_seen.add(o["resources"][0]["allocation_info"]["role"])
+            s.decline(offers, refuse_seconds=0.2)
+    finally:
+        s.close()
