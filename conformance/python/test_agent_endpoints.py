@@ -131,3 +131,20 @@ def test_agent_state_jsonp(cluster):
     body = resp.text()
     assert body.startswith("cb(") and body.endswith(")"), body[-20:]
     assert json.loads(body[3:-1])["id"] == agent.id
+
+
+def test_agent_metrics_snapshot(sandboxed):
+    # src/slave/metrics.cpp names, under slave/.
+    cluster, s = sandboxed
+    metrics = h.get(cluster.agents[0].port, "/metrics/snapshot").json()
+    assert metrics["slave/registered"] == 1
+    assert metrics["slave/uptime_secs"] > 0
+    assert metrics["slave/tasks_running"] == 1
+    assert metrics["slave/executors_running"] == 1
+    assert metrics["slave/frameworks_active"] == 1
+    assert metrics["slave/cpus_total"] == 2
+    assert metrics["slave/mem_total"] == 1024
+    # The task's 0.1, plus the command executor's own 0.1 where the agent
+    # accounts it (Mesos's DEFAULT_EXECUTOR_CPUS).
+    assert 0.1 - 1e-9 <= metrics["slave/cpus_used"] <= 0.2 + 1e-9
+    assert all(isinstance(v, (int, float)) for v in metrics.values())
