@@ -210,6 +210,20 @@ fn local_cluster_runs_tasks_and_stops_clean() {
         "{table}"
     );
 
+    // Offers too small are declined, and the wait ends naming what was
+    // asked for.
+    let out = run(&[
+        "execute",
+        &master,
+        "--name=huge",
+        "--command=true",
+        "--resources=cpus:1000;mem:32",
+        "--timeout=2secs",
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("no offer with cpus:1000;mem:32"), "{err}");
+
     // A second cluster on the same port says who holds it.
     let second = run(&["local", &format!("--port={}", local.port), "--agent_port=0"]);
     assert!(!second.status.success());

@@ -70,7 +70,11 @@ pub enum Command {
         command: operator::ClusterCommand,
     },
     /// List the agents (`pando agent list`).
-    #[command(name = "agent-list", hide = true)]
+    #[command(
+        name = "agent-list",
+        hide = true,
+        override_usage = "pando agent list [OPTIONS]"
+    )]
     AgentList(operator::ListFlags),
 }
 

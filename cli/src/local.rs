@@ -265,6 +265,22 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
         error,
     })?;
     let totals = pando_agent::detect::MachineTotals::measure(&work_dir)?;
+    // The port was free, so no other `pando local` on it runs: any cgroup
+    // under this cluster's root is from one that was killed before it
+    // could clean up, and its processes are orphans.
+    let root = cgroup_root(flags.port);
+    let killed = tokio::task::spawn_blocking(move || {
+        let killed = kill_cgroup_processes(&root);
+        remove_cgroup_roots(&root);
+        killed
+    })
+    .await
+    .unwrap_or(0);
+    if killed > 0 {
+        tracing::warn!(
+            "killed {killed} processes a previous `pando local` on this port left behind"
+        );
+    }
 
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let master_flags = MasterFlags::with_defaults(ip, flags.port, work_dir.join("master"));
@@ -331,7 +347,12 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
     print_banner(&master_addr, &agents, &isolation, &work_dir);
 
     pando_core::master::server::shutdown_signal().await;
-    println!("Stopping: killing tasks, then the agents and the master...");
+    println!("Stopping: killing tasks, then the agents and the master (Ctrl-C again to force)...");
+    tokio::spawn(async {
+        pando_core::master::server::shutdown_signal().await;
+        eprintln!("pando local: forced to stop; tasks may be left running");
+        std::process::exit(130);
+    });
     stop(agents, stop_master, master, flags.port).await;
     println!("Stopped.");
     Ok(())
@@ -526,6 +547,51 @@ pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
     }
     dirs.retain(|d| d.is_dir());
     dirs
+}
+
+/// SIGKILLs every process in the cgroup tree `name`, in every hierarchy;
+/// returns how many were signalled.
+fn kill_cgroup_processes(name: &str) -> usize {
+    fn walk(dir: &Path, pids: &mut Vec<i32>) {
+        if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+            pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&entry.path(), pids);
+                }
+            }
+        }
+    }
+    let mut pids = Vec::new();
+    for dir in cgroup_dirs(name) {
+        walk(&dir, &mut pids);
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    for pid in &pids {
+        // SAFETY: kill has no memory effects; the pid comes from a cgroup
+        // only Pando's local agents create.
+        unsafe {
+            libc::kill(*pid, libc::SIGKILL);
+        }
+    }
+    if !pids.is_empty() {
+        // Killed processes leave their cgroups once they are reaped.
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(2) {
+            let mut left = Vec::new();
+            for dir in cgroup_dirs(name) {
+                walk(&dir, &mut left);
+            }
+            if left.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    pids.len()
 }
 
 /// Removes the (empty) cgroup tree `name` from every hierarchy, leaves
