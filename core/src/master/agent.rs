@@ -128,17 +128,10 @@ impl Master {
             .map_err(|e| MasterError::BadRequest(format!("invalid checkpointed resources: {e}")))?;
         // Dynamic reservations replace the unreserved resources they came from.
         for r in &checkpointed {
-            let mut plain = r.clone();
+            let mut plain = super::reservation::strip_one(r);
             plain
                 .reservations
                 .retain(|res| res.kind != pando_resources::ReservationKind::Dynamic);
-            if let Some(disk) = &mut plain.disk {
-                disk.persistence = None;
-                disk.volume = None;
-                if disk.source.is_none() {
-                    plain.disk = None;
-                }
-            }
             total.subtract(&plain);
             total.add(r.clone());
         }

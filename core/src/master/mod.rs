@@ -30,6 +30,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod offer;
 pub mod operator;
+pub mod reservation;
 pub mod server;
 pub mod state;
 

@@ -19,11 +19,12 @@ use pando_proto::link::{CheckpointResources, RunTask, RunTaskGroup};
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::master as operator;
 use pando_proto::mesos::v1::scheduler as sched;
-use pando_resources::{Resource, ResourceConversion, ResourceFormat, Resources};
+use pando_resources::{ResourceConversion, ResourceFormat, Resources};
 
 use crate::allocator::Decision;
 
 use super::framework::{refuse_duration, validate_id};
+use super::reservation;
 use super::state::{time_info, InverseOfferRecord, Master, OfferRecord};
 
 /// A task that passed validation and waits for the allocator's consent.
@@ -236,6 +237,10 @@ impl Master {
     /// ACCEPT: see the module docs.
     pub fn accept(&mut self, framework_id: &str, accept: sched::call::Accept) {
         let refuse = refuse_duration(accept.filters.as_ref());
+        let principal = self
+            .frameworks
+            .get(framework_id)
+            .and_then(|f| f.info.principal.clone());
         let partition_aware = self
             .frameworks
             .get(framework_id)
@@ -379,7 +384,7 @@ impl Master {
                     }
                 }
                 Op::Reserve | Op::Unreserve | Op::Create | Op::Destroy => {
-                    match reservation_conversion(kind, op, &role) {
+                    match reservation_conversion(kind, op, &role, principal.as_deref()) {
                         Ok(conversion) => match available.apply(&conversion) {
                             Ok(after) => {
                                 available = after;
@@ -842,91 +847,36 @@ fn with_executor_defaults(
     e
 }
 
-/// The change of form a RESERVE, UNRESERVE, CREATE or DESTROY makes.
+/// The change of form a RESERVE, UNRESERVE, CREATE or DESTROY inside an
+/// ACCEPT makes, on resources allocated to the offer's role.
 fn reservation_conversion(
     kind: pb::offer::operation::Type,
     op: &pb::offer::Operation,
     role: &str,
+    principal: Option<&str>,
 ) -> Result<ResourceConversion, String> {
     use pb::offer::operation::Type as Op;
-    let parse = |list: &[pb::Resource]| -> Result<Resources, String> {
-        Resources::from_proto(list)
-            .map(|r| r.unallocate().allocate(role))
-            .map_err(|e| e.to_string())
-    };
-    match kind {
+    let conversion = match kind {
         Op::Reserve => {
-            let reserve = op.reserve.as_ref().ok_or("RESERVE without 'reserve'")?;
-            let converted = parse(&reserve.resources)?;
-            if converted.is_empty() {
-                return Err("RESERVE of no resources".into());
-            }
-            if !converted.iter().all(Resource::is_dynamically_reserved) {
-                return Err("RESERVE resources must be dynamically reserved".into());
-            }
-            let consumed = converted.pop_reservation().map_err(|e| e.to_string())?;
-            Ok(ResourceConversion {
-                consumed,
-                converted,
-            })
+            let r = op.reserve.as_ref().ok_or("RESERVE without 'reserve'")?;
+            reservation::reserve(&r.resources, principal)?
         }
         Op::Unreserve => {
-            let unreserve = op
+            let r = op
                 .unreserve
                 .as_ref()
                 .ok_or("UNRESERVE without 'unreserve'")?;
-            let consumed = parse(&unreserve.resources)?;
-            if !consumed.iter().all(Resource::is_dynamically_reserved) {
-                return Err("UNRESERVE resources must be dynamically reserved".into());
-            }
-            let converted = consumed.pop_reservation().map_err(|e| e.to_string())?;
-            Ok(ResourceConversion {
-                consumed,
-                converted,
-            })
+            reservation::unreserve(&r.resources)?
         }
         Op::Create => {
-            let create = op.create.as_ref().ok_or("CREATE without 'create'")?;
-            let converted = parse(&create.volumes)?;
-            if !converted.iter().all(Resource::is_persistent_volume) {
-                return Err("CREATE resources must be persistent volumes".into());
-            }
-            let consumed = strip_persistence(&converted);
-            Ok(ResourceConversion {
-                consumed,
-                converted,
-            })
+            let c = op.create.as_ref().ok_or("CREATE without 'create'")?;
+            reservation::volumes(&c.volumes, true)?
         }
         Op::Destroy => {
-            let destroy = op.destroy.as_ref().ok_or("DESTROY without 'destroy'")?;
-            let consumed = parse(&destroy.volumes)?;
-            if !consumed.iter().all(Resource::is_persistent_volume) {
-                return Err("DESTROY resources must be persistent volumes".into());
-            }
-            let converted = strip_persistence(&consumed);
-            Ok(ResourceConversion {
-                consumed,
-                converted,
-            })
+            let d = op.destroy.as_ref().ok_or("DESTROY without 'destroy'")?;
+            reservation::volumes(&d.volumes, false)?
         }
-        _ => Err(format!("{kind:?} is not a reservation operation")),
-    }
-}
-
-/// Volumes without their persistence: the disk they were made of.
-fn strip_persistence(volumes: &Resources) -> Resources {
-    volumes
-        .iter()
-        .map(|r| {
-            let mut r = r.clone();
-            if let Some(disk) = &mut r.disk {
-                disk.persistence = None;
-                disk.volume = None;
-                if disk.source.is_none() {
-                    r.disk = None;
-                }
-            }
-            r
-        })
-        .collect()
+        _ => return Err(format!("{kind:?} is not a reservation operation")),
+    };
+    Ok(reservation::allocated_to(conversion, role))
 }

@@ -11,9 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::master as operator;
-use pando_resources::{
-    role, Reservation, ResourceConversion, ResourceFormat, ResourceQuantities, Resources,
-};
+use pando_resources::{role, ResourceConversion, ResourceFormat, ResourceQuantities, Resources};
 
 use super::metrics::TERMINAL_TASK_METRICS;
 use super::state::{is_terminal, time_info, Agent, Framework, Master, MasterError, MESOS_VERSION};
@@ -626,101 +624,6 @@ impl Master {
                 },
             ),
         );
-    }
-
-    /// The conversion of an operator RESERVE_RESOURCES call.
-    pub fn reserve_conversion(
-        resources: &[pb::Resource],
-        principal: Option<&str>,
-    ) -> Result<ResourceConversion, MasterError> {
-        let bad = |e: String| MasterError::BadRequest(e);
-        let converted = Resources::from_proto(resources).map_err(|e| bad(e.to_string()))?;
-        if converted.is_empty() {
-            return Err(bad("No resources specified".into()));
-        }
-        for r in &converted {
-            if !r.is_dynamically_reserved() {
-                return Err(bad(format!(
-                    "Invalid reservation: resource {r} is not dynamically reserved"
-                )));
-            }
-            if let (Some(p), Some(res)) = (principal, r.reservations.last()) {
-                if res.principal.as_deref().is_some_and(|rp| rp != p) {
-                    return Err(MasterError::Forbidden(format!(
-                        "Reservation principal does not match the authenticated principal '{p}'"
-                    )));
-                }
-            }
-        }
-        let consumed = converted
-            .pop_reservation()
-            .map_err(|e| bad(e.to_string()))?;
-        let _ = Reservation::dynamic_for;
-        Ok(ResourceConversion {
-            consumed,
-            converted,
-        })
-    }
-
-    /// The conversion of an operator UNRESERVE_RESOURCES call.
-    pub fn unreserve_conversion(
-        resources: &[pb::Resource],
-    ) -> Result<ResourceConversion, MasterError> {
-        let bad = |e: String| MasterError::BadRequest(e);
-        let consumed = Resources::from_proto(resources).map_err(|e| bad(e.to_string()))?;
-        if consumed.is_empty() {
-            return Err(bad("No resources specified".into()));
-        }
-        if !consumed.iter().all(|r| r.is_dynamically_reserved()) {
-            return Err(bad(
-                "Resources to unreserve must be dynamically reserved".into()
-            ));
-        }
-        let converted = consumed.pop_reservation().map_err(|e| bad(e.to_string()))?;
-        Ok(ResourceConversion {
-            consumed,
-            converted,
-        })
-    }
-
-    /// The conversion of CREATE_VOLUMES (`create`) or DESTROY_VOLUMES.
-    pub fn volume_conversion(
-        volumes: &[pb::Resource],
-        create: bool,
-    ) -> Result<ResourceConversion, MasterError> {
-        let bad = |e: String| MasterError::BadRequest(e);
-        let vols = Resources::from_proto(volumes).map_err(|e| bad(e.to_string()))?;
-        if vols.is_empty() {
-            return Err(bad("No volumes specified".into()));
-        }
-        if !vols.iter().all(|r| r.is_persistent_volume()) {
-            return Err(bad("Resources must be persistent volumes".into()));
-        }
-        let plain: Resources = vols
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                if let Some(disk) = &mut r.disk {
-                    disk.persistence = None;
-                    disk.volume = None;
-                    if disk.source.is_none() {
-                        r.disk = None;
-                    }
-                }
-                r
-            })
-            .collect();
-        Ok(if create {
-            ResourceConversion {
-                consumed: plain,
-                converted: vols,
-            }
-        } else {
-            ResourceConversion {
-                consumed: vols,
-                converted: plain,
-            }
-        })
     }
 
     /// GET_QUOTA.

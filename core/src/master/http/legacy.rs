@@ -29,7 +29,8 @@ use serde_json::{json, Map, Value};
 use super::auth::Realm;
 use super::{error_response, text, AppState};
 use crate::master::operator::version_info;
-use crate::master::state::{is_terminal, Agent, Framework, Master};
+use crate::master::reservation;
+use crate::master::state::{is_terminal, Agent, Framework, Master, MasterError};
 
 /// The legacy routes, each with its `.json` alias.
 pub fn routes() -> Router<AppState> {
@@ -759,26 +760,7 @@ async fn reserve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let principal = match write_guard(&app, &headers, &method) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let (agent, resources) = match parse_resources_param(&form(&body)) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let conversion = match Master::reserve_conversion(&resources, principal.as_deref()) {
-        Ok(c) => c,
-        Err(e) => return error_response(&e),
-    };
-    let mut master = match app.lock() {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    match master.operator_convert(&agent, conversion) {
-        Ok(()) => StatusCode::ACCEPTED.into_response(),
-        Err(e) => error_response(&e),
-    }
+    convert_endpoint(&app, &method, &headers, &body, true)
 }
 
 async fn unreserve(
@@ -787,16 +769,34 @@ async fn unreserve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = write_guard(&app, &headers, &method) {
-        return r;
-    }
-    let (agent, resources) = match parse_resources_param(&form(&body)) {
+    convert_endpoint(&app, &method, &headers, &body, false)
+}
+
+/// `/master/reserve` and `/master/unreserve`: `slaveId` and `resources`
+/// (a JSON array) in a form body; 202 when the change is applied.
+fn convert_endpoint(
+    app: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+    reserving: bool,
+) -> Response {
+    let principal = match write_guard(app, headers, method) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (agent, resources) = match parse_resources_param(&form(body)) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let conversion = match Master::unreserve_conversion(&resources) {
+    let conversion = if reserving {
+        reservation::reserve(&resources, principal.as_deref())
+    } else {
+        reservation::unreserve(&resources)
+    };
+    let conversion = match conversion {
         Ok(c) => c,
-        Err(e) => return error_response(&e),
+        Err(e) => return error_response(&MasterError::BadRequest(e)),
     };
     let mut master = match app.lock() {
         Ok(m) => m,

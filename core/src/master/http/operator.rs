@@ -20,6 +20,7 @@ use super::{
     decode_call, encoded, error_response, event_stream, post_only, request_content_type,
     response_content_type, streaming_response, AppState,
 };
+use crate::master::reservation;
 use crate::master::state::{Master, MasterError, OperatorStream};
 
 fn heartbeat() -> operator::Event {
@@ -240,25 +241,29 @@ fn dispatch(
         }
         T::ReserveResources => {
             let reserve = require(call.reserve_resources, "reserve_resources")?;
-            let conversion = Master::reserve_conversion(&reserve.resources, principal)?;
+            let conversion = reservation::reserve(&reserve.resources, principal)
+                .map_err(MasterError::BadRequest)?;
             master.operator_convert(&reserve.agent_id.value, conversion)?;
             Outcome::Accepted
         }
         T::UnreserveResources => {
             let unreserve = require(call.unreserve_resources, "unreserve_resources")?;
-            let conversion = Master::unreserve_conversion(&unreserve.resources)?;
+            let conversion =
+                reservation::unreserve(&unreserve.resources).map_err(MasterError::BadRequest)?;
             master.operator_convert(&unreserve.agent_id.value, conversion)?;
             Outcome::Accepted
         }
         T::CreateVolumes => {
             let create = require(call.create_volumes, "create_volumes")?;
-            let conversion = Master::volume_conversion(&create.volumes, true)?;
+            let conversion =
+                reservation::volumes(&create.volumes, true).map_err(MasterError::BadRequest)?;
             master.operator_convert(&create.agent_id.value, conversion)?;
             Outcome::Accepted
         }
         T::DestroyVolumes => {
             let destroy = require(call.destroy_volumes, "destroy_volumes")?;
-            let conversion = Master::volume_conversion(&destroy.volumes, false)?;
+            let conversion =
+                reservation::volumes(&destroy.volumes, false).map_err(MasterError::BadRequest)?;
             master.operator_convert(&destroy.agent_id.value, conversion)?;
             Outcome::Accepted
         }
