@@ -473,7 +473,18 @@ async fn task_is_terminal(master: &Client, task_id: &str) -> bool {
 /// `pando task log`.
 pub async fn task_log(flags: &LogFlags) -> Result<(), OperatorError> {
     let master = client(&flags.master, &flags.timeout)?;
-    let (sandbox, agent) = locate(&master, &flags.task).await?;
+    // A task just launched may not have a sandbox yet; a follower waits.
+    let deadline = tokio::time::Instant::now() + master.timeout;
+    let (sandbox, agent) = loop {
+        match locate(&master, &flags.task).await {
+            Err(OperatorError::NoSandbox { .. } | OperatorError::NoTask(_))
+                if flags.follow && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => break other?,
+        }
+    };
     let file = if flags.stderr { "stderr" } else { "stdout" };
     let path = encode_query(&format!("{}/{file}", sandbox.directory));
     let mut offset: u64 = 0;

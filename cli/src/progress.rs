@@ -24,7 +24,9 @@ impl Progress {
         let task = tokio::spawn(async move {
             let frames = ['|', '/', '-', '\\'];
             let start = Instant::now();
-            let mut tick = tokio::time::interval(Duration::from_millis(150));
+            // Waits shorter than this show nothing at all.
+            let first = tokio::time::Instant::now() + Duration::from_millis(300);
+            let mut tick = tokio::time::interval_at(first, Duration::from_millis(150));
             for i in 0usize.. {
                 tick.tick().await;
                 let mut err = std::io::stderr().lock();
