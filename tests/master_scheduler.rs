@@ -523,3 +523,101 @@ async fn an_agent_that_stops_answering_pings_becomes_unreachable() {
     assert_eq!(state["frameworks"][0]["unreachable_tasks"][0]["id"], "t");
     waiter.abort();
 }
+
+#[tokio::test]
+async fn a_new_master_rebuilds_tasks_from_agents_and_frameworks_reconcile_them() {
+    // The agent and framework ids a previous master handed out.
+    let master = MasterProcess::start(&[]).await;
+    let framework_id = "old-master-0000";
+    let agent_id = "old-master-S3";
+    let info = pb::FrameworkInfo {
+        user: "root".into(),
+        name: "survivor".into(),
+        id: Some(pb::FrameworkId {
+            value: framework_id.into(),
+        }),
+        failover_timeout: Some(60.0),
+        ..Default::default()
+    };
+    let task = pb::Task {
+        name: "long".into(),
+        task_id: pb::TaskId {
+            value: "long".into(),
+        },
+        framework_id: pb::FrameworkId {
+            value: framework_id.into(),
+        },
+        agent_id: pb::AgentId {
+            value: agent_id.into(),
+        },
+        state: pb::TaskState::TaskRunning as i32,
+        resources: pando_resources::Resources::parse("cpus:1;mem:128")
+            .expect("resources")
+            .allocate("*")
+            .to_proto(),
+        ..Default::default()
+    };
+    let agent = FakeAgent::open(
+        master.port,
+        pando_proto::link::agent_message::Message::Reregister(pando_proto::link::ReregisterAgent {
+            agent_info: pb::AgentInfo {
+                hostname: "127.0.0.1".into(),
+                port: Some(i32::from(free_port())),
+                id: Some(pb::AgentId {
+                    value: agent_id.into(),
+                }),
+                resources: pando_resources::Resources::parse("cpus:2;mem:512")
+                    .expect("resources")
+                    .to_proto(),
+                ..Default::default()
+            },
+            version: Some("test".into()),
+            capabilities: Vec::new(),
+            checkpointed_resources: Vec::new(),
+            frameworks: vec![info],
+            executors: Vec::new(),
+            tasks: vec![task],
+            endpoint: None,
+        }),
+    )
+    .await;
+    assert_eq!(agent.id, agent_id);
+    let state = master.state().await;
+    assert_eq!(state["frameworks"][0]["id"], framework_id);
+    assert_eq!(state["frameworks"][0]["recovered"], true);
+    assert_eq!(state["frameworks"][0]["tasks"][0]["state"], "TASK_RUNNING");
+    assert_eq!(state["slaves"][0]["used_resources"]["cpus"], 1.0);
+
+    // The framework comes back with its id and finds its task.
+    let mut sub = master
+        .subscribe_raw(json!({
+            "type": "SUBSCRIBE",
+            "framework_id": {"value": framework_id},
+            "subscribe": {"framework_info": {
+                "user": "root", "name": "survivor",
+                "id": {"value": framework_id}, "failover_timeout": 60.0
+            }}
+        }))
+        .await;
+    assert_eq!(sub.framework_id, framework_id);
+    let call = json!({
+        "type": "RECONCILE",
+        "framework_id": {"value": framework_id},
+        "reconcile": {"tasks": []}
+    });
+    assert_eq!(master.call(&sub.stream_id, call).await.status, 202);
+    let update = sub.next_of("UPDATE").await;
+    assert_eq!(update["update"]["status"]["task_id"]["value"], "long");
+    assert_eq!(update["update"]["status"]["state"], "TASK_RUNNING");
+    assert_eq!(
+        update["update"]["status"]["reason"],
+        "REASON_RECONCILIATION"
+    );
+    // Only the free part of the agent is offered.
+    let offer = offers(&sub.next_of("OFFERS").await)[0].clone();
+    let cpus = offer["resources"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["name"] == "cpus"))
+        .and_then(|r| r["scalar"]["value"].as_f64());
+    assert_eq!(cpus, Some(1.0));
+}
