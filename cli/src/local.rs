@@ -240,7 +240,13 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
         });
     }
     let isolation = choose_isolation(flags.isolation.as_deref())?;
-    let agent_base = flags.agent_port.unwrap_or(flags.port.saturating_add(1));
+    // Port 0 picks a free port now, so the work dir and cgroup root, both
+    // named after the port, belong to this run alone.
+    let port = match flags.port {
+        0 => ports::pick_free()?,
+        port => port,
+    };
+    let agent_base = flags.agent_port.unwrap_or(port.saturating_add(1));
     let agent_ports: Vec<u16> = (0..flags.agents)
         .map(|i| {
             if agent_base == 0 {
@@ -251,7 +257,7 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
             }
         })
         .collect::<Result<_, _>>()?;
-    ports::check_free(flags.port)?;
+    ports::check_free(port)?;
     for port in agent_ports.iter().filter(|p| **p != 0) {
         ports::check_free(*port)?;
     }
@@ -259,7 +265,7 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
     let work_dir = flags
         .work_dir
         .clone()
-        .unwrap_or_else(|| default_work_dir(flags.port));
+        .unwrap_or_else(|| default_work_dir(port));
     std::fs::create_dir_all(&work_dir).map_err(|error| LocalError::WorkDir {
         path: work_dir.clone(),
         error,
@@ -268,7 +274,7 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
     // The port was free, so no other `pando local` on it runs: any cgroup
     // under this cluster's root is from one that was killed before it
     // could clean up, and its processes are orphans.
-    let root = cgroup_root(flags.port);
+    let root = cgroup_root(port);
     let killed = tokio::task::spawn_blocking(move || {
         let killed = kill_cgroup_processes(&root);
         remove_cgroup_roots(&root);
@@ -283,29 +289,29 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
     }
 
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let master_flags = MasterFlags::with_defaults(ip, flags.port, work_dir.join("master"));
+    let master_flags = MasterFlags::with_defaults(ip, port, work_dir.join("master"));
     let bound = BoundMaster::bind(master_flags)
         .await
         .map_err(LocalError::Master)?;
     let master_addr = bound
         .local_addr()
         .map(|a| a.to_string())
-        .unwrap_or_else(|| format!("127.0.0.1:{}", flags.port));
+        .unwrap_or_else(|| format!("127.0.0.1:{port}"));
     let (stop_master, master_stopped) = tokio::sync::oneshot::channel::<()>();
     let master = tokio::spawn(bound.run(async move {
         let _ = master_stopped.await;
     }));
 
     let mut agents = Vec::new();
-    let cgroups = cgroup_root(flags.port);
-    for (i, port) in agent_ports.iter().enumerate() {
+    let cgroups = cgroup_root(port);
+    for (i, agent_port) in agent_ports.iter().enumerate() {
         let index = i + 1;
         let resources = agent_resources(&totals, flags.agents, i);
         let args = vec![
             "agent".to_string(),
             format!("--master={master_addr}"),
             "--ip=127.0.0.1".into(),
-            format!("--port={port}"),
+            format!("--port={agent_port}"),
             format!(
                 "--work_dir={}",
                 work_dir.join(format!("agent-{index}")).display()
@@ -323,7 +329,7 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
         let started = match pando_agent::start(&agent_flags).await {
             Ok(started) => started,
             Err(error) => {
-                stop(agents, stop_master, master, flags.port).await;
+                stop(agents, stop_master, master, port).await;
                 return Err(LocalError::Agent { index, error });
             }
         };
@@ -341,7 +347,7 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
     }
 
     if let Err(e) = wait_for_agents(&master_addr, agents.len()).await {
-        stop(agents, stop_master, master, flags.port).await;
+        stop(agents, stop_master, master, port).await;
         return Err(e);
     }
     print_banner(&master_addr, &agents, &isolation, &work_dir);
@@ -353,7 +359,7 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
         eprintln!("pando local: forced to stop; tasks may be left running");
         std::process::exit(130);
     });
-    stop(agents, stop_master, master, flags.port).await;
+    stop(agents, stop_master, master, port).await;
     println!("Stopped.");
     Ok(())
 }

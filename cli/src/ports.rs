@@ -45,6 +45,17 @@ pub fn check_free(port: u16) -> Result<(), PortsError> {
     }
 }
 
+/// A port free on loopback right now.
+pub fn pick_free() -> Result<u16, PortsError> {
+    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| PortsError::Bind {
+            port: 0,
+            reason: e.to_string(),
+        })
+}
+
 /// `pid N (command line)` of the process listening on `port`, if /proc
 /// shows it.
 pub fn holder(port: u16) -> Option<String> {
