@@ -621,3 +621,49 @@ async fn a_new_master_rebuilds_tasks_from_agents_and_frameworks_reconcile_them()
         .and_then(|r| r["scalar"]["value"].as_f64());
     assert_eq!(cpus, Some(1.0));
 }
+
+#[tokio::test]
+async fn a_deactivated_agent_stays_deactivated_when_it_reconnects() {
+    let master = MasterProcess::start(&[]).await;
+    let agent = FakeAgent::register(master.port, "cpus:1;mem:256").await;
+    let id = agent.id.clone();
+    let r = master
+        .post_json(
+            "/api/v1",
+            &json!({"type": "DEACTIVATE_AGENT", "deactivate_agent": {"agent_id": {"value": id}}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    drop(agent);
+    let back = FakeAgent::open(
+        master.port,
+        pando_proto::link::agent_message::Message::Reregister(pando_proto::link::ReregisterAgent {
+            agent_info: pb::AgentInfo {
+                hostname: "127.0.0.1".into(),
+                port: Some(i32::from(free_port())),
+                id: Some(pb::AgentId { value: id.clone() }),
+                resources: pando_resources::Resources::parse("cpus:1;mem:256")
+                    .expect("resources")
+                    .to_proto(),
+                ..Default::default()
+            },
+            version: Some("test".into()),
+            capabilities: Vec::new(),
+            checkpointed_resources: Vec::new(),
+            frameworks: Vec::new(),
+            executors: Vec::new(),
+            tasks: Vec::new(),
+            endpoint: None,
+        }),
+    )
+    .await;
+    assert_eq!(back.id, id);
+    let state = master.state().await;
+    assert_eq!(state["slaves"][0]["deactivated"], true);
+    let mut sub = master.subscribe(framework("hopeful")).await;
+    let events = sub.drain(Duration::from_millis(400)).await;
+    assert!(
+        events.iter().all(|e| e["type"] != "OFFERS"),
+        "a deactivated agent was offered: {events:?}"
+    );
+}

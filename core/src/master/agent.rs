@@ -138,6 +138,11 @@ impl Master {
 
         // Forget whatever the master believed about the agent before,
         // keeping its tasks to compare with what the agent reports.
+        // What the operator decided about the agent outlives its sessions.
+        let (deactivated, drain_info) = self
+            .agents
+            .get(&agent_id)
+            .map_or((false, None), |a| (a.deactivated, a.drain_info));
         let previous_tasks = self.remove_agent_state(&agent_id);
         let spec = AgentSpec {
             hostname: info.hostname.clone(),
@@ -155,8 +160,8 @@ impl Master {
             capabilities: reregister.capabilities,
             link: Some(link),
             session,
-            deactivated: false,
-            drain_info: None,
+            deactivated,
+            drain_info,
             total,
             checkpointed: reregister.checkpointed_resources,
             missed_pings: 0,
@@ -327,6 +332,9 @@ impl Master {
             }
         }
         self.agents.insert(agent_id.clone(), agent);
+        if deactivated {
+            let _ = self.allocator.set_agent_active(&agent_id, false);
+        }
         self.metrics.agent_reregistrations += 1;
         self.publish_agent_added(&agent_id);
         tracing::info!(agent = %agent_id, was_unreachable, "agent re-registered");
