@@ -328,3 +328,80 @@ fn bad_input_is_named() {
     let err = text(&out.stderr);
     assert!(err.contains("--ha") && err.contains("not landed"), "{err}");
 }
+
+/// The effective uid of this test process, from /proc.
+fn euid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+#[test]
+fn local_as_non_root_chooses_posix_and_runs_tasks() {
+    // Run as root, the test drops to `nobody` to see the non-root path;
+    // run as non-root, the first test above already took it.
+    let setpriv = Path::new("/usr/bin/setpriv");
+    if euid() != Some(0) || !setpriv.exists() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+    }
+    let port = free_port();
+    let mut child = Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_pando"))
+        .args(["local", "--agent_port=0", "--agents=1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--work_dir={}", dir.path().join("w").display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn pando local as nobody");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let isolation = loop {
+        match rx.recv_timeout(DEADLINE) {
+            Ok(line) if line.contains("Isolation:") => break line,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = child.kill();
+                panic!("no isolation line from pando local: {e}");
+            }
+        }
+    };
+    let master = format!("--master=127.0.0.1:{port}");
+    let out = run(&["execute", &master, "--name=hello", "--command=echo hello"]);
+    let log = run(&["task", "log", "hello", &master]);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("pando local did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        isolation.contains("posix (not running as root"),
+        "{isolation}"
+    );
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert_eq!(text(&log.stdout), "hello\n");
+}
