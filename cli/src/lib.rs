@@ -123,7 +123,16 @@ pub fn run(command: Command) -> Result<i32, CliError> {
     // Blocking tasks (a cgroup being destroyed, a stuck read) must not hold
     // the process up once the command is done.
     runtime.shutdown_timeout(Duration::from_secs(2));
-    result
+    match result {
+        // A reader that closed the pipe (`pando task log t | head`) wanted
+        // no more: not an error.
+        Err(CliError::Operator(operator::OperatorError::Output(e)))
+            if e.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            Ok(0)
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

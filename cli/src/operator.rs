@@ -487,33 +487,40 @@ pub async fn task_log(flags: &LogFlags) -> Result<(), OperatorError> {
     };
     let file = if flags.stderr { "stderr" } else { "stdout" };
     let path = encode_query(&format!("{}/{file}", sandbox.directory));
-    let mut offset: u64 = 0;
+    // Each read asks for exactly the bytes the file has past `offset`, so
+    // the offset stays exact even where the agent's JSON had to replace
+    // bytes that are not UTF-8.
     const CHUNK: u64 = 64 * 1024;
+    let mut offset: u64 = 0;
+    let mut ended = false;
     loop {
-        let reply = agent
-            .get_json(&format!(
-                "/files/read?path={path}&offset={offset}&length={CHUNK}"
-            ))
-            .await?;
-        let data = reply["data"].as_str().unwrap_or_default();
-        if !data.is_empty() {
-            print_text(data)?;
-            offset += data.len() as u64;
-            continue;
+        let size = agent
+            .get_json(&format!("/files/read?path={path}&offset=-1"))
+            .await?["offset"]
+            .as_u64()
+            .unwrap_or(0);
+        if size < offset {
+            // Truncated under us: go on from its new end.
+            offset = size;
         }
-        if !flags.follow {
-            return Ok(());
-        }
-        // Following: stop once the task has ended and all is printed.
-        if task_is_terminal(&master, &sandbox.task_id).await {
-            let last = agent
+        if size > offset {
+            let length = (size - offset).min(CHUNK);
+            let reply = agent
                 .get_json(&format!(
-                    "/files/read?path={path}&offset={offset}&length={CHUNK}"
+                    "/files/read?path={path}&offset={offset}&length={length}"
                 ))
                 .await?;
-            if last["data"].as_str().unwrap_or_default().is_empty() {
-                return Ok(());
-            }
+            print_text(reply["data"].as_str().unwrap_or_default())?;
+            offset += length;
+            continue;
+        }
+        // Following: stop once the task has ended and all is printed.
+        if !flags.follow || ended {
+            return Ok(());
+        }
+        if task_is_terminal(&master, &sandbox.task_id).await {
+            // One more look: output may have landed just before the end.
+            ended = true;
             continue;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
