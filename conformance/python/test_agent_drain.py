@@ -63,8 +63,6 @@ def test_drain_kills_tasks_with_the_draining_reason(cluster):
         s.close()
 
 
-@pytest.mark.pending("Pando answers REACTIVATE_AGENT of an active agent with 200; Mesos with "
-                     "400 'Agent is not deactivated'")
 def test_reactivating_an_active_agent_is_400(cluster):
     resp = call(cluster.port, "REACTIVATE_AGENT",
                 reactivate_agent={"agent_id": {"value": cluster.agents[0].id}})
@@ -72,8 +70,6 @@ def test_reactivating_an_active_agent_is_400(cluster):
     assert resp.text() == "Agent is not deactivated"
 
 
-@pytest.mark.pending("Pando's TASK_KILLED from a drain carries no reason; Mesos's agent sets "
-                     "REASON_SLAVE_DRAINING (REASON_AGENT_DRAINING in v1)")
 def test_drained_task_update_names_the_drain(cluster):
     agent = cluster.agents[0]
     s = h.RawScheduler(cluster.port, name="drained-reason")
@@ -89,8 +85,6 @@ def test_drained_task_update_names_the_drain(cluster):
         s.close()
 
 
-@pytest.mark.pending("Pando's /master/state has no drain_info for a draining agent (Mesos's "
-                     "SlaveWriter writes drain_info with state DRAINING, then DRAINED)")
 def test_drain_info_reaches_drained(cluster):
     agent = cluster.agents[0]
     s = h.RawScheduler(cluster.port, name="drained-info")

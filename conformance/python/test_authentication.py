@@ -17,11 +17,6 @@ import pytest
 
 import pando_harness as h
 
-FRAMEWORK_AUTH_MISSING = (
-    "pando master has no --authenticate_http_frameworks / --http_framework_authenticators "
-    "(Mesos's flags for v1 HTTP framework authentication); it authenticates HTTP frameworks "
-    "under --authenticate_frameworks, Mesos's v0 driver flag, and challenges with realm "
-    "\"mesos\" instead of \"mesos-master-scheduler\"")
 
 PRINCIPAL, SECRET = "conformance", "s3cret"
 
@@ -57,7 +52,6 @@ def secured_http(cluster_factory, tmp_path):
     })
 
 
-@pytest.mark.pending(FRAMEWORK_AUTH_MISSING)
 @pytest.mark.parametrize("headers", [{}, basic(PRINCIPAL, "wrong"), basic("nobody", SECRET),
                                      {"Authorization": "Bearer abc"}])
 def test_scheduler_subscribe_without_valid_credentials_is_401(secured, headers):
@@ -67,7 +61,6 @@ def test_scheduler_subscribe_without_valid_credentials_is_401(secured, headers):
     assert s.headers.get("WWW-Authenticate") == 'Basic realm="mesos-master-scheduler"'
 
 
-@pytest.mark.pending(FRAMEWORK_AUTH_MISSING)
 def test_scheduler_subscribe_with_credentials_is_200(secured):
     s = h.RecordIOStream(secured.port, "/api/v1/scheduler",
                          h.scheduler_subscribe_call(principal=PRINCIPAL),
@@ -79,7 +72,6 @@ def test_scheduler_subscribe_with_credentials_is_200(secured):
         s.close()
 
 
-@pytest.mark.pending(FRAMEWORK_AUTH_MISSING)
 def test_principal_must_match_the_authenticated_one(secured):
     resp = h.post_json(secured.port, "/api/v1/scheduler",
                        h.scheduler_subscribe_call(principal="someone-else"),
@@ -88,10 +80,6 @@ def test_principal_must_match_the_authenticated_one(secured):
     assert resp.text() == (
         f"Failed to validate scheduler::Call: Authenticated principal '{PRINCIPAL}' does "
         "not match principal 'someone-else' set in `FrameworkInfo`")
-
-
-REALMS = ("Pando challenges /api/v1 with realm \"mesos-master-readonly\"; Mesos routes /api/v1 "
-          "under mesos-master-readwrite")
 
 
 def test_readonly_endpoints_need_credentials(secured_http):
@@ -103,7 +91,6 @@ def test_readonly_endpoints_need_credentials(secured_http):
     assert ok.json()["flags"]["authenticate_http_readonly"] == "true"
 
 
-@pytest.mark.pending(REALMS)
 def test_operator_api_needs_credentials(secured_http):
     resp = h.post_json(secured_http.port, "/api/v1", {"type": "GET_STATE"})
     assert resp.status == 401

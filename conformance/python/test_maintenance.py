@@ -77,9 +77,6 @@ def test_schedule_inverse_offers_down_and_up(cluster):
         s.close()
 
 
-@pytest.mark.pending("Pando's inverse offers carry unavailability.start through a double: "
-                     "an odd nanosecond count such as 1795599634711491097 comes back as "
-                     "1795599634711491072")
 def test_inverse_offer_keeps_int64_nanoseconds_exact(cluster):
     # int64 fields travel as exact JSON integers in Mesos (stout's
     # JSON::Number keeps signed integers), so an odd nanosecond survives.
@@ -105,9 +102,6 @@ def test_inverse_offer_keeps_int64_nanoseconds_exact(cluster):
         s.close()
 
 
-@pytest.mark.pending("Pando's START_MAINTENANCE marks the machine down but neither shuts down "
-                     "nor removes its agent: the task gets no TASK_LOST within 20 s and the "
-                     "agent stays active in /master/state")
 def test_start_maintenance_removes_the_machines_agents(cluster):
     agent = cluster.agents[0]
     [slave] = cluster.master.state()["slaves"]

@@ -182,8 +182,6 @@ def test_subscribe_streams_state_then_task_events(cluster):
             s.close()
 
 
-@pytest.mark.pending("Pando sends a HEARTBEAT on the operator stream right after SUBSCRIBED; "
-                     "Mesos's operator subscribers get their first one a full interval later")
 def test_operator_stream_first_heartbeat_waits_an_interval(master):
     # Master::Subscribers::Subscriber builds its heartbeater with
     # delay = DEFAULT_HEARTBEAT_INTERVAL (src/master/master.hpp), unlike the

@@ -78,11 +78,6 @@ def test_operator_reserve_and_unreserve(cluster):
     wait_reserved(cluster, {})
 
 
-@pytest.mark.pending(
-    "Pando's ACCEPT RESERVE checks the reserved resources themselves against the offer "
-    "(master log: 'resources cpus(allocated: r1):0.5 are not contained in offer') instead of "
-    "the unreserved resources they come from, drops the operation, and re-offers nothing "
-    "for at least 10 s despite refuse_seconds=0")
 def test_framework_reserves_through_accept(cluster):
     s = h.RawScheduler(cluster.port, name="reserver", roles=["r1"], capabilities=CAPS)
     try:
