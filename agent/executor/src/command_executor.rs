@@ -459,11 +459,15 @@ impl CommandExecutor {
                 } else {
                     (TaskState::TaskFailed, None)
                 };
-                (
-                    state,
-                    reason,
-                    format!("Command {}", status::describe_exit(exit)),
-                )
+                let mut message = format!("Command {}", status::describe_exit(exit));
+                // 126 and 127 are the shell's "cannot execute" and "not
+                // found": say what the shell said, so the user sees why.
+                if matches!(exit.code(), Some(126 | 127)) {
+                    if let Some(reason) = self.shell_complaint() {
+                        message = format!("{message}: {reason}");
+                    }
+                }
+                (state, reason, message)
             }
         };
         let mut terminal = self.new_status(&task_id, state);
@@ -473,6 +477,25 @@ impl CommandExecutor {
             terminal.healthy = Some(false);
         }
         self.send_terminal(terminal)
+    }
+
+    /// The last line of the task's stderr, when it is the shell's complaint
+    /// about a command it could not run.
+    fn shell_complaint(&self) -> Option<String> {
+        let sandbox = self.driver.env().sandbox.clone()?;
+        let stderr = std::fs::read(std::path::Path::new(&sandbox).join("stderr")).ok()?;
+        let tail = &stderr[stderr.len().saturating_sub(4096)..];
+        let text = String::from_utf8_lossy(tail);
+        let line = text.lines().rev().find(|l| !l.trim().is_empty())?.trim();
+        let complaint = [
+            "not found",
+            "No such file",
+            "Permission denied",
+            "cannot execute",
+        ]
+        .iter()
+        .any(|m| line.contains(m));
+        complaint.then(|| line.to_string())
     }
 
     /// Stops health and general checks: a task being killed or gone is not

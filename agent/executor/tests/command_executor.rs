@@ -96,6 +96,32 @@ async fn a_failing_task_reports_its_exit_status() {
 }
 
 #[tokio::test]
+async fn a_shell_command_that_does_not_exist_fails_with_the_shells_words() {
+    let agent = FakeAgent::start(false).await;
+    let mut executor = ExecutorProcess::start("command", &agent, Options::default());
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    agent.send(&launch(shell_task("t1", "no-such-command-anywhere")));
+    assert_eq!(executor.exit_code().await, 0);
+    let updates = agent.updates();
+    assert_eq!(
+        states(&updates),
+        vec![TaskStarting, TaskRunning, TaskFailed]
+    );
+    let message = updates[2].message.clone().unwrap_or_default();
+    assert!(
+        message.starts_with("Command exited with status 127: ")
+            && message.contains("no-such-command-anywhere")
+            && message.contains("not found"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn a_command_that_cannot_start_fails_with_the_error() {
     let agent = FakeAgent::start(false).await;
     let mut executor = ExecutorProcess::start("command", &agent, Options::default());
