@@ -2,7 +2,7 @@
 //!
 //! This file is wiring only: clap parses the command line and hands each
 //! subcommand to the crate that implements it. Later issues add `master`,
-//! `agent`, `local`, `execute` and the operator commands.
+//! `agent`, `local`, `execute`, `simulate` and the operator commands.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +47,10 @@ enum Command {
     /// containers, serve the executor and agent APIs on `--port`.
     /// (`pando agent list` lists the cluster's agents instead.)
     Agent(pando_agent::flags::AgentFlags),
+    /// Load a master with simulated agents and frameworks and measure it:
+    /// registration time, task launches/s, offer-to-launch latency,
+    /// allocation cycle time, master CPU and RSS (pando-sim).
+    Simulate(pando_sim::SimulateFlags),
     /// `local`, `execute` and the operator commands (pando-cli).
     #[command(flatten)]
     Cli(pando_cli::Command),
@@ -106,6 +110,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 init_logging();
             }
             let code = pando_cli::run(command)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        Command::Simulate(flags) => {
+            let code = pando_sim::run_blocking(flags)?;
             if code != 0 {
                 std::process::exit(code);
             }

@@ -1,0 +1,477 @@
+//! Simulated frameworks: real v1 scheduler clients (JSON over HTTP/1.1)
+//! whose offer policy comes from a [`Profile`].
+//!
+//! Each framework subscribes, then reads its event stream in one task:
+//! OFFERS become one ACCEPT per offer it launches on and one DECLINE for
+//! the rest; every UPDATE that carries a uuid is acknowledged. Calls go out
+//! from spawned tasks, at most `--calls_in_flight` at a time, so reading
+//! events never waits for a call. For every task it launches the framework
+//! remembers when the offer arrived, and the first TASK_RUNNING turns that
+//! into one offer-to-launch latency sample.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+
+use crate::http::{Http, HttpError};
+use crate::profile::{Plan, Profile, Size};
+
+/// What went wrong with a simulated framework.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameworkError {
+    /// Subscribing or reading the stream failed.
+    #[error("framework {0}: {1}")]
+    Http(usize, HttpError),
+    /// The master sent an ERROR event.
+    #[error("framework {0} got ERROR: {1}")]
+    Error(usize, String),
+    /// The stream closed before the run ended.
+    #[error("framework {0}: the master closed the event stream")]
+    Closed(usize),
+}
+
+/// Figures every framework adds to, read by the report.
+#[derive(Debug)]
+pub struct Tally {
+    /// When the workload started; event times are seconds since it.
+    pub start: Instant,
+    /// Tasks the whole workload must finish.
+    pub target: u64,
+    /// TASK_FINISHED received (once per task).
+    pub finished: AtomicU64,
+    /// First TASK_RUNNING received.
+    pub running: AtomicU64,
+    /// Tasks that ended in another terminal state (launched again).
+    pub failed: AtomicU64,
+    /// Offers received.
+    pub offers: AtomicU64,
+    /// ACCEPT calls sent, and tasks in them.
+    pub accepts: AtomicU64,
+    /// Tasks launched (in ACCEPTs answered 202).
+    pub launched: AtomicU64,
+    /// Offers declined.
+    pub declined: AtomicU64,
+    /// ACKNOWLEDGE calls sent.
+    pub acknowledged: AtomicU64,
+    /// Calls answered with anything but 202, or not answered.
+    pub call_errors: AtomicU64,
+    /// The first failed call's answer, for the report.
+    pub first_call_error: Mutex<Option<String>>,
+    /// Offer-to-launch latencies (ms) and TASK_RUNNING times (s since start).
+    pub samples: Mutex<Samples>,
+    /// Notified when `finished` reaches `target`.
+    pub done: Notify,
+}
+
+/// Raw samples, one per task.
+#[derive(Debug, Default)]
+pub struct Samples {
+    /// Offer received → TASK_RUNNING received, in ms.
+    pub latency_ms: Vec<f64>,
+    /// TASK_RUNNING received, in seconds since the workload started.
+    pub running_at: Vec<f64>,
+}
+
+impl Tally {
+    /// An empty tally for a workload of `target` tasks starting now.
+    pub fn new(target: u64) -> Tally {
+        Tally {
+            start: Instant::now(),
+            target,
+            finished: AtomicU64::new(0),
+            running: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            offers: AtomicU64::new(0),
+            accepts: AtomicU64::new(0),
+            launched: AtomicU64::new(0),
+            declined: AtomicU64::new(0),
+            acknowledged: AtomicU64::new(0),
+            call_errors: AtomicU64::new(0),
+            first_call_error: Mutex::new(None),
+            samples: Mutex::new(Samples::default()),
+            done: Notify::new(),
+        }
+    }
+
+    fn call_failed(&self, what: String) {
+        self.call_errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut first) = self.first_call_error.lock() {
+            first.get_or_insert(what);
+        }
+    }
+}
+
+/// One simulated framework.
+pub struct SimFramework {
+    /// Its number, which also prefixes its task ids.
+    pub index: usize,
+    /// How it treats offers.
+    pub profile: Profile,
+    /// Tasks it still has to launch.
+    pub remaining: u64,
+    /// The size of each task.
+    pub task: Size,
+    /// Its most concurrent scheduler calls.
+    pub calls_in_flight: usize,
+}
+
+/// A task launched and not yet finished.
+struct Launched {
+    offered_at: Instant,
+    running: bool,
+}
+
+/// The refuse_seconds of a DECLINE: long for frameworks with nothing to
+/// launch, short for an offer that was merely too small.
+const REFUSE_IDLE_SECONDS: f64 = 5.0;
+const REFUSE_SMALL_SECONDS: f64 = 1.0;
+
+impl SimFramework {
+    /// Subscribes to the master at `addr` and runs until `stop`.
+    pub async fn run(
+        mut self,
+        addr: String,
+        http: Http,
+        tally: Arc<Tally>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), FrameworkError> {
+        let index = self.index;
+        let info = json!({
+            "user": "root",
+            "name": format!("sim-{}-{}", self.profile.name(), index),
+            "failover_timeout": 0.0
+        });
+        let call = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": info}});
+        let (stream_id, mut events) = http
+            .subscribe(&addr, Bytes::from(call.to_string()))
+            .await
+            .map_err(|e| FrameworkError::Http(index, e))?;
+        let caller = Caller {
+            addr,
+            http,
+            stream_id,
+            framework_id: String::new(),
+            tally: tally.clone(),
+            permits: Arc::new(Semaphore::new(self.calls_in_flight.max(1))),
+        };
+        let mut caller = caller;
+        // ACCEPTs that failed hand their task count back here.
+        let (returned_tx, mut returned_rx) = mpsc::unbounded_channel::<Vec<String>>();
+        let mut launched: HashMap<String, Launched> = HashMap::new();
+        let mut sequence: u64 = 0;
+        loop {
+            let event = tokio::select! {
+                event = events.next() => event.map_err(|e| FrameworkError::Http(index, e))?,
+                Some(ids) = returned_rx.recv() => {
+                    for id in ids {
+                        if launched.remove(&id).is_some() {
+                            self.remaining += 1;
+                        }
+                    }
+                    continue;
+                }
+                _ = stop.changed() => return Ok(()),
+            };
+            let Some(event) = event else {
+                if *stop.borrow() {
+                    return Ok(());
+                }
+                return Err(FrameworkError::Closed(index));
+            };
+            match event["type"].as_str().unwrap_or_default() {
+                "SUBSCRIBED" => {
+                    caller.framework_id = event["subscribed"]["framework_id"]["value"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                }
+                "OFFERS" => {
+                    let received = Instant::now();
+                    let offers = event["offers"]["offers"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    tally
+                        .offers
+                        .fetch_add(offers.len() as u64, Ordering::Relaxed);
+                    let mut declines = Vec::new();
+                    for offer in offers {
+                        match self
+                            .profile
+                            .plan(offer_size(&offer), self.task, self.remaining)
+                        {
+                            Plan::Decline => declines.push(offer["id"].clone()),
+                            Plan::Launch(n) => {
+                                self.remaining -= n;
+                                let ids: Vec<String> = (0..n)
+                                    .map(|_| {
+                                        sequence += 1;
+                                        format!("sim-{index}-{sequence}")
+                                    })
+                                    .collect();
+                                for id in &ids {
+                                    launched.insert(
+                                        id.clone(),
+                                        Launched {
+                                            offered_at: received,
+                                            running: false,
+                                        },
+                                    );
+                                }
+                                caller.accept(&offer, ids, self.task, returned_tx.clone());
+                            }
+                        }
+                    }
+                    if !declines.is_empty() {
+                        let refuse = if self.remaining == 0 {
+                            REFUSE_IDLE_SECONDS
+                        } else {
+                            REFUSE_SMALL_SECONDS
+                        };
+                        caller.decline(declines, refuse);
+                    }
+                }
+                "UPDATE" => {
+                    let status = &event["update"]["status"];
+                    let task_id = status["task_id"]["value"].as_str().unwrap_or_default();
+                    let state = status["state"].as_str().unwrap_or_default();
+                    match state {
+                        "TASK_RUNNING" => {
+                            if let Some(task) = launched.get_mut(task_id) {
+                                if !task.running {
+                                    task.running = true;
+                                    let latency = task.offered_at.elapsed();
+                                    tally.running.fetch_add(1, Ordering::Relaxed);
+                                    if let Ok(mut s) = tally.samples.lock() {
+                                        s.latency_ms.push(latency.as_secs_f64() * 1000.0);
+                                        s.running_at.push(tally.start.elapsed().as_secs_f64());
+                                    }
+                                }
+                            }
+                        }
+                        "TASK_FINISHED" => {
+                            let ours = launched.remove(task_id).is_some();
+                            if ours {
+                                let n = tally.finished.fetch_add(1, Ordering::Relaxed) + 1;
+                                if n >= tally.target {
+                                    tally.done.notify_one();
+                                }
+                            }
+                        }
+                        s if is_terminal(s) => {
+                            let ours = launched.remove(task_id).is_some();
+                            if ours {
+                                tally.failed.fetch_add(1, Ordering::Relaxed);
+                                self.remaining += 1;
+                            }
+                        }
+                        _ => {}
+                    }
+                    if let Some(uuid) = status["uuid"].as_str() {
+                        caller.acknowledge(status["agent_id"].clone(), task_id, uuid);
+                    }
+                }
+                "ERROR" => {
+                    let message = event["error"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    return Err(FrameworkError::Error(index, message));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Sends one framework's scheduler calls from spawned tasks.
+struct Caller {
+    addr: String,
+    http: Http,
+    stream_id: String,
+    framework_id: String,
+    tally: Arc<Tally>,
+    permits: Arc<Semaphore>,
+}
+
+impl Caller {
+    fn spawn_call(&self, call: Value, on_failure: Option<Box<dyn FnOnce() + Send>>) {
+        let http = self.http.clone();
+        let addr = self.addr.clone();
+        let stream_id = self.stream_id.clone();
+        let tally = self.tally.clone();
+        let permits = self.permits.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let kind = call["type"].as_str().unwrap_or_default().to_string();
+            let body = Bytes::from(call.to_string());
+            let result = http
+                .post(&addr, "/api/v1/scheduler", Some(&stream_id), body)
+                .await;
+            let failure = match result {
+                Ok((202, _)) => None,
+                Ok((status, body)) => Some(format!(
+                    "{kind} answered {status}: {}",
+                    String::from_utf8_lossy(&body)
+                )),
+                Err(e) => Some(format!("{kind}: {e}")),
+            };
+            if let Some(what) = failure {
+                tally.call_failed(what);
+                if let Some(f) = on_failure {
+                    f();
+                }
+            }
+        });
+    }
+
+    fn accept(
+        &self,
+        offer: &Value,
+        task_ids: Vec<String>,
+        task: Size,
+        returned: mpsc::UnboundedSender<Vec<String>>,
+    ) {
+        let resources = json!([
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": task.cpus}},
+            {"name": "mem", "type": "SCALAR", "scalar": {"value": task.mem}}
+        ]);
+        let task_infos: Vec<Value> = task_ids
+            .iter()
+            .map(|id| {
+                json!({
+                    "name": id,
+                    "task_id": {"value": id},
+                    "agent_id": offer["agent_id"],
+                    "resources": resources,
+                    "command": {"value": "true"}
+                })
+            })
+            .collect();
+        let call = json!({
+            "framework_id": {"value": self.framework_id},
+            "type": "ACCEPT",
+            "accept": {
+                "offer_ids": [offer["id"]],
+                "operations": [{"type": "LAUNCH", "launch": {"task_infos": task_infos}}],
+                "filters": {"refuse_seconds": 0.0}
+            }
+        });
+        let n = task_ids.len() as u64;
+        self.tally.accepts.fetch_add(1, Ordering::Relaxed);
+        self.tally.launched.fetch_add(n, Ordering::Relaxed);
+        let tally = self.tally.clone();
+        self.spawn_call(
+            call,
+            Some(Box::new(move || {
+                tally.launched.fetch_sub(n, Ordering::Relaxed);
+                let _ = returned.send(task_ids);
+            })),
+        );
+    }
+
+    fn decline(&self, offer_ids: Vec<Value>, refuse_seconds: f64) {
+        self.tally
+            .declined
+            .fetch_add(offer_ids.len() as u64, Ordering::Relaxed);
+        let call = json!({
+            "framework_id": {"value": self.framework_id},
+            "type": "DECLINE",
+            "decline": {
+                "offer_ids": offer_ids,
+                "filters": {"refuse_seconds": refuse_seconds}
+            }
+        });
+        self.spawn_call(call, None);
+    }
+
+    fn acknowledge(&self, agent_id: Value, task_id: &str, uuid: &str) {
+        self.tally.acknowledged.fetch_add(1, Ordering::Relaxed);
+        let call = json!({
+            "framework_id": {"value": self.framework_id},
+            "type": "ACKNOWLEDGE",
+            "acknowledge": {
+                "agent_id": agent_id,
+                "task_id": {"value": task_id},
+                "uuid": uuid
+            }
+        });
+        self.spawn_call(call, None);
+    }
+}
+
+/// The cpus and mem of an offer (all roles together).
+pub fn offer_size(offer: &Value) -> Size {
+    let mut size = Size {
+        cpus: 0.0,
+        mem: 0.0,
+    };
+    for r in offer["resources"].as_array().into_iter().flatten() {
+        let value = r["scalar"]["value"].as_f64().unwrap_or(0.0);
+        match r["name"].as_str() {
+            Some("cpus") => size.cpus += value,
+            Some("mem") => size.mem += value,
+            _ => {}
+        }
+    }
+    size
+}
+
+/// Whether a task state (by name) is terminal.
+pub fn is_terminal(state: &str) -> bool {
+    matches!(
+        state,
+        "TASK_FINISHED"
+            | "TASK_FAILED"
+            | "TASK_KILLED"
+            | "TASK_LOST"
+            | "TASK_ERROR"
+            | "TASK_DROPPED"
+            | "TASK_GONE"
+            | "TASK_GONE_BY_OPERATOR"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offer_sizes_add_up_scalars_by_name() {
+        let offer = json!({"resources": [
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": 3.5}},
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}, "role": "web"},
+            {"name": "mem", "type": "SCALAR", "scalar": {"value": 1024.0}},
+            {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": 1, "end": 2}]}}
+        ]});
+        assert_eq!(
+            offer_size(&offer),
+            Size {
+                cpus: 4.0,
+                mem: 1024.0
+            }
+        );
+        assert_eq!(
+            offer_size(&json!({})),
+            Size {
+                cpus: 0.0,
+                mem: 0.0
+            }
+        );
+    }
+
+    #[test]
+    fn terminal_states_are_known() {
+        assert!(is_terminal("TASK_FINISHED"));
+        assert!(is_terminal("TASK_LOST"));
+        assert!(!is_terminal("TASK_RUNNING"));
+        assert!(!is_terminal("TASK_STAGING"));
+    }
+}
