@@ -187,9 +187,15 @@ fn local_cluster_runs_tasks_and_stops_clean() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("TASK_FAILED"));
 
-    // The operator commands see both tasks and both agents.
+    // Run again under the same name, `task log` shows the newest run.
+    let again = run(&["execute", &master, "--name=hello", "--command=echo again"]);
+    assert!(again.status.success(), "{}", text(&again.stdout));
+    let log = run(&["task", "log", "hello", &master]);
+    assert_eq!(text(&log.stdout), "again\n");
+
+    // The operator commands see every task and both agents.
     let tasks = poll_json(&["task", "list", "--json", &master], |v| {
-        v.as_array().is_some_and(|a| a.len() == 2)
+        v.as_array().is_some_and(|a| a.len() == 3)
     });
     let states: Vec<&str> = tasks
         .as_array()

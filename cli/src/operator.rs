@@ -403,7 +403,10 @@ pub struct TaskSandbox {
     pub task_id: String,
 }
 
-/// Finds a task by id, or by name when no id matches.
+/// Finds a task by id, or by name when no id matches. Task ids are unique
+/// only within a framework (`pando execute` uses the name as the id), so
+/// of several matches the running one wins, else the one whose last
+/// status is newest.
 pub fn find_task<'a>(state: &'a Value, wanted: &str) -> Result<&'a Value, OperatorError> {
     let all: Vec<&Value> = array(state, "frameworks")
         .chain(array(state, "completed_frameworks"))
@@ -413,19 +416,42 @@ pub fn find_task<'a>(state: &'a Value, wanted: &str) -> Result<&'a Value, Operat
                 .chain(array(fw, "completed_tasks"))
         })
         .collect();
-    // The newest task with that id comes first in the master's lists.
-    if let Some(task) = all.iter().find(|t| t["id"] == wanted) {
-        return Ok(task);
+    let by_id: Vec<&Value> = all.iter().copied().filter(|t| t["id"] == wanted).collect();
+    if !by_id.is_empty() {
+        return newest(by_id).ok_or_else(|| OperatorError::NoTask(wanted.to_string()));
     }
-    let named: Vec<&&Value> = all.iter().filter(|t| t["name"] == wanted).collect();
-    match named.as_slice() {
-        [] => Err(OperatorError::NoTask(wanted.to_string())),
-        [one] => Ok(one),
-        many => Err(OperatorError::Ambiguous {
+    let named: Vec<&Value> = all
+        .iter()
+        .copied()
+        .filter(|t| t["name"] == wanted)
+        .collect();
+    let mut ids: Vec<String> = named.iter().map(|t| text(&t["id"])).collect();
+    ids.sort();
+    ids.dedup();
+    if ids.len() > 1 {
+        return Err(OperatorError::Ambiguous {
             name: wanted.to_string(),
-            count: many.len(),
-        }),
+            count: ids.len(),
+        });
     }
+    newest(named).ok_or_else(|| OperatorError::NoTask(wanted.to_string()))
+}
+
+/// The running task of `tasks`, else the one with the newest status.
+fn newest(tasks: Vec<&Value>) -> Option<&Value> {
+    let rank = |t: &Value| {
+        let running = pando_proto::mesos::v1::TaskState::from_str_name(&text(&t["state"]))
+            .is_some_and(|s| !crate::execute::is_terminal(s));
+        let last = array(t, "statuses")
+            .filter_map(|s| s["timestamp"].as_f64())
+            .fold(0.0_f64, f64::max);
+        (running, last)
+    };
+    tasks.into_iter().max_by(|a, b| {
+        let (ra, ta) = rank(a);
+        let (rb, tb) = rank(b);
+        ra.cmp(&rb).then(ta.total_cmp(&tb))
+    })
 }
 
 async fn locate(master: &Client, task: &str) -> Result<(TaskSandbox, Client), OperatorError> {
@@ -571,6 +597,20 @@ mod tests {
             find_task(&s, "nope"),
             Err(OperatorError::NoTask(_))
         ));
+    }
+
+    #[test]
+    fn of_tasks_sharing_an_id_the_newest_wins() {
+        let s = json!({
+            "frameworks": [],
+            "completed_frameworks": [
+                {"id": "f1", "completed_tasks": [{"id": "hello", "name": "hello", "state": "TASK_FINISHED",
+                    "slave_id": "a1", "statuses": [{"state": "TASK_FINISHED", "timestamp": 2.0}]}]},
+                {"id": "f2", "completed_tasks": [{"id": "hello", "name": "hello", "state": "TASK_FINISHED",
+                    "slave_id": "a2", "statuses": [{"state": "TASK_FINISHED", "timestamp": 5.0}]}]}
+            ]
+        });
+        assert_eq!(find_task(&s, "hello").unwrap()["slave_id"], "a2");
     }
 
     #[test]
