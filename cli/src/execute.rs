@@ -281,7 +281,6 @@ pub async fn run(flags: ExecuteFlags) -> Result<i32, ExecuteError> {
     })?;
     let client = Client::new(&flags.master, timeout).map_err(ExecuteError::Master)?;
     let master = client.addr.clone();
-    let master_err = ExecuteError::Master;
 
     let mut subscribe = call_of(sched::call::Type::Subscribe);
     subscribe.subscribe = Some(sched::call::Subscribe {
@@ -297,16 +296,39 @@ pub async fn run(flags: ExecuteFlags) -> Result<i32, ExecuteError> {
         ..Default::default()
     });
     let connecting = Progress::start(format!("subscribing with {master}"));
-    let (status, headers, body) = client
-        .open_stream("/api/v1/scheduler", &[], json::to_json(&subscribe))
-        .await
-        .map_err(master_err)?;
-    if status != 200 {
+    let mut client = client;
+    let mut master = master;
+    let mut redirected = false;
+    let (headers, body) = loop {
+        let (status, headers, body) = client
+            .open_stream("/api/v1/scheduler", &[], json::to_json(&subscribe))
+            .await
+            .map_err(ExecuteError::Master)?;
+        if status == 200 {
+            break (headers, body);
+        }
+        let location = headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        // A master that is not the leader answers 307 with the leader's
+        // address; follow it once.
+        if let (307, Some(leader), false) = (
+            status,
+            location.as_deref().and_then(leader_address),
+            redirected,
+        ) {
+            println!("{master} is not the leading master; subscribing with {leader}");
+            client = Client::new(&leader, timeout).map_err(ExecuteError::Master)?;
+            master = client.addr.clone();
+            redirected = true;
+            continue;
+        }
         let text = match tokio::time::timeout(timeout, body.collect()).await {
             Ok(Ok(b)) => String::from_utf8_lossy(&b.to_bytes()).trim().to_string(),
             _ => String::new(),
         };
-        let text = match headers.get("location").and_then(|v| v.to_str().ok()) {
+        let text = match location {
             Some(leader) => format!("{text} (the leading master is {leader})"),
             None => text,
         };
@@ -316,7 +338,8 @@ pub async fn run(flags: ExecuteFlags) -> Result<i32, ExecuteError> {
             status,
             body: text,
         });
-    }
+    };
+    let master_err = ExecuteError::Master;
     let stream_id = headers
         .get("mesos-stream-id")
         .and_then(|v| v.to_str().ok())
@@ -482,6 +505,18 @@ pub async fn run(flags: ExecuteFlags) -> Result<i32, ExecuteError> {
     Ok(code)
 }
 
+/// The `host:port` in a redirect's Location (`//host:port/path` as Mesos
+/// writes it, or `http://host:port/path`).
+pub fn leader_address(location: &str) -> Option<String> {
+    let rest = location
+        .trim()
+        .trim_start_matches("http:")
+        .trim_start_matches("https:")
+        .trim_start_matches("//");
+    let addr = rest.split('/').next()?;
+    crate::client::normalize_address(addr).ok()
+}
+
 /// The resources to launch with if `offer` has room for `wanted`.
 fn fitting(offer: &pb::Offer, wanted: &Resources) -> Option<Vec<pb::Resource>> {
     let offered = Resources::from_proto(&offer.resources).ok()?;
@@ -636,6 +671,19 @@ mod tests {
             1
         );
         assert_eq!(exit_status(TaskKilled, None), 1);
+    }
+
+    #[test]
+    fn redirects_name_the_leader() {
+        assert_eq!(
+            leader_address("//127.0.0.1:5051/api/v1/scheduler").as_deref(),
+            Some("127.0.0.1:5051")
+        );
+        assert_eq!(
+            leader_address("http://m2:5050/api/v1/scheduler").as_deref(),
+            Some("m2:5050")
+        );
+        assert_eq!(leader_address("/api/v1/scheduler"), None);
     }
 
     #[test]
