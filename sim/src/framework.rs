@@ -10,7 +10,7 @@
 //! into one offer-to-launch latency sample.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -66,6 +66,8 @@ pub struct Tally {
     pub samples: Mutex<Samples>,
     /// Notified when `finished` reaches `target`.
     pub done: Notify,
+    /// Set when the run ends: calls still in flight no longer count.
+    pub stopping: AtomicBool,
 }
 
 /// Raw samples, one per task.
@@ -75,6 +77,10 @@ pub struct Samples {
     pub latency_ms: Vec<f64>,
     /// TASK_RUNNING received, in seconds since the workload started.
     pub running_at: Vec<f64>,
+    /// Offer received → its ACCEPT answered 202, in ms (one per ACCEPT).
+    pub accepted_ms: Vec<f64>,
+    /// Any call sent → answered 202, in ms.
+    pub call_ms: Vec<f64>,
 }
 
 impl Tally {
@@ -95,6 +101,7 @@ impl Tally {
             first_call_error: Mutex::new(None),
             samples: Mutex::new(Samples::default()),
             done: Notify::new(),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -157,7 +164,8 @@ impl SimFramework {
             stream_id,
             framework_id: String::new(),
             tally: tally.clone(),
-            permits: Arc::new(Semaphore::new(self.calls_in_flight.max(1))),
+            offer_permits: Arc::new(Semaphore::new(self.calls_in_flight.max(1))),
+            ack_permits: Arc::new(Semaphore::new(self.calls_in_flight.max(1))),
         };
         let mut caller = caller;
         // ACCEPTs that failed hand their task count back here.
@@ -223,7 +231,13 @@ impl SimFramework {
                                         },
                                     );
                                 }
-                                caller.accept(&offer, ids, self.task, returned_tx.clone());
+                                caller.accept(
+                                    &offer,
+                                    ids,
+                                    self.task,
+                                    received,
+                                    returned_tx.clone(),
+                                );
                             }
                         }
                     }
@@ -296,33 +310,60 @@ struct Caller {
     stream_id: String,
     framework_id: String,
     tally: Arc<Tally>,
-    permits: Arc<Semaphore>,
+    /// ACCEPT and DECLINE go out under these permits, ACKNOWLEDGE under
+    /// its own, so a backlog of acknowledgements never delays a launch.
+    offer_permits: Arc<Semaphore>,
+    ack_permits: Arc<Semaphore>,
 }
 
 impl Caller {
-    fn spawn_call(&self, call: Value, on_failure: Option<Box<dyn FnOnce() + Send>>) {
+    /// Sends a call from a task of its own. `offered_at` (for ACCEPTs)
+    /// turns its 202 into an offer-to-accepted sample.
+    fn spawn_call(
+        &self,
+        call: Value,
+        offered_at: Option<Instant>,
+        on_failure: Option<Box<dyn FnOnce() + Send>>,
+    ) {
         let http = self.http.clone();
         let addr = self.addr.clone();
         let stream_id = self.stream_id.clone();
         let tally = self.tally.clone();
-        let permits = self.permits.clone();
+        let permits = if call["type"] == "ACKNOWLEDGE" {
+            self.ack_permits.clone()
+        } else {
+            self.offer_permits.clone()
+        };
         tokio::spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
             };
             let kind = call["type"].as_str().unwrap_or_default().to_string();
             let body = Bytes::from(call.to_string());
+            let sent = Instant::now();
             let result = http
                 .post(&addr, "/api/v1/scheduler", Some(&stream_id), body)
                 .await;
             let failure = match result {
-                Ok((202, _)) => None,
+                Ok((202, _)) => {
+                    if let Ok(mut s) = tally.samples.lock() {
+                        s.call_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
+                        if let Some(at) = offered_at {
+                            s.accepted_ms.push(at.elapsed().as_secs_f64() * 1000.0);
+                        }
+                    }
+                    None
+                }
                 Ok((status, body)) => Some(format!(
                     "{kind} answered {status}: {}",
                     String::from_utf8_lossy(&body)
                 )),
                 Err(e) => Some(format!("{kind}: {e}")),
             };
+            // Calls cut short by the end of the run are not failures.
+            if tally.stopping.load(Ordering::Relaxed) {
+                return;
+            }
             if let Some(what) = failure {
                 tally.call_failed(what);
                 if let Some(f) = on_failure {
@@ -337,6 +378,7 @@ impl Caller {
         offer: &Value,
         task_ids: Vec<String>,
         task: Size,
+        offered_at: Instant,
         returned: mpsc::UnboundedSender<Vec<String>>,
     ) {
         let resources = json!([
@@ -370,6 +412,7 @@ impl Caller {
         let tally = self.tally.clone();
         self.spawn_call(
             call,
+            Some(offered_at),
             Some(Box::new(move || {
                 tally.launched.fetch_sub(n, Ordering::Relaxed);
                 let _ = returned.send(task_ids);
@@ -389,7 +432,7 @@ impl Caller {
                 "filters": {"refuse_seconds": refuse_seconds}
             }
         });
-        self.spawn_call(call, None);
+        self.spawn_call(call, None, None);
     }
 
     fn acknowledge(&self, agent_id: Value, task_id: &str, uuid: &str) {
@@ -403,7 +446,7 @@ impl Caller {
                 "uuid": uuid
             }
         });
-        self.spawn_call(call, None);
+        self.spawn_call(call, None, None);
     }
 }
 

@@ -220,6 +220,7 @@ pub async fn run(flags: SimulateFlags) -> Result<Report, SimError> {
     }
     read_metrics(&http, &addr, &mut report).await;
 
+    tally.stopping.store(true, Ordering::Relaxed);
     let _ = stop.send(true);
     for f in frameworks {
         let _ = f.await;
@@ -241,7 +242,7 @@ pub async fn run(flags: SimulateFlags) -> Result<Report, SimError> {
     report.call_errors = tally.call_errors.load(Ordering::Relaxed);
     report.first_call_error = tally.first_call_error.lock().ok().and_then(|e| e.clone());
     if let Ok(samples) = tally.samples.lock() {
-        report::figures(&mut report, &samples.latency_ms, &samples.running_at);
+        report::figures(&mut report, &samples);
     }
     Ok(report)
 }

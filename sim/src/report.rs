@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::framework::Samples;
 use crate::stats;
 
 /// Errors of this module (rendering cannot fail; kept for the
@@ -37,6 +38,14 @@ pub struct Report {
     pub latency_p99_ms: Option<f64>,
     /// As above, the worst.
     pub latency_max_ms: Option<f64>,
+    /// Offer received → ACCEPT answered, p50 and p99 in ms.
+    pub accepted_p50_ms: Option<f64>,
+    /// As above, p99.
+    pub accepted_p99_ms: Option<f64>,
+    /// Any scheduler call's round trip, p50 and p99 in ms.
+    pub call_p50_ms: Option<f64>,
+    /// As above, p99.
+    pub call_p99_ms: Option<f64>,
     /// From /metrics/snapshot: allocation_run_ms (the last cycle), p50, p99.
     pub cycle_last_ms: Option<f64>,
     /// As above, p50 over the master's recent cycles.
@@ -99,7 +108,13 @@ pub struct Setup {
 }
 
 /// Figures computed from raw samples.
-pub fn figures(report: &mut Report, latency_ms: &[f64], running_at: &[f64]) {
+pub fn figures(report: &mut Report, samples: &Samples) {
+    let latency_ms = &samples.latency_ms;
+    let running_at = &samples.running_at;
+    report.accepted_p50_ms = stats::percentile(&samples.accepted_ms, 0.5);
+    report.accepted_p99_ms = stats::percentile(&samples.accepted_ms, 0.99);
+    report.call_p50_ms = stats::percentile(&samples.call_ms, 0.5);
+    report.call_p99_ms = stats::percentile(&samples.call_ms, 0.99);
     let mut sorted = latency_ms.to_vec();
     sorted.sort_by(f64::total_cmp);
     if !sorted.is_empty() {
@@ -226,6 +241,16 @@ impl Report {
             ),
         );
         line(
+            "  of which offer→ACCEPT 202",
+            format!(
+                "p50 {}, p99 {} (scheduler call round trip p50 {}, p99 {})",
+                opt(self.accepted_p50_ms, " ms", 1),
+                opt(self.accepted_p99_ms, " ms", 1),
+                opt(self.call_p50_ms, " ms", 1),
+                opt(self.call_p99_ms, " ms", 1)
+            ),
+        );
+        line(
             "allocation cycle",
             format!(
                 "last {}, p50 {}, p99 {} over {} cycles",
@@ -322,7 +347,10 @@ impl Report {
                 "p50": self.latency_p50_ms,
                 "p99": self.latency_p99_ms,
                 "max": self.latency_max_ms,
+                "accepted_p50": self.accepted_p50_ms,
+                "accepted_p99": self.accepted_p99_ms,
             },
+            "call_round_trip_ms": {"p50": self.call_p50_ms, "p99": self.call_p99_ms},
             "allocation_run_ms": {
                 "last": self.cycle_last_ms,
                 "p50": self.cycle_p50_ms,
@@ -363,7 +391,15 @@ mod tests {
             master_cores_workload: Some(0.5),
             ..Report::default()
         };
-        figures(&mut r, &[10.0, 20.0, 30.0, 2000.0], &[0.5, 1.0, 1.5, 2.0]);
+        let samples = Samples {
+            latency_ms: vec![10.0, 20.0, 30.0, 2000.0],
+            running_at: vec![0.5, 1.0, 1.5, 2.0],
+            accepted_ms: vec![5.0],
+            call_ms: vec![1.0, 3.0],
+        };
+        figures(&mut r, &samples);
+        assert_eq!(r.accepted_p99_ms, Some(5.0));
+        assert_eq!(r.call_p50_ms, Some(1.0));
         assert_eq!(r.latency_p50_ms, Some(20.0));
         assert_eq!(r.latency_p99_ms, Some(2000.0));
         assert_eq!(r.launches_per_s, Some(2.0));
@@ -381,7 +417,7 @@ mod tests {
     #[test]
     fn a_run_that_placed_nothing_has_no_rates() {
         let mut r = Report::default();
-        figures(&mut r, &[], &[]);
+        figures(&mut r, &Samples::default());
         assert_eq!(r.launches_per_s, None);
         assert_eq!(r.placed_s, None);
         assert!(r.to_text().contains("not measured"));
