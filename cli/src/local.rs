@@ -68,6 +68,9 @@ pub enum LocalError {
     /// The master could not start.
     #[error("the master could not start: {0}")]
     Master(pando_core::master::server::ServeError),
+    /// The master stopped while the cluster ran.
+    #[error("{0}")]
+    MasterEnded(String),
     /// An agent's flags did not parse.
     #[error("agent {index}'s flags: {reason}")]
     AgentFlags {
@@ -298,9 +301,21 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
         .map(|a| a.to_string())
         .unwrap_or_else(|| format!("127.0.0.1:{port}"));
     let (stop_master, master_stopped) = tokio::sync::oneshot::channel::<()>();
-    let master = tokio::spawn(bound.run(async move {
-        let _ = master_stopped.await;
-    }));
+    // The master's end is reported, so a master that fails while running
+    // stops the whole cluster instead of leaving agents without one.
+    let (master_ended, mut master_end) = tokio::sync::oneshot::channel::<String>();
+    let master = tokio::spawn(async move {
+        let result = bound
+            .run(async move {
+                let _ = master_stopped.await;
+            })
+            .await;
+        let _ = master_ended.send(match &result {
+            Ok(()) => "the master stopped".to_string(),
+            Err(e) => format!("the master failed: {e}"),
+        });
+        result
+    });
 
     let mut agents = Vec::new();
     let cgroups = cgroup_root(port);
@@ -352,7 +367,13 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
     }
     print_banner(&master_addr, &agents, &isolation, &work_dir);
 
-    pando_core::master::server::shutdown_signal().await;
+    let failure = tokio::select! {
+        _ = pando_core::master::server::shutdown_signal() => None,
+        why = &mut master_end => Some(why.unwrap_or_else(|_| "the master stopped".into())),
+    };
+    if let Some(why) = &failure {
+        eprintln!("pando local: {why}; stopping the agents");
+    }
     println!("Stopping: killing tasks, then the agents and the master (Ctrl-C again to force)...");
     tokio::spawn(async {
         pando_core::master::server::shutdown_signal().await;
@@ -361,7 +382,10 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
     });
     stop(agents, stop_master, master, port).await;
     println!("Stopped.");
-    Ok(())
+    match failure {
+        Some(why) => Err(LocalError::MasterEnded(why)),
+        None => Ok(()),
+    }
 }
 
 /// Parses an agent's command line into its flags, as `pando agent` would.
