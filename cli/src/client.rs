@@ -351,6 +351,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_silent_master_times_out_naming_itself() {
+        // Accepted by the kernel's backlog, never answered.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let client = Client::new(&addr, Duration::from_millis(200)).unwrap();
+        let start = std::time::Instant::now();
+        let err = client.get_json("/master/state").await.unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert!(
+            err.to_string().contains(&format!("{addr} did not answer")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
     async fn an_unreachable_address_is_named() {
         // A port nothing listens on: bind, note it, drop.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
