@@ -226,8 +226,11 @@ fn current_user() -> String {
 
 /// A subscribed framework's connection to the master.
 struct Session {
+    /// The (leading) master the calls go to.
     client: Client,
+    /// The `Mesos-Stream-Id` SUBSCRIBE answered with; every call carries it.
     stream_id: String,
+    /// Set by SUBSCRIBED; every call but SUBSCRIBE names it.
     framework_id: Option<pb::FrameworkId>,
 }
 
@@ -266,6 +269,7 @@ fn call_of(kind: sched::call::Type) -> sched::Call {
 /// Where the task runs: the agent's address, for its `/state` and files.
 #[derive(Debug, Clone)]
 struct Placement {
+    /// `host:port` of the agent's HTTP API, from the offer's URL.
     agent_addr: String,
 }
 

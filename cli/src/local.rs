@@ -225,9 +225,13 @@ fn cgroup_root(port: u16) -> String {
 
 /// A running agent of the local cluster.
 struct LocalAgent {
+    /// Its number in the banner and its work dir (`agent-<index>`), from 1.
     index: usize,
+    /// The agent itself, for its address, isolation and shutdown.
     started: pando_agent::Started,
+    /// Its share of the machine, as passed to `--resources`.
     resources: String,
+    /// Its session with the master, aborted at shutdown.
     link: tokio::task::JoinHandle<()>,
 }
 
