@@ -109,6 +109,11 @@ pub struct ExecuteFlags {
     /// Environment variables: `NAME=VALUE` (repeatable) or a JSON object.
     #[arg(long)]
     pub env: Vec<String>,
+    /// Run the command in this Docker image, through the Mesos
+    /// containerizer (Pando's agents do not run images yet: the task fails
+    /// with the agent's reason).
+    #[arg(long = "docker_image", alias = "docker-image")]
+    pub docker_image: Option<String>,
     /// How long to wait for the master to answer, and for an offer that
     /// fits (`10secs`, `500ms`, `1mins`...).
     #[arg(long, default_value = "10secs")]
@@ -559,7 +564,22 @@ async fn launch(
             })
             .collect(),
     });
+    let container = flags.docker_image.as_ref().map(|image| pb::ContainerInfo {
+        r#type: pb::container_info::Type::Mesos as i32,
+        mesos: Some(pb::container_info::MesosInfo {
+            image: Some(pb::Image {
+                r#type: pb::image::Type::Docker as i32,
+                docker: Some(pb::image::Docker {
+                    name: image.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }),
+        ..Default::default()
+    });
     let task = pb::TaskInfo {
+        container,
         name: flags.name.clone(),
         task_id: task_id.clone(),
         agent_id: offer.agent_id.clone(),
