@@ -346,17 +346,65 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// Sends a signal to a process group (posix teardown).
+/// Sends a signal to a process group and to every descendant of its
+/// leader (posix teardown). Without a cgroup the group is all the agent
+/// knows of a container, but an executor may start its task in a group of
+/// its own (the command executor does), so the descendants are found
+/// through `/proc` before anything is signalled.
 pub fn kill_process_group(pid: u32, signal: i32) {
     if pid == 0 {
         return;
     }
+    let descendants = descendants_of(pid);
     // SAFETY: kill(2) has no memory effects; the negative pid names the
-    // session/process group the launcher created with setsid.
+    // session/process group the launcher created with setsid, the others
+    // are processes found under it a moment ago.
     unsafe {
         libc::kill(-(pid as libc::pid_t), signal);
         libc::kill(pid as libc::pid_t, signal);
+        for d in descendants {
+            libc::kill(d as libc::pid_t, signal);
+        }
     }
+}
+
+/// Every process below `root` in the process tree, read from `/proc`.
+pub fn descendants_of(root: u32) -> Vec<u32> {
+    let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised name: state, ppid, ...
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut found = Vec::new();
+    let mut queue = vec![root];
+    while let Some(p) = queue.pop() {
+        for &c in children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
+            if !found.contains(&c) {
+                found.push(c);
+                queue.push(c);
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -368,6 +416,37 @@ mod tests {
         assert_eq!(user_name(0), "root");
         assert_eq!(group_name(0), "root");
         assert_eq!(user_name(4_000_000_000), "4000000000");
+    }
+
+    #[test]
+    fn descendants_are_found_across_process_groups() {
+        // sh starts a sleep in a session of its own, as an executor does
+        // with its task; the kill must still reach it.
+        let mut parent = std::process::Command::new("sh")
+            .args(["-c", "setsid sleep 30 & wait"])
+            .spawn()
+            .unwrap();
+        let pid = parent.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let sleeper = loop {
+            if let Some(&d) = descendants_of(pid).first() {
+                break d;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no descendant appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        kill_process_group(pid, libc::SIGKILL);
+        let _ = parent.wait();
+        while process_alive(sleeper) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the descendant survived"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     #[test]

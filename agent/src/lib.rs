@@ -43,7 +43,7 @@ pub enum RunError {
     #[error(transparent)]
     Flags(#[from] flags::FlagsError),
     /// The HTTP port could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,

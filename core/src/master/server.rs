@@ -38,7 +38,7 @@ pub enum ServeError {
     #[error(transparent)]
     Flags(#[from] super::flags::FlagsError),
     /// The port could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
