@@ -479,23 +479,27 @@ impl CommandExecutor {
         self.send_terminal(terminal)
     }
 
-    /// The last line of the task's stderr, when it is the shell's complaint
-    /// about a command it could not run.
+    /// The shell's complaint about a command it could not run, from the end
+    /// of the task's stderr.
     fn shell_complaint(&self) -> Option<String> {
         let sandbox = self.driver.env().sandbox.clone()?;
         let stderr = std::fs::read(std::path::Path::new(&sandbox).join("stderr")).ok()?;
         let tail = &stderr[stderr.len().saturating_sub(4096)..];
         let text = String::from_utf8_lossy(tail);
-        let line = text.lines().rev().find(|l| !l.trim().is_empty())?.trim();
-        let complaint = [
+        // The executor's own log lines share the file, so look at the last
+        // few lines for the shell's, not only at the very last one.
+        let markers = [
             "not found",
             "No such file",
             "Permission denied",
             "cannot execute",
-        ]
-        .iter()
-        .any(|m| line.contains(m));
-        complaint.then(|| line.to_string())
+        ];
+        text.lines()
+            .rev()
+            .take(20)
+            .map(str::trim)
+            .find(|l| markers.iter().any(|m| l.contains(m)))
+            .map(str::to_string)
     }
 
     /// Stops health and general checks: a task being killed or gone is not
