@@ -231,8 +231,6 @@ def test_redirect_points_at_the_leader(master):
     assert resp.header("Location") == f"//{state['hostname']}:{master.port}"
 
 
-@pytest.mark.pending("Pando's /master/state-summary slaves lack the TASK_* counts and "
-                     "framework_ids, and its frameworks carry only non-zero TASK_* counts")
 def test_state_summary(cluster):
     # ReadOnlyHandler::stateSummary: hostname and cluster, slaves with their
     # resources, task counts by state and framework_ids; frameworks with

@@ -386,27 +386,94 @@ fn state(master: &Master) -> Value {
     s
 }
 
-fn state_summary(master: &Master) -> Value {
-    let mut s = state(master);
-    if let Some(frameworks) = s["frameworks"].as_array_mut() {
-        for fw in frameworks.iter_mut() {
-            let count = |key: &str, fw: &Value| fw[key].as_array().map_or(0, Vec::len);
-            let staging = count("tasks", fw);
-            let summary = json!({
-                "id": fw["id"], "name": fw["name"], "pid": fw["pid"],
-                "used_resources": fw["used_resources"], "offered_resources": fw["offered_resources"],
-                "capabilities": fw["capabilities"], "hostname": fw["hostname"], "webui_url": fw["webui_url"],
-                "active": fw["active"], "connected": fw["connected"], "recovered": fw["recovered"],
-                "TASK_RUNNING": staging, "slave_ids": [],
-            });
-            *fw = summary;
+/// The task states `/master/state-summary` counts, as Mesos writes them.
+const SUMMARY_STATES: [pb::TaskState; 11] = [
+    pb::TaskState::TaskStaging,
+    pb::TaskState::TaskStarting,
+    pb::TaskState::TaskRunning,
+    pb::TaskState::TaskKilling,
+    pb::TaskState::TaskFinished,
+    pb::TaskState::TaskKilled,
+    pb::TaskState::TaskFailed,
+    pb::TaskState::TaskLost,
+    pb::TaskState::TaskError,
+    pb::TaskState::TaskUnreachable,
+    pb::TaskState::TaskDropped,
+];
+
+/// Task counts by state for the tasks `keep` selects, every state written.
+fn task_counts(master: &Master, keep: impl Fn(&pb::Task) -> bool) -> Map<String, Value> {
+    let mut counts: BTreeMap<i32, u64> = BTreeMap::new();
+    for fw in master.frameworks.values() {
+        let tasks = fw
+            .tasks
+            .values()
+            .chain(fw.unreachable_tasks.values())
+            .chain(fw.completed_tasks.iter());
+        for t in tasks.filter(|t| keep(t)) {
+            *counts.entry(t.state).or_default() += 1;
         }
     }
+    SUMMARY_STATES
+        .iter()
+        .map(|s| {
+            (
+                s.as_str_name().to_string(),
+                json!(counts.get(&(*s as i32)).copied().unwrap_or(0)),
+            )
+        })
+        .collect()
+}
+
+/// `/master/state-summary`: agents and frameworks with task counts by
+/// state and who runs where, without the task lists.
+fn state_summary(master: &Master) -> Value {
+    let slaves: Vec<Value> = master
+        .agents
+        .values()
+        .map(|agent| {
+            let mut v = slave_json(master, agent);
+            let id = agent.id().to_string();
+            if let Some(obj) = v.as_object_mut() {
+                obj.extend(task_counts(master, |t| t.agent_id.value == id));
+                let framework_ids: std::collections::BTreeSet<String> =
+                    agent.tasks.iter().map(|(fw, _)| fw.clone()).collect();
+                obj.insert("framework_ids".into(), json!(framework_ids));
+            }
+            v
+        })
+        .collect();
+    let frameworks: Vec<Value> = master
+        .frameworks
+        .values()
+        .map(|fw| {
+            let full = framework_json(master, fw);
+            let mut v = json!({
+                "id": full["id"], "name": full["name"], "pid": full["pid"],
+                "used_resources": full["used_resources"],
+                "offered_resources": full["offered_resources"],
+                "capabilities": full["capabilities"], "hostname": full["hostname"],
+                "webui_url": full["webui_url"], "active": full["active"],
+                "connected": full["connected"], "recovered": full["recovered"],
+            });
+            let id = fw.id().to_string();
+            if let Some(obj) = v.as_object_mut() {
+                obj.extend(task_counts(master, |t| t.framework_id.value == id));
+                let slave_ids: std::collections::BTreeSet<String> = fw
+                    .tasks
+                    .values()
+                    .map(|t| t.agent_id.value.clone())
+                    .collect();
+                obj.insert("slave_ids".into(), json!(slave_ids));
+            }
+            v
+        })
+        .collect();
     json!({
-        "hostname": s["hostname"],
-        "cluster": s.get("cluster").cloned().unwrap_or(Value::Null),
-        "slaves": s["slaves"],
-        "frameworks": s["frameworks"],
+        "hostname": master.info.hostname,
+        "cluster": master.flags.cluster,
+        "slaves": slaves,
+        "frameworks": frameworks,
     })
 }
 
