@@ -357,8 +357,6 @@ def test_failover_timeout_expiry_kills_tasks_and_removes_the_framework(cluster):
 # --- operation reconciliation --------------------------------------------------
 
 
-@pytest.mark.pending("Pando answers RECONCILE_OPERATIONS 202 but sends no "
-                     "UPDATE_OPERATION_STATUS (OPERATION_UNKNOWN) within 10 s")
 def test_reconcile_operations_of_an_unknown_operation(master):
     # Master::reconcileOperations, case (7): an unknown operation with no
     # agent id is OPERATION_UNKNOWN, sent as UPDATE_OPERATION_STATUS without
@@ -377,8 +375,6 @@ def test_reconcile_operations_of_an_unknown_operation(master):
         s.close()
 
 
-@pytest.mark.pending("Pando answers RECONCILE_OPERATIONS with Accept: text/html 202; Mesos "
-                     "negotiates its response type and answers 406")
 def test_reconcile_operations_checks_accept(master):
     # Master::Http::scheduler negotiates the response type for SUBSCRIBE and
     # RECONCILE_OPERATIONS only, so only these two can be 406.

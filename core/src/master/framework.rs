@@ -583,6 +583,48 @@ impl Master {
         }
     }
 
+    /// RECONCILE_OPERATIONS: Pando applies offer operations when it
+    /// processes an ACCEPT and keeps no operation records, so every named
+    /// operation is unknown and is answered by where its agent is, as in
+    /// Mesos: OPERATION_UNREACHABLE, OPERATION_GONE_BY_OPERATOR, or
+    /// OPERATION_UNKNOWN. Implicit reconciliation has nothing to report.
+    pub fn reconcile_operations(
+        &mut self,
+        framework_id: &str,
+        reconcile: &sched::call::ReconcileOperations,
+    ) {
+        let Some(fw) = self.frameworks.get(framework_id) else {
+            return;
+        };
+        for op in &reconcile.operations {
+            let agent = op.agent_id.as_ref().map(|a| a.value.as_str());
+            let state = match agent {
+                Some(a) if self.unreachable_agents.contains_key(a) => {
+                    pb::OperationState::OperationUnreachable
+                }
+                Some(a) if self.gone_agents.contains_key(a) => {
+                    pb::OperationState::OperationGoneByOperator
+                }
+                _ => pb::OperationState::OperationUnknown,
+            };
+            fw.send(sched::Event {
+                r#type: Some(sched::event::Type::UpdateOperationStatus as i32),
+                update_operation_status: Some(sched::event::UpdateOperationStatus {
+                    status: pb::OperationStatus {
+                        operation_id: Some(op.operation_id.clone()),
+                        state: state as i32,
+                        message: None,
+                        converted_resources: Vec::new(),
+                        uuid: None,
+                        agent_id: op.agent_id.clone(),
+                        resource_provider_id: op.resource_provider_id.clone(),
+                    },
+                }),
+                ..Default::default()
+            });
+        }
+    }
+
     /// The reconciliation answer for a known task: its latest state, from
     /// the master, without a uuid.
     fn latest_status(&self, task: &pb::Task) -> pb::TaskStatus {

@@ -136,6 +136,13 @@ pub async fn handle(
         return streaming_response(accept, body, &[(STREAM_ID_HEADER, subscription.stream_id)]);
     }
 
+    // Mesos negotiates a response type only for the calls that have a
+    // response body: SUBSCRIBE and RECONCILE_OPERATIONS.
+    if kind == sched::call::Type::ReconcileOperations {
+        if let Err(r) = response_content_type(&headers) {
+            return r;
+        }
+    }
     let framework_id = call
         .framework_id
         .as_ref()
@@ -209,10 +216,15 @@ pub async fn handle(
             }
             Ok(())
         }
-        T::AcknowledgeOperationStatus | T::ReconcileOperations => {
+        T::AcknowledgeOperationStatus => {
             // Pando applies offer operations synchronously and sends no
-            // operation status updates, so there is nothing to acknowledge
-            // or reconcile; the calls are valid and accepted.
+            // operation status updates that need acknowledging.
+            Ok(())
+        }
+        T::ReconcileOperations => {
+            if let Some(reconcile) = &call.reconcile_operations {
+                master.reconcile_operations(&framework_id, reconcile);
+            }
             Ok(())
         }
         T::Reconcile => {
