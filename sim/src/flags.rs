@@ -44,6 +44,11 @@ pub struct SimulateFlags {
     /// Tasks to run in all; the run ends when all of them have finished.
     #[arg(long, default_value_t = 1000)]
     pub tasks: u64,
+    /// The most tasks one framework keeps launched and unfinished; it
+    /// launches more as they finish. 0: no limit, every framework launches
+    /// all its tasks as fast as offers allow (a launch storm).
+    #[arg(long, default_value_t = 0)]
+    pub max_active: u64,
     /// How long a simulated task runs before its agent reports TASK_FINISHED.
     #[arg(long, default_value = "1secs", value_parser = parse_duration)]
     pub task_duration: Duration,

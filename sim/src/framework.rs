@@ -121,6 +121,9 @@ pub struct SimFramework {
     pub profile: Profile,
     /// Tasks it still has to launch.
     pub remaining: u64,
+    /// The most tasks it keeps launched and not yet finished (`None`: no
+    /// limit), which paces a steady workload instead of one launch storm.
+    pub max_active: Option<u64>,
     /// The size of each task.
     pub task: Size,
     /// Its most concurrent scheduler calls.
@@ -139,6 +142,15 @@ const REFUSE_IDLE_SECONDS: f64 = 5.0;
 const REFUSE_SMALL_SECONDS: f64 = 1.0;
 
 impl SimFramework {
+    /// How many tasks it may launch now, with `active` launched and not
+    /// finished.
+    fn launchable(&self, active: usize) -> u64 {
+        match self.max_active {
+            Some(cap) => self.remaining.min(cap.saturating_sub(active as u64)),
+            None => self.remaining,
+        }
+    }
+
     /// Subscribes to the master at `addr` and runs until `stop`.
     pub async fn run(
         mut self,
@@ -209,10 +221,11 @@ impl SimFramework {
                         .fetch_add(offers.len() as u64, Ordering::Relaxed);
                     let mut declines = Vec::new();
                     for offer in offers {
-                        match self
-                            .profile
-                            .plan(offer_size(&offer), self.task, self.remaining)
-                        {
+                        match self.profile.plan(
+                            offer_size(&offer),
+                            self.task,
+                            self.launchable(launched.len()),
+                        ) {
                             Plan::Decline => declines.push(offer["id"].clone()),
                             Plan::Launch(n) => {
                                 self.remaining -= n;
@@ -508,6 +521,26 @@ mod tests {
                 mem: 0.0
             }
         );
+    }
+
+    #[test]
+    fn max_active_paces_launches() {
+        let mut f = SimFramework {
+            index: 0,
+            profile: Profile::Marathon,
+            remaining: 500,
+            max_active: Some(60),
+            task: Size {
+                cpus: 0.01,
+                mem: 16.0,
+            },
+            calls_in_flight: 1,
+        };
+        assert_eq!(f.launchable(0), 60);
+        assert_eq!(f.launchable(45), 15);
+        assert_eq!(f.launchable(80), 0);
+        f.max_active = None;
+        assert_eq!(f.launchable(80), 500);
     }
 
     #[test]

@@ -112,6 +112,7 @@ pub async fn run(flags: SimulateFlags) -> Result<Report, SimError> {
             agent_resources: flags.agent_resources.clone(),
             task_cpus: flags.task_cpus,
             task_mem: flags.task_mem,
+            max_active: flags.max_active,
             master: match pid {
                 Some(pid) => format!("child pid {pid} on {addr}"),
                 None => addr.clone(),
@@ -163,6 +164,7 @@ pub async fn run(flags: SimulateFlags) -> Result<Report, SimError> {
             index,
             profile,
             remaining: quota,
+            max_active: (flags.max_active > 0).then_some(flags.max_active),
             task,
             calls_in_flight: flags.calls_in_flight,
         };

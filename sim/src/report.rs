@@ -103,6 +103,8 @@ pub struct Setup {
     pub task_cpus: f64,
     /// Task mem.
     pub task_mem: f64,
+    /// `--max_active` (0: no limit).
+    pub max_active: u64,
     /// Where the master was: "child pid N on 127.0.0.1:P" or the address.
     pub master: String,
 }
@@ -194,6 +196,12 @@ impl Report {
                 s.task_cpus, s.task_mem, s.task_duration_s
             ),
         );
+        if s.max_active > 0 {
+            line(
+                "pacing",
+                format!("at most {} tasks active per framework", s.max_active),
+            );
+        }
         line("master", s.master.clone());
         line(
             "agents registered",
@@ -332,6 +340,7 @@ impl Report {
                 "task_cpus": s.task_cpus,
                 "task_mem": s.task_mem,
                 "agent_resources": s.agent_resources,
+                "max_active": s.max_active,
                 "master": s.master,
             },
             "registration_seconds": self.registration_s,
