@@ -860,6 +860,17 @@ impl Agent {
             }
             executor.tasks.insert(id_of(task), record);
         }
+        // Persistent volumes must be in the sandbox before a task runs.
+        let volumes: Vec<pb::Resource> = tasks
+            .iter()
+            .flat_map(|t| t.resources.iter().cloned())
+            .chain(executor_info.resources.iter().cloned())
+            .collect();
+        if let Err(e) =
+            containerizer::link_volumes(&self.config.flags.work_dir, &executor.directory, &volumes)
+        {
+            tracing::warn!(executor = %exec_id, "cannot link persistent volumes: {e}");
+        }
         match (&executor.connection, executor.state) {
             (Some(connection), ExecutorState::Running) if !connection.tx.is_closed() => {
                 let event = launch_event(&queued);

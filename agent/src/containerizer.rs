@@ -346,6 +346,62 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// Where a persistent volume's data lives on the agent:
+/// `work_dir/volumes/roles/<role>/<persistence id>`, as in Mesos.
+pub fn volume_dir(work_dir: &Path, role: &str, persistence_id: &str) -> PathBuf {
+    work_dir
+        .join("volumes")
+        .join("roles")
+        .join(role)
+        .join(persistence_id)
+}
+
+/// Makes the persistent volumes among `resources` appear in the sandbox at
+/// their `container_path`, as links to their data under `work_dir`, the way
+/// Mesos's `filesystem/posix` isolator does; the data outlives the tasks.
+/// Absolute container paths and paths that leave the sandbox are refused.
+pub fn link_volumes(
+    work_dir: &Path,
+    sandbox: &Path,
+    resources: &[pb::Resource],
+) -> Result<(), String> {
+    #[allow(deprecated)]
+    for r in resources {
+        let Some(disk) = &r.disk else { continue };
+        let (Some(persistence), Some(volume)) = (&disk.persistence, &disk.volume) else {
+            continue;
+        };
+        let path = Path::new(&volume.container_path);
+        let escapes = path.is_absolute()
+            || path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir));
+        if volume.container_path.is_empty() || escapes {
+            return Err(format!(
+                "volume '{}' has container_path '{}', which must be relative and inside the sandbox",
+                persistence.id, volume.container_path
+            ));
+        }
+        let role = r
+            .reservations
+            .last()
+            .and_then(|res| res.role.clone())
+            .or_else(|| r.role.clone())
+            .unwrap_or_else(|| "*".to_string());
+        let source = volume_dir(work_dir, &role, &persistence.id);
+        let link = sandbox.join(path);
+        let io = |e: std::io::Error| format!("volume '{}': {e}", persistence.id);
+        std::fs::create_dir_all(&source).map_err(io)?;
+        if let Some(parent) = link.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(&source, &link).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
 /// Sends a signal to a process group and to every descendant of its
 /// leader (posix teardown). Without a cgroup the group is all the agent
 /// knows of a container, but an executor may start its task in a group of
@@ -447,6 +503,43 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+
+    #[test]
+    fn volumes_are_linked_into_the_sandbox_and_outlive_it() {
+        let work = tempfile::tempdir().unwrap();
+        let sandbox = work.path().join("sandbox");
+        let volume = pb::Resource {
+            name: "disk".into(),
+            r#type: pb::value::Type::Scalar as i32,
+            scalar: Some(pb::value::Scalar { value: 10.0 }),
+            reservations: vec![pb::resource::ReservationInfo {
+                r#type: Some(pb::resource::reservation_info::Type::Dynamic as i32),
+                role: Some("r1".into()),
+                ..Default::default()
+            }],
+            disk: Some(pb::resource::DiskInfo {
+                persistence: Some(pb::resource::disk_info::Persistence {
+                    id: "v1".into(),
+                    principal: None,
+                }),
+                volume: Some(pb::Volume {
+                    container_path: "data".into(),
+                    ..Default::default()
+                }),
+                source: None,
+            }),
+            ..Default::default()
+        };
+        link_volumes(work.path(), &sandbox, std::slice::from_ref(&volume)).unwrap();
+        std::fs::write(sandbox.join("data/f"), "persisted").unwrap();
+        let kept = volume_dir(work.path(), "r1", "v1").join("f");
+        assert_eq!(std::fs::read_to_string(kept).unwrap(), "persisted");
+        let mut escaping = volume;
+        if let Some(v) = escaping.disk.as_mut().and_then(|d| d.volume.as_mut()) {
+            v.container_path = "../outside".into();
+        }
+        assert!(link_volumes(work.path(), &sandbox, &[escaping]).is_err());
     }
 
     #[test]

@@ -60,9 +60,6 @@ def test_volume_is_offered_and_destroyed(cluster_factory):
         other.close()
 
 
-@pytest.mark.pending("Pando's agent does not put a task's persistent volume at its "
-                     "container_path in the sandbox: `echo persisted > data/f` fails with "
-                     "'cannot create data/f: Directory nonexistent' (TASK_FAILED)")
 def test_volume_data_outlives_its_tasks(cluster_factory):
     cluster = cluster_factory(agents=1, agent_resources="cpus:2;mem:1024;disk:1000")
     agent = cluster.agents[0]
