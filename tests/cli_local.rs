@@ -193,9 +193,18 @@ fn local_cluster_runs_tasks_and_stops_clean() {
     let log = run(&["task", "log", "hello", &master]);
     assert_eq!(text(&log.stdout), "again\n");
 
+    // Without --name, the task gets a fresh id of its own.
+    let unnamed = run(&["execute", &master, "--command=echo unnamed"]);
+    assert!(unnamed.status.success(), "{}", text(&unnamed.stdout));
+    assert!(
+        text(&unnamed.stdout).contains("task 'execute-"),
+        "{}",
+        text(&unnamed.stdout)
+    );
+
     // The operator commands see every task and both agents.
     let tasks = poll_json(&["task", "list", "--json", &master], |v| {
-        v.as_array().is_some_and(|a| a.len() == 3)
+        v.as_array().is_some_and(|a| a.len() == 4)
     });
     let states: Vec<&str> = tasks
         .as_array()

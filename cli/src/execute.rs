@@ -94,8 +94,8 @@ pub struct ExecuteFlags {
     /// The master, `host:port`.
     #[arg(long, env = "MESOS_MASTER", default_value = "127.0.0.1:5050")]
     pub master: String,
-    /// The task's name, also its id.
-    #[arg(long)]
+    /// The task's name, also its id (a fresh `execute-<hex>` when absent).
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub name: String,
     /// The shell command to run.
     #[arg(long)]
@@ -279,7 +279,11 @@ struct Placement {
 }
 
 /// Runs the task and returns its exit status.
-pub async fn run(flags: ExecuteFlags) -> Result<i32, ExecuteError> {
+pub async fn run(mut flags: ExecuteFlags) -> Result<i32, ExecuteError> {
+    if flags.name.is_empty() {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        flags.name = format!("execute-{}", &id[..8]);
+    }
     let wanted = parse_resources(&flags.resources)?;
     let env = parse_env(&flags.env)?;
     let timeout = pando_agent::flags::parse_duration(&flags.timeout).map_err(|reason| {
