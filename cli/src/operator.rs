@@ -250,18 +250,32 @@ fn print_text(text: &str) -> Result<(), OperatorError> {
         .map_err(OperatorError::Output)
 }
 
-/// `pando task list`.
-pub async fn task_list(flags: &ListFlags) -> Result<(), OperatorError> {
+/// Reads `/master/state`, picks its rows with `rows`, and prints them as a
+/// JSON array (`--json`) or as a table with `headers` and `cells` per row.
+async fn print_rows(
+    flags: &ListFlags,
+    rows: fn(&Value) -> Vec<Value>,
+    headers: &[&str],
+    cells: impl Fn(&Value) -> Vec<String>,
+) -> Result<(), OperatorError> {
     let state = client(&flags.master, &flags.timeout)?
         .get_json("/master/state")
         .await?;
-    let rows = task_rows(&state);
+    let rows = rows(&state);
     if flags.json {
         return print_json(&Value::Array(rows));
     }
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
+    let cells: Vec<Vec<String>> = rows.iter().map(cells).collect();
+    print_text(&table::render(headers, &cells))
+}
+
+/// `pando task list`.
+pub async fn task_list(flags: &ListFlags) -> Result<(), OperatorError> {
+    print_rows(
+        flags,
+        task_rows,
+        &["ID", "NAME", "STATE", "FRAMEWORK", "HOST", "CPUS", "MEM"],
+        |r| {
             vec![
                 text(&r["id"]),
                 text(&r["name"]),
@@ -271,26 +285,18 @@ pub async fn task_list(flags: &ListFlags) -> Result<(), OperatorError> {
                 scalar(&r["cpus"]),
                 scalar(&r["mem"]),
             ]
-        })
-        .collect();
-    print_text(&table::render(
-        &["ID", "NAME", "STATE", "FRAMEWORK", "HOST", "CPUS", "MEM"],
-        &cells,
-    ))
+        },
+    )
+    .await
 }
 
 /// `pando framework list`.
 pub async fn framework_list(flags: &ListFlags) -> Result<(), OperatorError> {
-    let state = client(&flags.master, &flags.timeout)?
-        .get_json("/master/state")
-        .await?;
-    let rows = framework_rows(&state);
-    if flags.json {
-        return print_json(&Value::Array(rows));
-    }
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
+    print_rows(
+        flags,
+        framework_rows,
+        &["ID", "NAME", "ROLES", "STATUS", "TASKS", "CPUS", "MEM"],
+        |r| {
             let status = if r["completed"] == true {
                 "completed"
             } else if r["active"] == true {
@@ -307,38 +313,16 @@ pub async fn framework_list(flags: &ListFlags) -> Result<(), OperatorError> {
                 scalar(&r["cpus"]),
                 scalar(&r["mem"]),
             ]
-        })
-        .collect();
-    print_text(&table::render(
-        &["ID", "NAME", "ROLES", "STATUS", "TASKS", "CPUS", "MEM"],
-        &cells,
-    ))
+        },
+    )
+    .await
 }
 
 /// `pando agent list`.
 pub async fn agent_list(flags: &ListFlags) -> Result<(), OperatorError> {
-    let state = client(&flags.master, &flags.timeout)?
-        .get_json("/master/state")
-        .await?;
-    let rows = agent_rows(&state);
-    if flags.json {
-        return print_json(&Value::Array(rows));
-    }
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                text(&r["id"]),
-                text(&r["hostname"]),
-                text(&r["address"]),
-                if r["active"] == true { "yes" } else { "no" }.to_string(),
-                format!("{}/{}", scalar(&r["cpus_used"]), scalar(&r["cpus"])),
-                format!("{}/{}", scalar(&r["mem_used"]), scalar(&r["mem"])),
-                format!("{}/{}", scalar(&r["disk_used"]), scalar(&r["disk"])),
-            ]
-        })
-        .collect();
-    print_text(&table::render(
+    print_rows(
+        flags,
+        agent_rows,
         &[
             "ID",
             "HOST",
@@ -348,8 +332,19 @@ pub async fn agent_list(flags: &ListFlags) -> Result<(), OperatorError> {
             "MEM (MB)",
             "DISK (MB)",
         ],
-        &cells,
-    ))
+        |r| {
+            vec![
+                text(&r["id"]),
+                text(&r["hostname"]),
+                text(&r["address"]),
+                if r["active"] == true { "yes" } else { "no" }.to_string(),
+                format!("{}/{}", scalar(&r["cpus_used"]), scalar(&r["cpus"])),
+                format!("{}/{}", scalar(&r["mem_used"]), scalar(&r["mem"])),
+                format!("{}/{}", scalar(&r["disk_used"]), scalar(&r["disk"])),
+            ]
+        },
+    )
+    .await
 }
 
 /// `pando cluster status`.
