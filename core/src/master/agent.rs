@@ -59,24 +59,14 @@ impl Master {
         self.allocator
             .add_agent(&agent_id, spec)
             .map_err(|e| MasterError::Conflict(e.to_string()))?;
-        let agent = Agent {
+        let agent = Agent::new(
             info,
-            version: register.version.unwrap_or_default(),
-            address: register.endpoint,
-            capabilities: register.capabilities,
-            link: Some(link),
-            session,
-            deactivated: false,
-            drain_info: None,
+            register.version.unwrap_or_default(),
+            register.endpoint,
+            register.capabilities,
+            (link, session),
             total,
-            checkpointed: Vec::new(),
-            missed_pings: 0,
-            pong_received: true,
-            registered_time: unix_now(),
-            reregistered_time: None,
-            tasks: BTreeSet::new(),
-            executors: Default::default(),
-        };
+        );
         agent.send(ToAgent::Registered(AgentRegistered {
             agent_id: pb::AgentId {
                 value: agent_id.clone(),
@@ -153,24 +143,18 @@ impl Master {
             .add_agent(&agent_id, spec)
             .map_err(|e| MasterError::Conflict(e.to_string()))?;
 
-        let mut agent = Agent {
+        let mut agent = Agent::new(
             info,
-            version: reregister.version.unwrap_or_default(),
-            address: reregister.endpoint,
-            capabilities: reregister.capabilities,
-            link: Some(link),
-            session,
-            deactivated,
-            drain_info,
+            reregister.version.unwrap_or_default(),
+            reregister.endpoint,
+            reregister.capabilities,
+            (link, session),
             total,
-            checkpointed: reregister.checkpointed_resources,
-            missed_pings: 0,
-            pong_received: true,
-            registered_time: unix_now(),
-            reregistered_time: Some(unix_now()),
-            tasks: BTreeSet::new(),
-            executors: Default::default(),
-        };
+        );
+        agent.deactivated = deactivated;
+        agent.drain_info = drain_info;
+        agent.checkpointed = reregister.checkpointed_resources;
+        agent.reregistered_time = Some(agent.registered_time);
 
         // Frameworks the agent knows but the master does not (a master
         // failover) come back as recovered, inactive frameworks.

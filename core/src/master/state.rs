@@ -220,6 +220,36 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// A newly (re)admitted agent on a live link session, active, with no
+    /// tasks yet and its pings in good standing.
+    pub fn new(
+        info: pb::AgentInfo,
+        version: String,
+        address: Option<String>,
+        capabilities: Vec<pb::agent_info::Capability>,
+        (link, session): (mpsc::UnboundedSender<MasterMessage>, u64),
+        total: Resources,
+    ) -> Agent {
+        Agent {
+            info,
+            version,
+            address,
+            capabilities,
+            link: Some(link),
+            session,
+            deactivated: false,
+            drain_info: None,
+            total,
+            checkpointed: Vec::new(),
+            missed_pings: 0,
+            pong_received: true,
+            registered_time: unix_now(),
+            reregistered_time: None,
+            tasks: BTreeSet::new(),
+            executors: BTreeMap::new(),
+        }
+    }
+
     /// Its id.
     pub fn id(&self) -> &str {
         self.info.id.as_ref().map_or("", |i| i.value.as_str())
