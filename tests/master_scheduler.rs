@@ -297,6 +297,19 @@ async fn invalid_launches_are_answered_never_silent() {
         .unwrap_or("")
         .starts_with("Task launched with invalid offers: Offer"));
 
+    // No offers at all.
+    let mut none = launch_call(&fw, &offer, "orphan", scalars(0.5, 64.0));
+    none["accept"]["offer_ids"] = json!([]);
+    master.call(&sub.stream_id, none).await;
+    let update = sub.next_of("UPDATE").await;
+    let status = &update["update"]["status"];
+    assert_eq!(status["task_id"]["value"], "orphan");
+    assert_eq!(status["state"], "TASK_LOST");
+    assert_eq!(
+        status["message"],
+        "Task launched with invalid offers: No offers specified"
+    );
+
     // A task with neither command nor executor, and a duplicate id.
     let offer = offers(&sub.next_of("OFFERS").await)[0].clone();
     let mut call = launch_call(&fw, &offer, "ok", scalars(0.5, 64.0));

@@ -457,31 +457,44 @@ impl Master {
     /// Checks the offers of an ACCEPT: known, this framework's, one agent,
     /// one allocation role, no duplicates. Returns their numbers.
     fn validate_offers(&self, framework_id: &str, ids: &[pb::OfferId]) -> Result<Vec<u64>, String> {
+        if ids.is_empty() {
+            return Err("No offers specified".into());
+        }
         let mut numbers = Vec::new();
         let mut agent: Option<&str> = None;
-        let mut role: Option<Option<String>> = None;
+        let mut role: Option<String> = None;
         for id in ids {
             let n = self
                 .offer_number(id)
                 .filter(|n| self.offers.contains_key(n))
                 .ok_or_else(|| format!("Offer {} is no longer valid", id.value))?;
             if numbers.contains(&n) {
-                return Err(format!("Duplicate offer {} in ACCEPT", id.value));
+                return Err(format!("Duplicate offer {} in offer list", id.value));
             }
             let record = &self.offers[&n];
             if record.framework != framework_id {
-                return Err(format!("Offer {} has invalid framework", id.value));
-            }
-            if agent.is_some_and(|a| a != record.agent) {
-                return Err("Aggregated offers must belong to one single agent".into());
+                return Err(format!(
+                    "Offer {} has invalid framework {} while framework {framework_id} is expected",
+                    id.value, record.framework
+                ));
             }
             let r = record
                 .offer
                 .allocation_info
                 .as_ref()
-                .and_then(|a| a.role.clone());
-            if role.as_ref().is_some_and(|prev| *prev != r) {
-                return Err("Aggregated offers must be allocated to the same role".into());
+                .and_then(|a| a.role.clone())
+                .unwrap_or_default();
+            if let Some(previous) = role.as_ref().filter(|p| **p != r) {
+                return Err(format!(
+                    "Aggregated offers must be allocated to the same role. Offer {} uses role '{r} but another is using role '{previous}",
+                    id.value
+                ));
+            }
+            if let Some(previous) = agent.filter(|a| *a != record.agent) {
+                return Err(format!(
+                    "Aggregated offers must belong to one single agent. Offer {} uses agent {} and agent {previous}",
+                    id.value, record.agent
+                ));
             }
             agent = Some(&record.agent);
             role = Some(r);
