@@ -1,0 +1,15 @@
+//! The registry: the part of the master's state that outlives a master.
+//!
+//! Mesos kept it in a Paxos replicated log beside ZooKeeper; Pando's masters
+//! replicate it among themselves with Raft. What it holds is small and
+//! changes rarely: which agents were admitted (and which were marked
+//! unreachable or gone), the frameworks, dynamic reservations and volumes,
+//! quota, weights and the maintenance schedule. Tasks are not in it: a newly
+//! elected leader learns them from the agents when they re-register.
+//!
+//! [`model`] is the state and how an operation changes it; it is pure, and
+//! every master applies the same operations in the same order.
+
+pub mod model;
+
+pub use model::{Operation, Registry};
