@@ -8,8 +8,11 @@
 //! elected leader learns them from the agents when they re-register.
 //!
 //! [`model`] is the state and how an operation changes it; it is pure, and
-//! every master applies the same operations in the same order.
+//! every master applies the same operations in the same order. [`raft`] is
+//! the machinery that makes them do so: openraft with a log on disk and
+//! tonic between the masters.
 
 pub mod model;
+pub mod raft;
 
 pub use model::{Operation, Registry};

@@ -94,14 +94,14 @@ pub fn apply(registry: &mut Registry, operation: &Operation) {
         }
         Op::SetAgentState(state) => {
             if let Some(agent) = find_agent(registry, &state.id.value) {
-                agent.drain_info = state.drain_info.clone();
+                agent.drain_info = state.drain_info;
                 agent.deactivated = Some(state.deactivated);
             } else if let Some(agent) = registry
                 .unreachable
                 .iter_mut()
                 .find(|a| a.id.value == state.id.value)
             {
-                agent.drain_info = state.drain_info.clone();
+                agent.drain_info = state.drain_info;
                 agent.deactivated = Some(state.deactivated);
             }
         }
