@@ -27,6 +27,14 @@ pub enum LinkError {
     /// The master told the agent to shut down.
     #[error("the master asked this agent to shut down: {0}")]
     Shutdown(String),
+    /// The master is a standby; `leader` is the leader it named, if any.
+    #[error("master {master} is not the leader")]
+    NotLeader {
+        /// The master tried.
+        master: String,
+        /// The leader's `host:port`, when the standby knows it.
+        leader: Option<String>,
+    },
     /// The master could not be reached or the stream broke.
     #[error("link to master {master} broke: {reason}")]
     Broken {
@@ -42,25 +50,57 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How long the agent waits for the master's answer to a registration.
 pub const REGISTRATION_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How soon the agent asks again while the masters are electing a leader.
+const ELECTION_RETRY: Duration = Duration::from_millis(300);
+
 /// Keeps the agent registered until a master sends ShutdownAgent.
+///
+/// Each round tries the masters in the order given; a standby that names
+/// the leader sends the agent there next. A round in which some master said
+/// no leader is elected yet is retried soon, without growing the backoff:
+/// an election takes about a second.
 pub async fn run(agent: Arc<Agent>) -> LinkError {
     let factor = agent.config.backoff_factor;
     let mut backoff = factor;
     loop {
-        for master in agent.config.masters.clone() {
+        let mut queue: std::collections::VecDeque<String> =
+            agent.config.masters.iter().cloned().collect();
+        let mut tried = std::collections::BTreeSet::new();
+        let mut electing = false;
+        while let Some(master) = queue.pop_front() {
+            if !tried.insert(master.clone()) {
+                continue;
+            }
             match session(&agent, &master).await {
                 Err(LinkError::Shutdown(message)) => return LinkError::Shutdown(message),
+                Err(LinkError::NotLeader {
+                    leader: Some(leader),
+                    ..
+                }) => {
+                    tracing::info!("master {master} is a standby; trying the leader {leader}");
+                    queue.push_front(leader);
+                }
+                Err(LinkError::NotLeader { leader: None, .. }) => electing = true,
                 Err(e) => tracing::warn!("{e}"),
                 Ok(()) => {
-                    // A session that registered resets the backoff.
+                    // A session that registered resets the backoff; the
+                    // leader may have moved, so the next masters are tried
+                    // at once.
                     backoff = factor;
+                    electing = true;
                 }
             }
         }
-        let wait = jitter(backoff);
+        let wait = if electing {
+            jitter(ELECTION_RETRY.min(backoff))
+        } else {
+            jitter(backoff)
+        };
         tracing::info!("retrying registration in {wait:?}");
         tokio::time::sleep(wait).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        if !electing {
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
     }
 }
 
@@ -110,7 +150,22 @@ async fn session(agent: &Arc<Agent>, master: &str) -> Result<(), LinkError> {
     let response = client
         .session(UnboundedReceiverStream::new(rx))
         .await
-        .map_err(|e| broken(e.to_string()))?;
+        .map_err(|status| {
+            if status.code() == tonic::Code::Unavailable {
+                let leader = status
+                    .metadata()
+                    .get("pando-leader")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+                    .filter(|l| l != master);
+                LinkError::NotLeader {
+                    master: master.to_string(),
+                    leader,
+                }
+            } else {
+                broken(status.to_string())
+            }
+        })?;
     let mut inbound = response.into_inner();
     let answer = tokio::time::timeout(REGISTRATION_ANSWER_TIMEOUT, inbound.message())
         .await

@@ -29,7 +29,8 @@ use tokio::sync::mpsc;
 use crate::allocator::AgentSpec;
 
 use super::state::{
-    is_terminal, time_info, unix_now, Agent, Framework, Master, MasterError, UnreachableAgent,
+    is_terminal, registry_op, time_info, unix_now, Agent, Framework, Master, MasterError,
+    RegistryOp, UnreachableAgent,
 };
 
 impl Master {
@@ -76,6 +77,7 @@ impl Master {
             master_info: Some(self.info.clone()),
         }));
         self.agents.insert(agent_id.clone(), agent);
+        self.record_agent(&agent_id);
         self.metrics.agent_registrations += 1;
         self.publish_agent_added(&agent_id);
         tracing::info!(agent = %agent_id, "agent registered");
@@ -129,10 +131,13 @@ impl Master {
         // Forget whatever the master believed about the agent before,
         // keeping its tasks to compare with what the agent reports.
         // What the operator decided about the agent outlives its sessions.
-        let (deactivated, drain_info) = self
-            .agents
-            .get(&agent_id)
-            .map_or((false, None), |a| (a.deactivated, a.drain_info));
+        // After a failover the registry remembers it.
+        let recovered = self.recovered_agents.remove(&agent_id);
+        let (deactivated, drain_info) = match (self.agents.get(&agent_id), &recovered) {
+            (Some(a), _) => (a.deactivated, a.drain_info),
+            (None, Some(r)) => (r.deactivated.unwrap_or(false), r.drain_info),
+            (None, None) => (false, None),
+        };
         let previous_tasks = self.remove_agent_state(&agent_id);
         let spec = AgentSpec {
             hostname: info.hostname.clone(),
@@ -167,24 +172,7 @@ impl Master {
             {
                 continue;
             }
-            let mut fw = Framework::new(fw_info.clone());
-            fw.recovered = true;
-            let timeout = fw_info.failover_timeout.unwrap_or(0.0).max(0.0);
-            fw.failover_deadline = std::time::Instant::now().checked_add(
-                std::time::Duration::try_from_secs_f64(timeout)
-                    .unwrap_or(std::time::Duration::MAX)
-                    .max(self.flags.agent_reregister_timeout),
-            );
-            let roles = fw.roles();
-            self.frameworks.insert(id.clone(), fw);
-            let _ = self.allocator.add_framework(
-                &id,
-                crate::allocator::FrameworkSpec {
-                    roles,
-                    ..Default::default()
-                },
-            );
-            let _ = self.allocator.deactivate_framework(&id);
+            self.add_recovered_framework(fw_info.clone());
         }
 
         let completed: BTreeSet<String> = self
@@ -316,6 +304,7 @@ impl Master {
             }
         }
         self.agents.insert(agent_id.clone(), agent);
+        self.record_agent(&agent_id);
         if deactivated {
             let _ = self.allocator.set_agent_active(&agent_id, false);
         }
@@ -324,6 +313,34 @@ impl Master {
         tracing::info!(agent = %agent_id, was_unreachable, "agent re-registered");
         self.poke_allocator();
         Ok((agent_id, session))
+    }
+
+    /// A framework the master learns of without a subscription (from an
+    /// agent, or from the registry after a failover): inactive, and removed
+    /// unless it re-subscribes within its failover timeout (or the agent
+    /// re-registration timeout, whichever is longer).
+    pub fn add_recovered_framework(&mut self, info: pb::FrameworkInfo) {
+        let Some(id) = info.id.as_ref().map(|i| i.value.clone()) else {
+            return;
+        };
+        let timeout = info.failover_timeout.unwrap_or(0.0).max(0.0);
+        let mut fw = Framework::new(info);
+        fw.recovered = true;
+        fw.failover_deadline = std::time::Instant::now().checked_add(
+            std::time::Duration::try_from_secs_f64(timeout)
+                .unwrap_or(std::time::Duration::MAX)
+                .max(self.flags.agent_reregister_timeout),
+        );
+        let roles = fw.roles();
+        self.frameworks.insert(id.clone(), fw);
+        let _ = self.allocator.add_framework(
+            &id,
+            crate::allocator::FrameworkSpec {
+                roles,
+                ..Default::default()
+            },
+        );
+        let _ = self.allocator.deactivate_framework(&id);
     }
 
     /// Tells an agent on a DOWN machine to shut down.
@@ -513,6 +530,7 @@ impl Master {
                 d.state = pb::DrainState::Drained as i32;
             }
         }
+        self.record_agent_state(agent_id);
         tracing::info!(agent = %agent_id, "agent drained");
         if mark_gone {
             let _ = self.mark_gone(agent_id);
@@ -576,6 +594,14 @@ impl Master {
         );
         self.unreachable_agents
             .insert(agent_id.to_string(), UnreachableAgent { info, since: now });
+        self.registrar.record(RegistryOp::MarkAgentUnreachable(
+            registry_op::MarkAgentUnreachable {
+                id: pb::AgentId {
+                    value: agent_id.to_string(),
+                },
+                timestamp: time_info(now),
+            },
+        ));
         self.metrics.agents_unreachable_marked += 1;
     }
 
@@ -639,7 +665,15 @@ impl Master {
                 }
             }
         }
-        self.gone_agents.insert(agent_id.to_string(), unix_now());
+        let now = unix_now();
+        self.gone_agents.insert(agent_id.to_string(), now);
+        self.registrar
+            .record(RegistryOp::MarkAgentGone(registry_op::MarkAgentGone {
+                id: pb::AgentId {
+                    value: agent_id.to_string(),
+                },
+                timestamp: time_info(now),
+            }));
         Ok(())
     }
 

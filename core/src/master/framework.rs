@@ -27,7 +27,9 @@ use tokio::sync::mpsc;
 
 use crate::allocator::{Constraint, FrameworkSpec, Predicate, RoleConstraints};
 
-use super::state::{is_terminal, unix_now, Framework, FrameworkStream, Master, MasterError};
+use super::state::{
+    is_terminal, registry_op, unix_now, Framework, FrameworkStream, Master, MasterError, RegistryOp,
+};
 
 /// The heartbeat interval announced in SUBSCRIBED, in seconds.
 pub const HEARTBEAT_INTERVAL_SECS: f64 = 15.0;
@@ -176,6 +178,7 @@ impl Master {
             }
             self.publish_framework(&framework_id, operator::event::Type::FrameworkAdded);
         }
+        self.record_framework(&framework_id);
         tracing::info!(framework = %framework_id, known, "framework subscribed");
         self.poke_allocator();
         Subscription {
@@ -357,6 +360,12 @@ impl Master {
             ..Default::default()
         });
         tracing::info!(framework = %framework_id, "framework removed");
+        self.registrar
+            .record(RegistryOp::RemoveFramework(registry_op::RemoveFramework {
+                id: pb::FrameworkId {
+                    value: framework_id.to_string(),
+                },
+            }));
         self.completed_frameworks.push_back(fw);
         while self.completed_frameworks.len() > self.flags.max_completed_frameworks {
             self.completed_frameworks.pop_front();
@@ -530,6 +539,12 @@ impl Master {
                     .get(&t.task_id.value)
                     .or_else(|| fw.unreachable_tasks.get(&t.task_id.value));
                 let pick = |aware: S| if partition_aware { aware } else { S::TaskLost };
+                // An agent that a new leader recovered from the registry
+                // may still re-register with the task: no answer yet, as
+                // in Mesos; the framework asks again later.
+                if known.is_none() && agent.is_some_and(|a| self.recovered_agents.contains_key(a)) {
+                    continue;
+                }
                 let status = if let Some(task) = known {
                     self.latest_status(task)
                 } else if let Some(agent_id) = agent.filter(|a| self.agents.contains_key(*a)) {
@@ -699,6 +714,7 @@ impl Master {
             fw.suppressed_roles = suppressed.clone();
             fw.offer_constraints = update.offer_constraints;
         }
+        self.record_framework(&id);
         let _ = self.allocator.update_framework(
             &id,
             FrameworkSpec {

@@ -32,6 +32,31 @@ impl AgentLinkService {
     }
 }
 
+/// The header that names the leader in a follower's refusal.
+pub const LEADER_METADATA: &str = "pando-leader";
+
+/// A standby master's refusal: UNAVAILABLE, with the leader's `host:port`
+/// in the `pando-leader` metadata when it is known, so the agent goes there
+/// next.
+fn not_the_leader(master: &Master) -> Status {
+    let Some(leader) = &master.leader else {
+        return Status::unavailable("no leading master is elected");
+    };
+    let host = leader
+        .address
+        .as_ref()
+        .and_then(|a| a.ip.clone())
+        .or_else(|| leader.hostname.clone())
+        .unwrap_or_default();
+    let address = format!("{host}:{}", leader.port);
+    let mut status =
+        Status::unavailable(format!("not the leading master; the leader is {address}"));
+    if let Ok(value) = address.parse() {
+        status.metadata_mut().insert(LEADER_METADATA, value);
+    }
+    status
+}
+
 type MasterStream = Pin<Box<dyn Stream<Item = Result<MasterMessage, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -51,19 +76,29 @@ impl AgentLink for AgentLinkService {
                 Status::invalid_argument("the session must start with a registration")
             })?;
         let (sender, receiver) = mpsc::unbounded_channel();
-        let registered = {
+        let (registered, barrier) = {
             let mut master = self
                 .master
                 .lock()
                 .map_err(|_| Status::internal("master state is poisoned"))?;
-            match first {
+            if !master.elected {
+                return Err(not_the_leader(&master));
+            }
+            let registered = match first {
                 FromAgent::Register(register) => master.register_agent(register, sender),
                 FromAgent::Reregister(reregister) => master.reregister_agent(reregister, sender),
                 _ => Err(MasterError::BadRequest(
                     "the session must start with RegisterAgent or ReregisterAgent".into(),
                 )),
-            }
+            };
+            (registered, master.registrar.barrier())
         };
+        // The agent hears it is registered only once the registry says so.
+        if !barrier.passed() {
+            barrier.wait().await.map_err(|e| {
+                Status::unavailable(format!("not the leading master any more: {e}"))
+            })?;
+        }
         let (agent_id, session) = match registered {
             Ok(pair) => pair,
             Err(MasterError::Forbidden(message)) => {

@@ -16,7 +16,7 @@ use pando_proto::mesos::v1::maintenance::{cluster_status, ClusterStatus, Schedul
 
 use crate::allocator::{Time, Unavailability};
 
-use super::state::{time_info, unix_now, Master, MasterError};
+use super::state::{registry_op, time_info, unix_now, Master, MasterError, RegistryOp};
 
 /// A machine as (hostname, ip), either part possibly empty.
 pub type Machine = (String, String);
@@ -114,6 +114,7 @@ impl Master {
             }
         }
         self.maintenance = schedule;
+        self.record_schedule();
         self.poke_allocator();
         Ok(())
     }
@@ -175,9 +176,18 @@ impl Master {
                     pb::task_status::Reason::AgentRemovedByOperator,
                     "Agent is DOWN for maintenance".into(),
                 );
+                self.registrar
+                    .record(RegistryOp::RemoveAgent(registry_op::RemoveAgent {
+                        id: pb::AgentId { value: agent },
+                    }));
             }
             self.machines_down.insert(m);
         }
+        self.registrar
+            .record(RegistryOp::SetMachinesDown(registry_op::SetMachinesDown {
+                machines: machines.to_vec(),
+                down: true,
+            }));
         Ok(())
     }
 
@@ -205,8 +215,23 @@ impl Master {
         self.maintenance
             .windows
             .retain(|w| !w.machine_ids.is_empty());
+        self.registrar
+            .record(RegistryOp::SetMachinesDown(registry_op::SetMachinesDown {
+                machines: machines.to_vec(),
+                down: false,
+            }));
+        self.record_schedule();
         self.poke_allocator();
         Ok(())
+    }
+
+    /// Records the schedule, whole, in the registry.
+    fn record_schedule(&mut self) {
+        let schedule = self.maintenance.clone();
+        self.registrar
+            .record(RegistryOp::UpdateSchedule(registry_op::UpdateSchedule {
+                schedule,
+            }));
     }
 
     /// GET_MAINTENANCE_STATUS: DRAINING machines with the frameworks'

@@ -30,6 +30,8 @@ pub mod maintenance;
 pub mod metrics;
 pub mod offer;
 pub mod operator;
+pub mod recovery;
+pub mod registrar;
 pub mod reservation;
 pub mod server;
 pub mod state;

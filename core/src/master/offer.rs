@@ -782,6 +782,7 @@ impl Master {
             resources: agent.checkpointed.clone(),
         });
         agent.send(message);
+        self.record_checkpoint(agent_id);
     }
 }
 

@@ -246,6 +246,17 @@ impl Master {
             let _ = self.allocator.update_weight(&r, info.weight);
             self.weights.insert(r, info.weight);
         }
+        let weights = infos
+            .iter()
+            .map(|i| pando_registry::model::registry::Weight {
+                role: i.role.clone().unwrap_or_default(),
+                weight: i.weight,
+            })
+            .collect();
+        self.registrar
+            .record(super::state::RegistryOp::UpdateWeights(
+                super::state::registry_op::UpdateWeights { weights },
+            ));
         self.poke_allocator();
         Ok(())
     }
@@ -271,7 +282,7 @@ impl Master {
         operator::response::GetMaster {
             master_info: Some(self.info.clone()),
             start_time: Some(self.start_time),
-            elected_time: Some(self.start_time),
+            elected_time: self.elected_time,
         }
     }
 
@@ -303,7 +314,31 @@ impl Master {
         let mut put = |k: &str, v: f64| {
             m.insert(k.to_string(), v);
         };
-        put("master/elected", 1.0);
+        put("master/elected", if self.elected { 1.0 } else { 0.0 });
+        if let Ok(r) = self.registrar.metrics.lock() {
+            put("registrar/queued_operations", r.queued_operations as f64);
+            put(
+                "registrar/registry_size_bytes",
+                r.registry_size_bytes as f64,
+            );
+            put("registrar/state_fetch_ms", r.state_fetch_ms);
+            put("registrar/state_store_ms", r.state_store_ms);
+            let mut samples: Vec<f64> = r.store_samples.iter().copied().collect();
+            samples.sort_by(f64::total_cmp);
+            let at = |q: f64| -> f64 {
+                if samples.is_empty() {
+                    return 0.0;
+                }
+                let i = ((samples.len() - 1) as f64 * q).round() as usize;
+                samples[i.min(samples.len() - 1)]
+            };
+            put("registrar/state_store_ms/count", samples.len() as f64);
+            put("registrar/state_store_ms/min", at(0.0));
+            put("registrar/state_store_ms/p50", at(0.5));
+            put("registrar/state_store_ms/p90", at(0.9));
+            put("registrar/state_store_ms/p99", at(0.99));
+            put("registrar/state_store_ms/max", at(1.0));
+        }
         put("master/uptime_secs", self.uptime_secs());
         let active_frameworks = self.frameworks.values().filter(|f| f.active).count();
         put("master/frameworks_active", active_frameworks as f64);
@@ -529,6 +564,7 @@ impl Master {
         }
         agent.deactivated = deactivated;
         let connected = agent.connected();
+        self.record_agent_state(agent_id);
         if let Ok(decisions) = self
             .allocator
             .set_agent_active(agent_id, !deactivated && connected)
@@ -560,6 +596,7 @@ impl Master {
             },
         });
         let tasks: Vec<(String, String)> = agent.tasks.iter().cloned().collect();
+        self.record_agent_state(agent_id);
         if let Ok(decisions) = self.allocator.set_agent_active(agent_id, false) {
             self.rescind(decisions);
         }
@@ -624,6 +661,7 @@ impl Master {
                 },
             ),
         );
+        self.record_checkpoint(agent_id);
     }
 
     /// GET_QUOTA.
@@ -673,6 +711,11 @@ impl Master {
                 self.quotas.insert(config.role.clone(), config);
             }
         }
+        self.registrar.record(super::state::RegistryOp::UpdateQuota(
+            super::state::registry_op::UpdateQuota {
+                configs: configs.to_vec(),
+            },
+        ));
         self.poke_allocator();
         Ok(())
     }

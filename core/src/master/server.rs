@@ -179,6 +179,7 @@ impl BoundMaster {
                     }
                     let Ok(mut m) = state.lock() else { break };
                     m.expire_failover_timeouts(Instant::now());
+                    m.expire_recovered_agents(Instant::now());
                 }
             }));
         }

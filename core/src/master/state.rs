@@ -30,6 +30,9 @@ use crate::allocator::{Allocator, Config as AllocatorConfig, Time};
 
 use super::flags::{FlagsError, MasterFlags};
 use super::metrics::Metrics;
+use super::registrar::Registrar;
+
+pub use pando_registry::model::{operation as registry_op, operation::Operation as RegistryOp};
 
 /// The Mesos release whose API the master answers as.
 pub const MESOS_VERSION: &str = "1.11.0";
@@ -372,15 +375,61 @@ pub struct Master {
     pub logging_override: Option<(u32, Instant)>,
     /// Wakes the allocation loop when an event makes a cycle worthwhile.
     pub wake_allocator: Arc<Notify>,
+    /// Whether this master leads (a standby master serves only reads and
+    /// redirects the rest).
+    pub elected: bool,
+    /// The leading master, when known (this master's info when it leads).
+    pub leader: Option<pb::MasterInfo>,
+    /// When this master was elected (seconds since the epoch).
+    pub elected_time: Option<f64>,
+    /// Where registry changes go (see `registrar.rs`).
+    pub registrar: Registrar,
+    /// The registry in this process, with `--registry=in_memory`.
+    pub local_registry: Option<Arc<std::sync::Mutex<pando_registry::Registry>>>,
+    /// Agents the registry holds that have not re-registered with this
+    /// master yet (after a failover), by id; no offers until they do.
+    pub recovered_agents: BTreeMap<String, pando_registry::model::registry::Agent>,
+    /// When recovered agents that have not re-registered become unreachable.
+    pub recovery_deadline: Option<Instant>,
     next_framework: u64,
     next_agent: u64,
     next_inverse_offer: u64,
-    next_session: u64,
 }
 
 impl Master {
-    /// A master with no agents or frameworks, configured by `flags`.
+    /// A master with no agents or frameworks, configured by `flags`, over a
+    /// registry held in this process.
     pub fn new(flags: MasterFlags) -> Result<Master, StartError> {
+        let registry = Arc::new(std::sync::Mutex::new(pando_registry::Registry::default()));
+        let mut master = Master::with_registrar(flags, Registrar::in_memory(registry.clone()))?;
+        master.local_registry = Some(registry);
+        let info = master.info.clone();
+        master
+            .registrar
+            .record(RegistryOp::Elected(registry_op::Elected { info }));
+        Ok(master)
+    }
+
+    /// A master that does not lead: it knows no agents or frameworks, and
+    /// answers reads with its (empty) view and the rest with a redirect to
+    /// `leader`.
+    pub fn standby(
+        flags: MasterFlags,
+        leader: Option<pb::MasterInfo>,
+    ) -> Result<Master, StartError> {
+        let (registrar, _writer) = Registrar::queued();
+        let mut master = Master::with_registrar(flags, registrar)?;
+        master.elected = false;
+        master.elected_time = None;
+        master.leader = leader;
+        Ok(master)
+    }
+
+    /// A master with no agents or frameworks whose registry changes go to
+    /// `registrar`.
+    pub fn with_registrar(flags: MasterFlags, registrar: Registrar) -> Result<Master, StartError> {
+        let local_registry = None;
+        let now = unix_now();
         let mut config = AllocatorConfig {
             offer_timeout: flags.offer_timeout,
             ..AllocatorConfig::default()
@@ -389,9 +438,6 @@ impl Master {
             config.min_allocatable_resources = min;
         }
         flags.parsed_roles()?;
-        if flags.registry != "in_memory" {
-            return Err(StartError::Registry(flags.registry.clone()));
-        }
         let mut allocator = Allocator::new(config);
         let mut weights = BTreeMap::new();
         for (role_name, weight) in flags.parsed_weights()? {
@@ -424,7 +470,7 @@ impl Master {
                 r#type: Some(pb::master_info::capability::Type::AgentUpdate as i32),
             }],
         };
-        Ok(Master {
+        let mut master = Master {
             flags: Arc::new(flags),
             info,
             started: Instant::now(),
@@ -446,11 +492,20 @@ impl Master {
             metrics: Metrics::default(),
             logging_override: None,
             wake_allocator: Arc::new(Notify::new()),
+            elected: true,
+            leader: None,
+            elected_time: None,
+            registrar,
+            local_registry,
+            recovered_agents: BTreeMap::new(),
+            recovery_deadline: None,
             next_framework: 0,
             next_agent: 0,
             next_inverse_offer: 1,
-            next_session: 1,
-        })
+        };
+        master.leader = Some(master.info.clone());
+        master.elected_time = Some(now);
+        Ok(master)
     }
 
     /// The allocator's clock: time since the master started.
@@ -487,11 +542,81 @@ impl Master {
         id
     }
 
-    /// A fresh link session number.
+    /// A fresh link session number. Numbers are unique in the process, not
+    /// only in this `Master`: a master that leads again after a failover
+    /// must not take an old session's stale messages for a new one's.
     pub fn new_session(&mut self) -> u64 {
-        let s = self.next_session;
-        self.next_session += 1;
-        s
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records a framework's current info in the registry.
+    pub fn record_framework(&mut self, framework_id: &str) {
+        let Some(fw) = self.frameworks.get(framework_id) else {
+            return;
+        };
+        let op = RegistryOp::AddFramework(registry_op::AddFramework {
+            info: fw.info.clone(),
+            registered_time: fw.registered_time.map(time_info),
+        });
+        self.registrar.record(op);
+    }
+
+    /// Records an agent's drain and deactivation state in the registry.
+    pub fn record_agent_state(&mut self, agent_id: &str) {
+        let Some(agent) = self.agents.get(agent_id) else {
+            return;
+        };
+        let op = RegistryOp::SetAgentState(registry_op::SetAgentState {
+            id: pb::AgentId {
+                value: agent_id.to_string(),
+            },
+            drain_info: agent.drain_info,
+            deactivated: agent.deactivated,
+        });
+        self.registrar.record(op);
+    }
+
+    /// Records an agent's dynamic reservations and volumes in the registry.
+    pub fn record_checkpoint(&mut self, agent_id: &str) {
+        let Some(agent) = self.agents.get(agent_id) else {
+            return;
+        };
+        let op = RegistryOp::CheckpointResources(registry_op::CheckpointResources {
+            id: pb::AgentId {
+                value: agent_id.to_string(),
+            },
+            resources: agent.checkpointed.clone(),
+        });
+        self.registrar.record(op);
+    }
+
+    /// Records an admitted agent in the registry: its info, its dynamic
+    /// reservations and volumes, and what the operator decided about it.
+    pub fn record_agent(&mut self, agent_id: &str) {
+        let Some(agent) = self.agents.get(agent_id) else {
+            return;
+        };
+        let id = pb::AgentId {
+            value: agent_id.to_string(),
+        };
+        let ops = [
+            RegistryOp::AdmitAgent(registry_op::AdmitAgent {
+                info: agent.info.clone(),
+            }),
+            RegistryOp::CheckpointResources(registry_op::CheckpointResources {
+                id: id.clone(),
+                resources: agent.checkpointed.clone(),
+            }),
+            RegistryOp::SetAgentState(registry_op::SetAgentState {
+                id,
+                drain_info: agent.drain_info,
+                deactivated: agent.deactivated,
+            }),
+        ];
+        for op in ops {
+            self.registrar.record(op);
+        }
     }
 
     /// A fresh inverse offer number.

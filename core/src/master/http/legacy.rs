@@ -361,7 +361,7 @@ fn state(master: &Master) -> Value {
         "build_time": v.build_time,
         "build_user": v.build_user,
         "start_time": master.start_time,
-        "elected_time": master.start_time,
+        "elected_time": master.elected_time,
         "id": master.info.id,
         "pid": master.info.pid,
         "hostname": master.info.hostname,
@@ -369,12 +369,12 @@ fn state(master: &Master) -> Value {
         "activated_slaves": activated,
         "deactivated_slaves": master.agents.len() - activated,
         "unreachable_slaves": master.unreachable_agents.len(),
-        "leader": master.info.pid,
-        "leader_info": proto_value(&master.info),
+        "leader": master.leader.as_ref().and_then(|l| l.pid.clone()),
+        "leader_info": master.leader.as_ref().map(proto_value),
         "log_dir": Value::Null,
         "flags": flags(master),
         "slaves": master.agents.values().map(|a| slave_json(master, a)).collect::<Vec<_>>(),
-        "recovered_slaves": Vec::<Value>::new(),
+        "recovered_slaves": master.recovered_agents.values().map(|a| proto_value(&a.info)).collect::<Vec<_>>(),
         "frameworks": master.frameworks.values().map(|f| framework_json(master, f)).collect::<Vec<_>>(),
         "completed_frameworks": master.completed_frameworks.iter().map(|f| framework_json(master, f)).collect::<Vec<_>>(),
         "orphan_tasks": Vec::<Value>::new(),
@@ -382,6 +382,14 @@ fn state(master: &Master) -> Value {
     });
     if let Some(cluster) = &master.flags.cluster {
         s["cluster"] = json!(cluster);
+    }
+    // Mesos leaves out what a standby master does not know.
+    if let Some(object) = s.as_object_mut() {
+        for key in ["elected_time", "leader", "leader_info"] {
+            if object.get(key).is_some_and(Value::is_null) {
+                object.remove(key);
+            }
+        }
     }
     s
 }
@@ -590,21 +598,14 @@ fn flags(master: &Master) -> Value {
     json!({ "flags": map })["flags"].clone()
 }
 
+/// `/master/redirect`: 307 to the leading master's base URL (itself when
+/// it leads), 503 while no master leads.
 async fn redirect(State(app): State<AppState>) -> Response {
     let master = match app.lock() {
         Ok(m) => m,
         Err(r) => return r,
     };
-    let location = format!(
-        "//{}:{}",
-        master.info.hostname.clone().unwrap_or_default(),
-        master.info.port
-    );
-    let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
+    super::redirect_to_leader(&master, "")
 }
 
 async fn version(Query(q): Query<BTreeMap<String, String>>) -> Response {
@@ -682,11 +683,17 @@ async fn update_maintenance_schedule(
                 )
             }
         };
-    let mut master = match app.lock() {
-        Ok(m) => m,
+    let (result, barrier) = match app.lock() {
+        Ok(mut master) => (
+            master.update_maintenance_schedule(schedule),
+            master.registrar.barrier(),
+        ),
         Err(r) => return r,
     };
-    match master.update_maintenance_schedule(schedule) {
+    if let Err(r) = super::registered(barrier).await {
+        return r;
+    }
+    match result {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => error_response(&e),
     }
@@ -770,11 +777,14 @@ async fn teardown(
             "Missing 'frameworkId' query parameter in the request body",
         );
     };
-    let mut master = match app.lock() {
-        Ok(m) => m,
+    let (result, barrier) = match app.lock() {
+        Ok(mut master) => (master.operator_teardown(id), master.registrar.barrier()),
         Err(r) => return r,
     };
-    match master.operator_teardown(id) {
+    if let Err(r) = super::registered(barrier).await {
+        return r;
+    }
+    match result {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => error_response(&e),
     }
@@ -827,7 +837,7 @@ async fn reserve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    convert_endpoint(&app, &method, &headers, &body, true)
+    convert_endpoint(&app, &method, &headers, &body, true).await
 }
 
 async fn unreserve(
@@ -836,12 +846,12 @@ async fn unreserve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    convert_endpoint(&app, &method, &headers, &body, false)
+    convert_endpoint(&app, &method, &headers, &body, false).await
 }
 
 /// `/master/reserve` and `/master/unreserve`: `slaveId` and `resources`
 /// (a JSON array) in a form body; 202 when the change is applied.
-fn convert_endpoint(
+async fn convert_endpoint(
     app: &AppState,
     method: &Method,
     headers: &HeaderMap,
@@ -865,11 +875,17 @@ fn convert_endpoint(
         Ok(c) => c,
         Err(e) => return error_response(&MasterError::BadRequest(e)),
     };
-    let mut master = match app.lock() {
-        Ok(m) => m,
+    let (result, barrier) = match app.lock() {
+        Ok(mut master) => (
+            master.operator_convert(&agent, conversion),
+            master.registrar.barrier(),
+        ),
         Err(r) => return r,
     };
-    match master.operator_convert(&agent, conversion) {
+    if let Err(r) = super::registered(barrier).await {
+        return r;
+    }
+    match result {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(e) => error_response(&e),
     }

@@ -74,8 +74,89 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/api/v1/operator", any(operator::handle))
         .merge(legacy::routes())
         .route("/health", get(|| async { StatusCode::OK }))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            leader_only,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// Paths a standby master answers itself; everything else needs the
+/// leader. Mesos's standby masters redirect nearly every endpoint; the
+/// state, flags, version, health and metrics are their own.
+fn served_by_standby(path: &str) -> bool {
+    let path = path.strip_suffix(".json").unwrap_or(path);
+    matches!(
+        path,
+        "/state"
+            | "/master/state"
+            | "/master/flags"
+            | "/master/health"
+            | "/master/redirect"
+            | "/health"
+            | "/version"
+            | "/metrics/snapshot"
+            | "/metrics"
+    ) || path.starts_with("/registrar")
+}
+
+/// Middleware: a request for the leader that reaches a standby master is
+/// redirected (307 with `Location`) or, with no leader, refused (503).
+async fn leader_only(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !served_by_standby(request.uri().path()) {
+        let refusal = match app.lock() {
+            Ok(master) if master.elected => None,
+            Ok(master) => Some(redirect_to_leader(&master, request.uri().path())),
+            Err(r) => Some(r),
+        };
+        if let Some(response) = refusal {
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+/// Waits for the registry to hold what the call changed; 503 when this
+/// master lost leadership before it did.
+pub async fn registered(barrier: super::registrar::Barrier) -> Result<(), Response> {
+    if barrier.passed() {
+        return Ok(());
+    }
+    barrier.wait().await.map_err(|e| {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Not the leading master any more: {e}"),
+        )
+    })
+}
+
+/// 307 to `path` on the leading master, as Mesos writes it (a
+/// protocol-relative `//host:port/path`), or 503 when no master leads.
+pub fn redirect_to_leader(master: &Master, path: &str) -> Response {
+    let Some(leader) = &master.leader else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected");
+    };
+    let hostname = leader
+        .hostname
+        .clone()
+        .or_else(|| leader.address.as_ref().and_then(|a| a.ip.clone()))
+        .unwrap_or_default();
+    let path = if path == "/master/redirect" || path == "/redirect" {
+        ""
+    } else {
+        path
+    };
+    let location = format!("//{hostname}:{}{path}", leader.port);
+    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
 }
 
 /// A plain-text response, as Mesos gives its errors.

@@ -135,13 +135,18 @@ pub async fn handle(
         };
     }
 
-    let outcome = {
+    let (outcome, barrier) = {
         let mut master = match app.lock() {
             Ok(m) => m,
             Err(r) => return r,
         };
-        dispatch(&mut master, kind, call, principal.as_deref())
+        let outcome = dispatch(&mut master, kind, call, principal.as_deref());
+        (outcome, master.registrar.barrier())
     };
+    // "Done" only once the registry holds the change.
+    if let Err(r) = super::registered(barrier).await {
+        return r;
+    }
     match outcome {
         Ok(Outcome::Response(response)) => encoded(StatusCode::OK, accept, response.as_ref()),
         Ok(Outcome::Ok) => StatusCode::OK.into_response(),

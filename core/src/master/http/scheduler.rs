@@ -117,16 +117,22 @@ pub async fn handle(
                 "Expecting 'subscribe' to be present",
             );
         };
-        let subscription = match app.lock() {
+        let (subscription, barrier) = match app.lock() {
             Ok(mut m) => {
                 *m.metrics
                     .scheduler_calls
                     .entry("SUBSCRIBE".into())
                     .or_default() += 1;
-                m.subscribe(subscribe, principal.as_deref())
+                let subscription = m.subscribe(subscribe, principal.as_deref());
+                (subscription, m.registrar.barrier())
             }
             Err(r) => return r,
         };
+        // SUBSCRIBED waits in the stream until the registry holds the
+        // framework.
+        if let Err(r) = super::registered(barrier).await {
+            return r;
+        }
         let guard = StreamGuard {
             framework_id: subscription.framework_id.clone(),
             stream_id: subscription.stream_id.clone(),
@@ -148,111 +154,119 @@ pub async fn handle(
         .as_ref()
         .map(|f| f.value.clone())
         .unwrap_or_default();
-    let mut master = match app.lock() {
-        Ok(m) => m,
-        Err(r) => return r,
+    let (result, barrier) = {
+        let mut master = match app.lock() {
+            Ok(m) => m,
+            Err(r) => return r,
+        };
+        if let Err(e) =
+            master.check_stream(&framework_id, stream_id.as_deref(), principal.as_deref())
+        {
+            return error_response(&e);
+        }
+        *master
+            .metrics
+            .scheduler_calls
+            .entry(kind.as_str_name().to_string())
+            .or_default() += 1;
+        use sched::call::Type as T;
+        let result = match kind {
+            T::Teardown => {
+                master.remove_framework(&framework_id);
+                Ok(())
+            }
+            T::Accept => {
+                if let Some(accept) = call.accept {
+                    master.accept(&framework_id, accept);
+                }
+                Ok(())
+            }
+            T::Decline => {
+                if let Some(decline) = &call.decline {
+                    master.decline(&framework_id, decline);
+                }
+                Ok(())
+            }
+            T::AcceptInverseOffers => {
+                if let Some(a) = &call.accept_inverse_offers {
+                    master.answer_inverse_offers(&framework_id, &a.inverse_offer_ids, true);
+                }
+                Ok(())
+            }
+            T::DeclineInverseOffers => {
+                if let Some(d) = &call.decline_inverse_offers {
+                    master.answer_inverse_offers(&framework_id, &d.inverse_offer_ids, false);
+                }
+                Ok(())
+            }
+            T::Revive => {
+                let roles = call.revive.map(|r| r.roles).unwrap_or_default();
+                master.revive(&framework_id, &roles)
+            }
+            T::Suppress => {
+                let roles = call.suppress.map(|s| s.roles).unwrap_or_default();
+                master.suppress(&framework_id, &roles)
+            }
+            T::Kill => {
+                if let Some(kill) = &call.kill {
+                    master.kill(&framework_id, kill);
+                }
+                Ok(())
+            }
+            T::Shutdown => {
+                if let Some(shutdown) = &call.shutdown {
+                    master.shutdown_executor(&framework_id, shutdown);
+                }
+                Ok(())
+            }
+            T::Acknowledge => {
+                if let Some(ack) = &call.acknowledge {
+                    master.acknowledge(&framework_id, ack);
+                }
+                Ok(())
+            }
+            T::AcknowledgeOperationStatus => {
+                // Pando applies offer operations synchronously and sends no
+                // operation status updates that need acknowledging.
+                Ok(())
+            }
+            T::ReconcileOperations => {
+                if let Some(reconcile) = &call.reconcile_operations {
+                    master.reconcile_operations(&framework_id, reconcile);
+                }
+                Ok(())
+            }
+            T::Reconcile => {
+                if let Some(reconcile) = &call.reconcile {
+                    master.reconcile(&framework_id, reconcile);
+                }
+                Ok(())
+            }
+            T::Message => {
+                if let Some(message) = &call.message {
+                    master.message_to_executor(&framework_id, message);
+                }
+                Ok(())
+            }
+            T::Request => {
+                // Mesos's allocator ignores resource requests; so does Pando's.
+                Ok(())
+            }
+            T::UpdateFramework => match call.update_framework {
+                Some(update) => master.update_framework(update),
+                None => Ok(()),
+            },
+            T::Subscribe | T::Unknown => {
+                return text(StatusCode::NOT_IMPLEMENTED, "Received 'UNKNOWN' call");
+            }
+        };
+        (result, master.registrar.barrier())
     };
-    if let Err(e) = master.check_stream(&framework_id, stream_id.as_deref(), principal.as_deref()) {
-        return error_response(&e);
+    if let Err(r) = super::registered(barrier).await {
+        return r;
     }
-    *master
-        .metrics
-        .scheduler_calls
-        .entry(kind.as_str_name().to_string())
-        .or_default() += 1;
-    use sched::call::Type as T;
-    let result = match kind {
-        T::Teardown => {
-            master.remove_framework(&framework_id);
-            Ok(())
-        }
-        T::Accept => {
-            if let Some(accept) = call.accept {
-                master.accept(&framework_id, accept);
-            }
-            Ok(())
-        }
-        T::Decline => {
-            if let Some(decline) = &call.decline {
-                master.decline(&framework_id, decline);
-            }
-            Ok(())
-        }
-        T::AcceptInverseOffers => {
-            if let Some(a) = &call.accept_inverse_offers {
-                master.answer_inverse_offers(&framework_id, &a.inverse_offer_ids, true);
-            }
-            Ok(())
-        }
-        T::DeclineInverseOffers => {
-            if let Some(d) = &call.decline_inverse_offers {
-                master.answer_inverse_offers(&framework_id, &d.inverse_offer_ids, false);
-            }
-            Ok(())
-        }
-        T::Revive => {
-            let roles = call.revive.map(|r| r.roles).unwrap_or_default();
-            master.revive(&framework_id, &roles)
-        }
-        T::Suppress => {
-            let roles = call.suppress.map(|s| s.roles).unwrap_or_default();
-            master.suppress(&framework_id, &roles)
-        }
-        T::Kill => {
-            if let Some(kill) = &call.kill {
-                master.kill(&framework_id, kill);
-            }
-            Ok(())
-        }
-        T::Shutdown => {
-            if let Some(shutdown) = &call.shutdown {
-                master.shutdown_executor(&framework_id, shutdown);
-            }
-            Ok(())
-        }
-        T::Acknowledge => {
-            if let Some(ack) = &call.acknowledge {
-                master.acknowledge(&framework_id, ack);
-            }
-            Ok(())
-        }
-        T::AcknowledgeOperationStatus => {
-            // Pando applies offer operations synchronously and sends no
-            // operation status updates that need acknowledging.
-            Ok(())
-        }
-        T::ReconcileOperations => {
-            if let Some(reconcile) = &call.reconcile_operations {
-                master.reconcile_operations(&framework_id, reconcile);
-            }
-            Ok(())
-        }
-        T::Reconcile => {
-            if let Some(reconcile) = &call.reconcile {
-                master.reconcile(&framework_id, reconcile);
-            }
-            Ok(())
-        }
-        T::Message => {
-            if let Some(message) = &call.message {
-                master.message_to_executor(&framework_id, message);
-            }
-            Ok(())
-        }
-        T::Request => {
-            // Mesos's allocator ignores resource requests; so does Pando's.
-            Ok(())
-        }
-        T::UpdateFramework => match call.update_framework {
-            Some(update) => master.update_framework(update),
-            None => Ok(()),
-        },
-        T::Subscribe | T::Unknown => {
-            return text(StatusCode::NOT_IMPLEMENTED, "Received 'UNKNOWN' call");
-        }
-    };
     match result {
-        Ok(()) if kind == T::UpdateFramework => StatusCode::OK.into_response(),
+        Ok(()) if kind == sched::call::Type::UpdateFramework => StatusCode::OK.into_response(),
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(e) => error_response(&e),
     }
