@@ -10,9 +10,14 @@
 //! [`model`] is the state and how an operation changes it; it is pure, and
 //! every master applies the same operations in the same order. [`raft`] is
 //! the machinery that makes them do so: openraft with a log on disk and
-//! tonic between the masters.
+//! tonic between the masters; [`replicated`] is
+//! the handle the master uses.
 
 pub mod model;
 pub mod raft;
+pub mod replicated;
 
 pub use model::{Operation, Registry};
+pub use replicated::{
+    Config, Leadership, MasterAddress, MemberRole, RegistryError, ReplicatedRegistry, WriteError,
+};

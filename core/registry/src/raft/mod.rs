@@ -23,9 +23,12 @@
 //! - [`network`]: openraft's RPCs to a peer over tonic;
 //! - [`service`]: the tonic service answering them.
 
+pub mod cluster;
 pub mod disk;
 pub mod log_store;
+pub mod network;
 pub mod record;
+pub mod service;
 pub mod state_machine;
 pub mod types;
 
