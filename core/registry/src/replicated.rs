@@ -444,7 +444,7 @@ impl ReplicatedRegistry {
         let i_initialize = initializer == config.me;
 
         // Hello until every peer or a majority has answered.
-        let mut answered: HashMap<MasterAddress, bool> = HashMap::new();
+        let mut answered: HashMap<MasterAddress, Vec<String>> = HashMap::new();
         let mut announced_wait = false;
         loop {
             let asking: Vec<MasterAddress> = peers
@@ -453,8 +453,8 @@ impl ReplicatedRegistry {
                 .cloned()
                 .collect();
             for (peer, reply) in self.hello_all(&asking).await {
-                let has_voters = self.check_hello(&peer, &reply)?;
-                answered.insert(peer, has_voters);
+                self.check_hello(&peer, &reply)?;
+                answered.insert(peer, reply.voters);
             }
             if answered.len() == peers.len() || answered.len() + 1 >= majority {
                 break;
@@ -476,9 +476,23 @@ impl ReplicatedRegistry {
             .is_initialized()
             .await
             .map_err(|e| RegistryError::Raft(e.to_string()))?;
-        let anyone_has_members = answered.values().any(|v| *v);
+        let anyone_has_members = answered.values().any(|voters| !voters.is_empty());
+        let me = config.me.to_string();
         match self.inner.cluster.id() {
-            Some(_) if initialized || !i_initialize || anyone_has_members => Ok(()),
+            Some(_) if initialized || !i_initialize || anyone_has_members => {
+                let known_voter = answered.values().any(|voters| voters.contains(&me))
+                    || self
+                        .members()
+                        .iter()
+                        .any(|(m, role)| *m == config.me && *role == MemberRole::Voter);
+                if !known_voter {
+                    tracing::info!(
+                        "this master is not a voter of the registry yet; it receives the log \
+                         once the leader adds it (add_master)"
+                    );
+                }
+                Ok(())
+            }
             // We chose the id but stopped before the first entry: finish.
             Some(_) => self.initialize().await,
             None if i_initialize => {
@@ -544,12 +558,12 @@ impl ReplicatedRegistry {
     }
 
     /// Checks one peer's `Hello` reply against this master, adopting its
-    /// cluster id if we have none. Returns whether the peer has voters.
+    /// cluster id if we have none.
     fn check_hello(
         &self,
         peer: &MasterAddress,
         reply: &pando_proto::raft::HelloReply,
-    ) -> Result<bool, RegistryError> {
+    ) -> Result<(), RegistryError> {
         let config = &self.inner.config;
         let ours = self.inner.cluster.id();
         match (&ours, reply.cluster.is_empty()) {
@@ -570,7 +584,7 @@ impl ReplicatedRegistry {
                 .adopt(&reply.cluster)
                 .map_err(|e| cluster_error(e, &config.registry_dir(), &peer.to_string()))?,
         }
-        Ok(!reply.voters.is_empty())
+        Ok(())
     }
 
     async fn initialize(&self) -> Result<(), RegistryError> {

@@ -506,3 +506,23 @@ async fn a_torn_final_record_is_truncated_and_the_registry_recovers() {
     assert_eq!(roles(&reopened).await, vec!["a", "b", "c", "d"]);
     reopened.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_failure_stops_raft_and_fatal_says_why() {
+    init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let mut lone = cluster(root.path(), 1).await.remove(0);
+    leader_of(&[&lone]).await;
+    lone.registry.write(weight("a", 1.0)).await.unwrap();
+
+    // The registry directory disappears under the running master: the next
+    // commit cannot record itself.
+    std::fs::remove_dir_all(lone.work_dir.join("registry")).unwrap();
+    let written = lone.registry.write(weight("b", 1.0)).await;
+    assert!(matches!(written, Err(WriteError::Fatal(_))), "{written:?}");
+    let message = tokio::time::timeout(Duration::from_secs(5), lone.registry.fatal())
+        .await
+        .expect("fatal() completes once Raft has stopped on a storage error");
+    assert!(message.contains("cannot write"), "{message}");
+    lone.stop().await;
+}

@@ -133,7 +133,27 @@ impl RaftRpc for RaftService {
         reply(&self.raft.install_snapshot(rpc).await)
     }
 
-    async fn hello(&self, _request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+    async fn hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+        // The asking master decides whether it may join; what it will find
+        // wrong is worth a line in this master's log too.
+        let asked = request.get_ref();
+        match self.cluster.id() {
+            Some(ours) if !asked.cluster.is_empty() && asked.cluster != ours => {
+                tracing::warn!(
+                    ours,
+                    theirs = asked.cluster,
+                    "a master of another cluster said Hello; it will refuse to start"
+                );
+            }
+            None if asked.cluster.is_empty() && asked.masters != self.masters => {
+                tracing::warn!(
+                    ours = self.masters.join(","),
+                    theirs = asked.masters.join(","),
+                    "a master with another --masters list said Hello; it will refuse to start"
+                );
+            }
+            _ => {}
+        }
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let mut voters: Vec<String> = membership
