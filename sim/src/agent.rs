@@ -2,36 +2,61 @@
 //! master, without an agent process or containers behind it.
 //!
 //! Sessions share a few HTTP/2 connections (one tonic `Channel` per
-//! `--agents_per_connection` agents), so ten thousand agents fit in one
-//! process. Each agent registers, answers every Ping with a Pong, and
-//! "runs" a task by reporting TASK_RUNNING at once and TASK_FINISHED after
-//! the task duration; a KillTask gets TASK_KILLED. Status updates carry a
-//! 16-byte uuid; the master's acknowledgements are read and dropped (the
-//! simulation never resends).
+//! `--agents_per_connection` agents and master), so ten thousand agents fit
+//! in one process. Each agent registers, answers every Ping with a Pong,
+//! and "runs" a task by reporting TASK_RUNNING at once and TASK_FINISHED
+//! after the task duration; a KillTask gets TASK_KILLED. Status updates
+//! carry a 16-byte uuid; the master's acknowledgements are read and dropped
+//! (the simulation never resends).
+//!
+//! With several masters ([`FleetConfig::follow_leader`]) an agent outlives
+//! its sessions, as a real agent does: when a session ends or a standby
+//! refuses it, [`LeaderSearch`] picks the next master to dial, and the
+//! agent sends `ReregisterAgent` with its id, the frameworks and the tasks
+//! it runs. Every registration is reported on
+//! [`AgentFleet::registrations`], which is how the failover benchmark sees
+//! the fleet come back.
+//!
+//! ```text
+//!   dial master ─► Register / Reregister ─► answered ─► serve the session
+//!        ▲                                                   │ ends
+//!        └──── LeaderSearch::after(outcome) ◄────────────────┘
+//! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use pando_proto::link::agent_link_client::AgentLinkClient;
-use pando_proto::link::{agent_message, master_message, AgentMessage, RegisterAgent};
+use pando_proto::link::{
+    agent_message, master_message, AgentMessage, MasterMessage, RegisterAgent, ReregisterAgent,
+};
 use pando_proto::mesos::v1 as pb;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::leader::{self, LeaderSearch, Outcome};
+
+/// The metadata key in which a standby names the leader.
+pub const LEADER_METADATA: &str = "pando-leader";
+
+/// How long an agent waits for the master to answer its (re-)registration
+/// before it tries another master.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What went wrong with the simulated agents.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// The master's address is not a URI.
+    /// No master to dial.
+    #[error("the agents were given no master")]
+    NoMaster,
+    /// A master's address is not a URI.
     #[error("bad master address '{0}': {1}")]
     Address(String, String),
-    /// An HTTP/2 connection to the master failed.
-    #[error("cannot connect the agent link to {0}: {1}")]
-    Connect(String, String),
     /// Some agent's registration failed.
     #[error("agent {0} did not register: {1}")]
     Register(usize, String),
@@ -49,6 +74,46 @@ pub struct AgentCounters {
     pub updates_sent: AtomicU64,
     /// Sessions that ended before the simulation stopped them.
     pub sessions_lost: AtomicU64,
+    /// Sessions a master refused or never answered (standbys, dead masters).
+    pub sessions_refused: AtomicU64,
+}
+
+/// What the fleet is and where it connects.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// The masters, `host:port`; every agent knows all of them.
+    pub masters: Vec<String>,
+    /// The index in `masters` every agent dials first (the leader, when it
+    /// is known).
+    pub first: usize,
+    /// How many agents.
+    pub count: usize,
+    /// How many agent sessions share one HTTP/2 connection to a master.
+    pub per_connection: usize,
+    /// Resources of every agent.
+    pub resources: Vec<pb::Resource>,
+    /// How long a task runs before TASK_FINISHED; `None`: until killed.
+    pub task_duration: Option<Duration>,
+    /// The longest [`AgentFleet::start`] waits for every agent to register.
+    pub wait: Duration,
+    /// Whether an agent whose session ends looks for the leader and
+    /// re-registers (HA), or stays disconnected (one master: a lost session
+    /// is a figure of the report).
+    pub follow_leader: bool,
+}
+
+/// One agent's (re-)registration, as the fleet reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration {
+    /// The agent's number.
+    pub index: usize,
+    /// The index of the master that answered.
+    pub master: usize,
+    /// When the answer arrived.
+    pub at: Instant,
+    /// True when the master answered AgentReregistered (it kept the
+    /// agent's id), false for AgentRegistered.
+    pub reregistered: bool,
 }
 
 /// The running simulated agents; stopping them closes their sessions.
@@ -57,76 +122,111 @@ pub struct AgentFleet {
     agents: Vec<JoinHandle<()>>,
     /// Counters, shared with every agent.
     pub counters: Arc<AgentCounters>,
+    /// Every registration after the first of each agent (those are consumed
+    /// by [`AgentFleet::start`]).
+    pub registrations: mpsc::UnboundedReceiver<Registration>,
+    /// Agents that gave up, with why (a ShutdownAgent, or a refusal when
+    /// the agents do not follow the leader).
+    pub failures: mpsc::UnboundedReceiver<(usize, String)>,
+}
+
+/// Where an agent reports what happened to it.
+#[derive(Clone)]
+struct Reports {
+    registered: mpsc::UnboundedSender<Registration>,
+    failed: mpsc::UnboundedSender<(usize, String)>,
 }
 
 impl AgentFleet {
-    /// Registers `count` agents with the master at `addr` (`host:port`),
-    /// each with `resources`, and returns once every one is registered,
-    /// with the time that took.
-    pub async fn start(
-        addr: &str,
-        count: usize,
-        per_connection: usize,
-        resources: Vec<pb::Resource>,
-        task_duration: Duration,
-        wait: Duration,
-    ) -> Result<(AgentFleet, Duration), AgentError> {
-        let url = format!("http://{addr}");
-        let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|e| AgentError::Address(addr.into(), e.to_string()))?
-            .tcp_nodelay(true);
-        let started = Instant::now();
-        let connections = count.div_ceil(per_connection.max(1));
-        let mut channels = Vec::with_capacity(connections);
-        for _ in 0..connections {
-            let channel = endpoint
-                .connect()
-                .await
-                .map_err(|e| AgentError::Connect(url.clone(), e.to_string()))?;
-            channels.push(channel);
+    /// Registers `config.count` agents and returns once every one is
+    /// registered, with the time that took.
+    pub async fn start(config: FleetConfig) -> Result<(AgentFleet, Duration), AgentError> {
+        if config.masters.is_empty() || config.first >= config.masters.len() {
+            return Err(AgentError::NoMaster);
         }
+        let per_connection = config.per_connection.max(1);
+        let connections = config.count.div_ceil(per_connection);
+        // channels[master][connection]: connected lazily, and again after
+        // the master comes back.
+        let mut channels = Vec::with_capacity(config.masters.len());
+        for addr in &config.masters {
+            let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(|e| AgentError::Address(addr.clone(), e.to_string()))?
+                .tcp_nodelay(true)
+                .connect_timeout(Duration::from_secs(2));
+            channels.push(
+                (0..connections)
+                    .map(|_| endpoint.connect_lazy())
+                    .collect::<Vec<Channel>>(),
+            );
+        }
+        let channels = Arc::new(channels);
+        let started = Instant::now();
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(AgentCounters::default());
         let (registered_tx, mut registered_rx) = mpsc::unbounded_channel();
-        let mut agents = Vec::with_capacity(count);
-        for index in 0..count {
-            let channel = channels[index / per_connection.max(1)].clone();
+        let (failed_tx, mut failed_rx) = mpsc::unbounded_channel();
+        let reports = Reports {
+            registered: registered_tx,
+            failed: failed_tx,
+        };
+        let mut agents = Vec::with_capacity(config.count);
+        for index in 0..config.count {
             let info = pb::AgentInfo {
                 hostname: format!("sim-agent-{index}"),
                 port: Some(5051),
-                resources: resources.clone(),
+                resources: config.resources.clone(),
                 ..Default::default()
             };
             let agent = SimAgent {
                 index,
-                id: String::new(),
-                task_duration,
+                info,
+                task_duration: config.task_duration,
                 counters: counters.clone(),
                 tasks: HashMap::new(),
+                frameworks: HashMap::new(),
+                executors: HashMap::new(),
                 sequence: 0,
+                search: LeaderSearch::new(config.masters.clone()),
+                follow_leader: config.follow_leader,
             };
             agents.push(tokio::spawn(agent.run(
-                channel,
-                info,
-                registered_tx.clone(),
+                channels.clone(),
+                index / per_connection,
+                config.first,
+                reports.clone(),
                 stop_rx.clone(),
             )));
         }
-        drop(registered_tx);
+        drop(reports);
+        let deadline = tokio::time::Instant::now() + config.wait;
+        let mut done = HashSet::with_capacity(config.count);
+        while done.len() < config.count {
+            let timeout = AgentError::Timeout(done.len(), config.count, config.wait);
+            tokio::select! {
+                registration = registered_rx.recv() => match registration {
+                    Some(r) => {
+                        done.insert(r.index);
+                    }
+                    None => return Err(timeout),
+                },
+                Some((index, why)) = failed_rx.recv() => {
+                    let _ = stop.send(true);
+                    return Err(AgentError::Register(index, why));
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    let _ = stop.send(true);
+                    return Err(timeout);
+                }
+            }
+        }
         let fleet = AgentFleet {
             stop,
             agents,
             counters,
+            registrations: registered_rx,
+            failures: failed_rx,
         };
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut done = 0;
-        while done < count {
-            match tokio::time::timeout_at(deadline, registered_rx.recv()).await {
-                Ok(Some(Ok(()))) => done += 1,
-                Ok(Some(Err((index, why)))) => return Err(AgentError::Register(index, why)),
-                Ok(None) | Err(_) => return Err(AgentError::Timeout(done, count, wait)),
-            }
-        }
         Ok((fleet, started.elapsed()))
     }
 
@@ -139,105 +239,250 @@ impl AgentFleet {
     }
 }
 
-/// One simulated agent's state.
+/// One simulated agent's state; it outlives its sessions.
 struct SimAgent {
     index: usize,
-    /// Given by the master on registration.
-    id: String,
-    task_duration: Duration,
+    /// What it registers with; `id` is set once the master gave one.
+    info: pb::AgentInfo,
+    task_duration: Option<Duration>,
     counters: Arc<AgentCounters>,
-    /// Tasks "running" here: task id → framework id.
-    tasks: HashMap<String, String>,
+    /// Tasks "running" here, by task id, as re-registration reports them.
+    tasks: HashMap<String, pb::Task>,
+    /// The frameworks of those tasks, by framework id.
+    frameworks: HashMap<String, pb::FrameworkInfo>,
+    /// Executors of task groups, by (framework id, executor id).
+    executors: HashMap<(String, String), pb::ExecutorInfo>,
     /// Numbers the status update uuids.
     sequence: u64,
+    /// Which master to dial after a session ends.
+    search: LeaderSearch,
+    /// Whether to look for the leader when a session ends.
+    follow_leader: bool,
 }
 
-type Registered = mpsc::UnboundedSender<Result<(), (usize, String)>>;
+/// How one session ended.
+enum SessionEnd {
+    /// The fleet is stopping.
+    Stopped,
+    /// The master told the agent to shut down.
+    Shutdown(String),
+    /// The session is over; the agent may look for the leader.
+    Over(Outcome, String),
+}
 
 impl SimAgent {
+    /// The agent's id, as the master gave it.
+    fn id(&self) -> String {
+        self.info
+            .id
+            .as_ref()
+            .map(|i| i.value.clone())
+            .unwrap_or_default()
+    }
+
     async fn run(
         mut self,
-        channel: Channel,
-        info: pb::AgentInfo,
-        registered: Registered,
+        channels: Arc<Vec<Vec<Channel>>>,
+        connection: usize,
+        first: usize,
+        reports: Reports,
         mut stop: watch::Receiver<bool>,
     ) {
-        let mut client = AgentLinkClient::new(channel);
-        let (up, up_rx) = mpsc::unbounded_channel();
-        let register = agent_message::Message::Register(RegisterAgent {
-            agent_info: info,
-            version: Some("pando-sim".into()),
-            capabilities: Vec::new(),
-            endpoint: None,
-        });
-        let _ = up.send(AgentMessage {
-            message: Some(register),
-        });
-        let mut down = match client.session(UnboundedReceiverStream::new(up_rx)).await {
-            Ok(response) => response.into_inner(),
-            Err(status) => {
-                let _ = registered.send(Err((self.index, status.to_string())));
+        // Finished tasks come back here, so a kill in between wins; the
+        // channel outlives sessions, so a task may finish while the agent
+        // is looking for the leader.
+        let (finish_tx, mut finish_rx) = mpsc::unbounded_channel::<String>();
+        let mut master = first;
+        loop {
+            let Some(channel) = channels.get(master).and_then(|c| c.get(connection)) else {
+                let _ = reports.failed.send((self.index, "no channel".into()));
+                return;
+            };
+            let end = self
+                .session(
+                    channel.clone(),
+                    master,
+                    &reports,
+                    &finish_tx,
+                    &mut finish_rx,
+                    &mut stop,
+                )
+                .await;
+            let (outcome, why) = match end {
+                SessionEnd::Stopped => return,
+                SessionEnd::Shutdown(why) => {
+                    let _ = reports.failed.send((self.index, why));
+                    return;
+                }
+                SessionEnd::Over(outcome, why) => (outcome, why),
+            };
+            if *stop.borrow() {
                 return;
             }
-        };
-        // The first answer is the registration (pings may come first).
-        loop {
-            match down.message().await {
-                Ok(Some(m)) => match m.message {
-                    Some(master_message::Message::Registered(r)) => {
-                        self.id = r.agent_id.value;
-                        break;
-                    }
-                    Some(master_message::Message::Reregistered(r)) => {
-                        self.id = r.agent_id.value;
-                        break;
-                    }
-                    Some(master_message::Message::Ping(_)) => send(&up, pong()),
-                    Some(master_message::Message::Shutdown(s)) => {
-                        let why = s.message.unwrap_or_else(|| "shut down".into());
-                        let _ = registered.send(Err((self.index, why)));
-                        return;
-                    }
-                    _ => {}
-                },
-                Ok(None) => {
-                    let _ = registered.send(Err((self.index, "session closed".into())));
-                    return;
+            match outcome {
+                Outcome::Lost => {
+                    self.counters.sessions_lost.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(status) => {
-                    let _ = registered.send(Err((self.index, status.to_string())));
-                    return;
+                _ => {
+                    self.counters
+                        .sessions_refused
+                        .fetch_add(1, Ordering::Relaxed);
                 }
             }
+            if !self.follow_leader {
+                if outcome != Outcome::Lost {
+                    let _ = reports.failed.send((self.index, why));
+                }
+                return;
+            }
+            let step = self.search.after(master, &outcome);
+            if step.pause {
+                tokio::select! {
+                    _ = tokio::time::sleep(leader::pause(leader::jitter_unit())) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+            master = step.master;
         }
-        let _ = registered.send(Ok(()));
+    }
 
-        // Finished tasks come back here, so a kill in between wins.
-        let (finish_tx, mut finish_rx) = mpsc::unbounded_channel::<String>();
+    /// The message that opens a session: Register the first time,
+    /// Reregister with the id, frameworks and tasks once the agent has an id.
+    fn opening(&self) -> agent_message::Message {
+        if self.info.id.is_none() {
+            return agent_message::Message::Register(RegisterAgent {
+                agent_info: self.info.clone(),
+                version: Some("pando-sim".into()),
+                capabilities: Vec::new(),
+                endpoint: None,
+            });
+        }
+        let mut tasks: Vec<pb::Task> = self.tasks.values().cloned().collect();
+        tasks.sort_by(|a, b| a.task_id.value.cmp(&b.task_id.value));
+        agent_message::Message::Reregister(ReregisterAgent {
+            agent_info: self.info.clone(),
+            version: Some("pando-sim".into()),
+            frameworks: self.frameworks.values().cloned().collect(),
+            executors: self.executors.values().cloned().collect(),
+            tasks,
+            ..Default::default()
+        })
+    }
+
+    /// Opens one session with the master at `master`, waits for its answer
+    /// and serves it until it ends.
+    async fn session(
+        &mut self,
+        channel: Channel,
+        master: usize,
+        reports: &Reports,
+        finish_tx: &mpsc::UnboundedSender<String>,
+        finish_rx: &mut mpsc::UnboundedReceiver<String>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> SessionEnd {
+        if *stop.borrow() {
+            return SessionEnd::Stopped;
+        }
+        let mut client = AgentLinkClient::new(channel);
+        let (up, up_rx) = mpsc::unbounded_channel();
+        send(&up, self.opening());
+        let opened = tokio::select! {
+            opened = client.session(UnboundedReceiverStream::new(up_rx)) => opened,
+            _ = stop.changed() => return SessionEnd::Stopped,
+        };
+        let mut down = match opened {
+            Ok(response) => response.into_inner(),
+            Err(status) => {
+                let address = self.search.masters().get(master).cloned();
+                return SessionEnd::Over(refusal(&status, address.as_deref()), status.to_string());
+            }
+        };
+
+        // The first answer is the registration (pings may come first).
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
+            loop {
+                match down.message().await {
+                    Ok(Some(MasterMessage {
+                        message: Some(master_message::Message::Registered(r)),
+                    })) => return Ok((r.agent_id, false)),
+                    Ok(Some(MasterMessage {
+                        message: Some(master_message::Message::Reregistered(r)),
+                    })) => return Ok((r.agent_id, true)),
+                    Ok(Some(MasterMessage {
+                        message: Some(master_message::Message::Ping(_)),
+                    })) => send(&up, pong()),
+                    Ok(Some(MasterMessage {
+                        message: Some(master_message::Message::Shutdown(s)),
+                    })) => {
+                        let why = s.message.unwrap_or_else(|| "shut down".into());
+                        return Err(SessionEnd::Shutdown(why));
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        return Err(SessionEnd::Over(
+                            Outcome::Unreachable,
+                            "session closed before the registration was answered".into(),
+                        ))
+                    }
+                    Err(status) => {
+                        let address = self.search.masters().get(master).cloned();
+                        return Err(SessionEnd::Over(
+                            refusal(&status, address.as_deref()),
+                            status.to_string(),
+                        ));
+                    }
+                }
+            }
+        });
+        let answered = tokio::select! {
+            answered = answer => answered,
+            _ = stop.changed() => return SessionEnd::Stopped,
+        };
+        let (agent_id, reregistered) = match answered {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(end)) => return end,
+            Err(_) => {
+                return SessionEnd::Over(
+                    Outcome::Unreachable,
+                    format!("no answer to the registration within {ANSWER_TIMEOUT:?}"),
+                )
+            }
+        };
+        self.info.id = Some(agent_id);
+        self.search.registered();
+        let _ = reports.registered.send(Registration {
+            index: self.index,
+            master,
+            at: Instant::now(),
+            reregistered,
+        });
+
         loop {
             tokio::select! {
                 message = down.message() => match message {
                     Ok(Some(m)) => {
                         if let Some(m) = m.message {
-                            if !self.handle(m, &up, &finish_tx) {
-                                break;
+                            if !self.handle(m, &up, finish_tx) {
+                                return SessionEnd::Shutdown(
+                                    "the master shut the agent down".into(),
+                                );
                             }
                         }
                     }
-                    Ok(None) | Err(_) => {
-                        if !*stop.borrow() {
-                            self.counters.sessions_lost.fetch_add(1, Ordering::Relaxed);
-                        }
-                        break;
-                    }
+                    Ok(None) => return SessionEnd::Over(Outcome::Lost, "session closed".into()),
+                    Err(status) => return SessionEnd::Over(Outcome::Lost, status.to_string()),
                 },
                 Some(task_id) = finish_rx.recv() => {
-                    if let Some(framework_id) = self.tasks.remove(&task_id) {
-                        let update = self.update(&framework_id, &task_id, pb::TaskState::TaskFinished);
+                    if let Some(task) = self.tasks.remove(&task_id) {
+                        let update = self.update(
+                            &task.framework_id.value,
+                            &task_id,
+                            pb::TaskState::TaskFinished,
+                        );
                         send(&up, update);
                     }
                 }
-                _ = stop.changed() => break,
+                _ = stop.changed() => return SessionEnd::Stopped,
             }
         }
     }
@@ -253,13 +498,17 @@ impl SimAgent {
         match message {
             M::Ping(_) => send(up, pong()),
             M::RunTask(run) => {
-                let framework_id = run.framework.id.map(|i| i.value).unwrap_or_default();
-                self.start_task(framework_id, run.task.task_id.value, up, finish);
+                self.start_task(&run.framework, &run.task, None, up, finish);
             }
             M::RunTaskGroup(run) => {
-                let framework_id = run.framework.id.map(|i| i.value).unwrap_or_default();
-                for task in run.task_group.tasks {
-                    self.start_task(framework_id.clone(), task.task_id.value, up, finish);
+                let framework_id = framework_id(&run.framework);
+                let mut executor = run.executor;
+                executor.framework_id = run.framework.id.clone();
+                let executor_id = executor.executor_id.clone();
+                self.executors
+                    .insert((framework_id, executor_id.value.clone()), executor);
+                for task in &run.task_group.tasks {
+                    self.start_task(&run.framework, task, Some(executor_id.clone()), up, finish);
                 }
             }
             M::KillTask(kill) => {
@@ -274,8 +523,11 @@ impl SimAgent {
                 }
             }
             M::ShutdownFramework(shutdown) => {
-                self.tasks
-                    .retain(|_, framework| *framework != shutdown.framework_id.value);
+                let gone = shutdown.framework_id.value;
+                self.tasks.retain(|_, task| task.framework_id.value != gone);
+                self.executors
+                    .retain(|(framework, _), _| *framework != gone);
+                self.frameworks.remove(&gone);
             }
             M::Shutdown(_) => return false,
             _ => {}
@@ -285,21 +537,42 @@ impl SimAgent {
 
     fn start_task(
         &mut self,
-        framework_id: String,
-        task_id: String,
+        framework: &pb::FrameworkInfo,
+        task: &pb::TaskInfo,
+        executor_id: Option<pb::ExecutorId>,
         up: &mpsc::UnboundedSender<AgentMessage>,
         finish: &mpsc::UnboundedSender<String>,
     ) {
         self.counters.tasks_received.fetch_add(1, Ordering::Relaxed);
+        let framework_id = framework_id(framework);
+        let task_id = task.task_id.value.clone();
         let update = self.update(&framework_id, &task_id, pb::TaskState::TaskRunning);
         send(up, update);
-        self.tasks.insert(task_id.clone(), framework_id);
-        let finish = finish.clone();
-        let duration = self.task_duration;
-        tokio::spawn(async move {
-            tokio::time::sleep(duration).await;
-            let _ = finish.send(task_id);
-        });
+        // The record a real agent keeps (and reports when it re-registers).
+        let record = pb::Task {
+            name: task.name.clone(),
+            task_id: task.task_id.clone(),
+            framework_id: pb::FrameworkId {
+                value: framework_id.clone(),
+            },
+            executor_id,
+            agent_id: pb::AgentId { value: self.id() },
+            state: pb::TaskState::TaskRunning as i32,
+            resources: task.resources.clone(),
+            labels: task.labels.clone(),
+            ..Default::default()
+        };
+        self.tasks.insert(task_id.clone(), record);
+        self.frameworks
+            .entry(framework_id)
+            .or_insert_with(|| framework.clone());
+        if let Some(duration) = self.task_duration {
+            let finish = finish.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(duration).await;
+                let _ = finish.send(task_id);
+            });
+        }
     }
 
     /// A status update with a fresh uuid: the agent index and a sequence
@@ -319,9 +592,7 @@ impl SimAgent {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or_default();
-        let agent_id = pb::AgentId {
-            value: self.id.clone(),
-        };
+        let agent_id = pb::AgentId { value: self.id() };
         agent_message::Message::StatusUpdate(pando_proto::link::StatusUpdate {
             framework_id: pb::FrameworkId {
                 value: framework_id.into(),
@@ -345,6 +616,30 @@ impl SimAgent {
     }
 }
 
+/// What a failed session open or a broken answer means for the search: a
+/// standby's UNAVAILABLE (with the leader it names, unless that is the
+/// master just tried) is a refusal; anything else, a master not reached.
+fn refusal(status: &tonic::Status, master: Option<&str>) -> Outcome {
+    if status.code() != tonic::Code::Unavailable {
+        return Outcome::Unreachable;
+    }
+    let leader = status
+        .metadata()
+        .get(LEADER_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .filter(|l| Some(l.as_str()) != master);
+    Outcome::Refused { leader }
+}
+
+fn framework_id(framework: &pb::FrameworkInfo) -> String {
+    framework
+        .id
+        .as_ref()
+        .map(|i| i.value.clone())
+        .unwrap_or_default()
+}
+
 fn pong() -> agent_message::Message {
     agent_message::Message::Pong(pando_proto::link::Pong {})
 }
@@ -353,4 +648,99 @@ fn send(up: &mpsc::UnboundedSender<AgentMessage>, message: agent_message::Messag
     let _ = up.send(AgentMessage {
         message: Some(message),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_standby_refusal_names_the_leader() {
+        let mut status = tonic::Status::unavailable("not the leading master");
+        status.metadata_mut().insert(
+            LEADER_METADATA,
+            "127.0.0.1:5052".parse().expect("ascii metadata"),
+        );
+        assert_eq!(
+            refusal(&status, Some("127.0.0.1:5051")),
+            Outcome::Refused {
+                leader: Some("127.0.0.1:5052".into())
+            }
+        );
+        // A master naming itself (still recovering) names no one else.
+        assert_eq!(
+            refusal(&status, Some("127.0.0.1:5052")),
+            Outcome::Refused { leader: None }
+        );
+        let status = tonic::Status::unavailable("no leading master is elected");
+        assert_eq!(refusal(&status, None), Outcome::Refused { leader: None });
+        let status = tonic::Status::internal("poisoned");
+        assert_eq!(refusal(&status, None), Outcome::Unreachable);
+    }
+
+    fn agent() -> SimAgent {
+        SimAgent {
+            index: 7,
+            info: pb::AgentInfo {
+                hostname: "sim-agent-7".into(),
+                ..Default::default()
+            },
+            task_duration: None,
+            counters: Arc::new(AgentCounters::default()),
+            tasks: HashMap::new(),
+            frameworks: HashMap::new(),
+            executors: HashMap::new(),
+            sequence: 0,
+            search: LeaderSearch::new(vec!["127.0.0.1:1".into()]),
+            follow_leader: true,
+        }
+    }
+
+    #[test]
+    fn a_registered_agent_reregisters_with_its_id_frameworks_and_tasks() {
+        let mut agent = agent();
+        assert!(matches!(
+            agent.opening(),
+            agent_message::Message::Register(_)
+        ));
+        agent.info.id = Some(pb::AgentId {
+            value: "A-S0".into(),
+        });
+        let framework = pb::FrameworkInfo {
+            id: Some(pb::FrameworkId {
+                value: "F-1".into(),
+            }),
+            name: "sim".into(),
+            ..Default::default()
+        };
+        let task = pb::TaskInfo {
+            name: "t".into(),
+            task_id: pb::TaskId { value: "t1".into() },
+            agent_id: pb::AgentId {
+                value: "A-S0".into(),
+            },
+            ..Default::default()
+        };
+        let (up, mut up_rx) = mpsc::unbounded_channel();
+        let (finish, _finish_rx) = mpsc::unbounded_channel();
+        let run = pando_proto::link::RunTask {
+            framework: framework.clone(),
+            task,
+        };
+        assert!(agent.handle(master_message::Message::RunTask(run), &up, &finish));
+        assert!(matches!(
+            up_rx.try_recv().map(|m| m.message),
+            Ok(Some(agent_message::Message::StatusUpdate(_)))
+        ));
+        let agent_message::Message::Reregister(r) = agent.opening() else {
+            panic!("an agent with an id re-registers");
+        };
+        assert_eq!(r.agent_info.id.map(|i| i.value), Some("A-S0".into()));
+        assert_eq!(r.frameworks, vec![framework]);
+        assert_eq!(r.tasks.len(), 1);
+        assert_eq!(r.tasks[0].task_id.value, "t1");
+        assert_eq!(r.tasks[0].framework_id.value, "F-1");
+        assert_eq!(r.tasks[0].agent_id.value, "A-S0");
+        assert_eq!(r.tasks[0].state, pb::TaskState::TaskRunning as i32);
+    }
 }

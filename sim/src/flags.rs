@@ -78,6 +78,16 @@ pub struct SimulateFlags {
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Measure leader failover instead of a workload: start 3 masters with
+    /// `--registry=replicated_log`, register `--agents` agents and run
+    /// `--tasks` tasks, `kill -9` the leader, and time how long until a new
+    /// leader accepts SUBSCRIBE and until every agent has re-registered.
+    #[arg(long)]
+    pub failover: bool,
+    /// With `--failover`: how many times to kill a leader (each run on a
+    /// fresh cluster); the report gives min, median and max.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
 }
 
 impl SimulateFlags {
@@ -106,6 +116,14 @@ impl SimulateFlags {
             return Err(FlagsError::Invalid(
                 "--agents_per_connection must be 1 to 200 (the master's stream limit)".into(),
             ));
+        }
+        if self.failover && self.master.is_some() {
+            return Err(FlagsError::Invalid(
+                "--failover starts its own 3 masters; drop --master".into(),
+            ));
+        }
+        if self.failover && self.runs == 0 {
+            return Err(FlagsError::Invalid("--runs must be at least 1".into()));
         }
         if self.calls_in_flight == 0 {
             return Err(FlagsError::Invalid(

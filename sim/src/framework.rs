@@ -128,6 +128,10 @@ pub struct SimFramework {
     pub task: Size,
     /// Its most concurrent scheduler calls.
     pub calls_in_flight: usize,
+    /// The `failover_timeout` it subscribes with, in seconds: 0 tears the
+    /// framework (and its tasks) down when its stream closes; the failover
+    /// benchmark uses a long one so tasks outlive the framework's stream.
+    pub failover_timeout: f64,
 }
 
 /// A task launched and not yet finished.
@@ -163,7 +167,7 @@ impl SimFramework {
         let info = json!({
             "user": "root",
             "name": format!("sim-{}-{}", self.profile.name(), index),
-            "failover_timeout": 0.0
+            "failover_timeout": self.failover_timeout
         });
         let call = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": info}});
         let (stream_id, mut events) = http
@@ -535,6 +539,7 @@ mod tests {
                 mem: 16.0,
             },
             calls_in_flight: 1,
+            failover_timeout: 0.0,
         };
         assert_eq!(f.launchable(0), 60);
         assert_eq!(f.launchable(45), 15);

@@ -14,9 +14,11 @@
 //! `/metrics/snapshot` and /proc figures, stop everything, print the report.
 
 pub mod agent;
+pub mod failover;
 pub mod flags;
 pub mod framework;
 pub mod http;
+pub mod leader;
 pub mod master;
 pub mod profile;
 pub mod report;
@@ -28,7 +30,7 @@ use std::time::Duration;
 
 pub use flags::SimulateFlags;
 
-use agent::AgentFleet;
+use agent::{AgentFleet, FleetConfig};
 use framework::{SimFramework, Tally};
 use http::Http;
 use master::ChildMaster;
@@ -59,6 +61,9 @@ pub enum SimError {
     /// A framework failed to subscribe.
     #[error(transparent)]
     Framework(#[from] framework::FrameworkError),
+    /// A failover run failed.
+    #[error(transparent)]
+    Failover(#[from] failover::FailoverError),
     /// The master died during the run.
     #[error("the master exited during the run (its log: {0})")]
     MasterDied(String),
@@ -73,6 +78,16 @@ pub fn run_blocking(flags: SimulateFlags) -> Result<i32, SimError> {
         .build()
         .map_err(SimError::Runtime)?;
     let json = flags.json;
+    if flags.failover {
+        let exe = std::env::current_exe().map_err(SimError::Exe)?;
+        let report = runtime.block_on(failover::run(&flags, &exe))?;
+        if json {
+            println!("{}", report.to_json());
+        } else {
+            print!("{}", report.to_text());
+        }
+        return Ok(if report.complete() { 0 } else { 1 });
+    }
     let report = runtime.block_on(run(flags))?;
     if json {
         println!("{}", report.to_json());
@@ -125,14 +140,16 @@ pub async fn run(flags: SimulateFlags) -> Result<Report, SimError> {
     let before_registration = pid.and_then(master::sample);
     let registration_wait =
         Duration::from_secs(60) + Duration::from_millis(flags.agents as u64 * 10);
-    let (fleet, registration) = AgentFleet::start(
-        &addr,
-        flags.agents,
-        flags.agents_per_connection,
+    let (fleet, registration) = AgentFleet::start(FleetConfig {
+        masters: vec![addr.clone()],
+        first: 0,
+        count: flags.agents,
+        per_connection: flags.agents_per_connection,
         resources,
-        flags.task_duration,
-        registration_wait,
-    )
+        task_duration: Some(flags.task_duration),
+        wait: registration_wait,
+        follow_leader: false,
+    })
     .await?;
     report.registration_s = registration.as_secs_f64();
     let after_registration = pid.and_then(master::sample);
@@ -144,37 +161,7 @@ pub async fn run(flags: SimulateFlags) -> Result<Report, SimError> {
     let tally = Arc::new(Tally::new(flags.tasks));
     let sim_start = master::sample(std::process::id());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let launching = flags.frameworks - flags.decliners.min(flags.frameworks);
-    let task = Size {
-        cpus: flags.task_cpus,
-        mem: flags.task_mem,
-    };
-    let mut frameworks = Vec::with_capacity(flags.frameworks);
-    for index in 0..flags.frameworks {
-        let profile = flags
-            .profile
-            .for_framework(index, flags.frameworks, flags.decliners);
-        let quota = if index < launching {
-            let share = flags.tasks / launching as u64;
-            share + u64::from((index as u64) < flags.tasks % launching as u64)
-        } else {
-            0
-        };
-        let framework = SimFramework {
-            index,
-            profile,
-            remaining: quota,
-            max_active: (flags.max_active > 0).then_some(flags.max_active),
-            task,
-            calls_in_flight: flags.calls_in_flight,
-        };
-        frameworks.push(tokio::spawn(framework.run(
-            addr.clone(),
-            http.clone(),
-            tally.clone(),
-            stop_rx.clone(),
-        )));
-    }
+    let mut frameworks = spawn_frameworks(&flags, &addr, &http, &tally, &stop_rx, 0.0);
 
     // Wait for the last TASK_FINISHED, the deadline, the master's death or
     // a framework's failure.
@@ -247,6 +234,52 @@ pub async fn run(flags: SimulateFlags) -> Result<Report, SimError> {
         report::figures(&mut report, &samples);
     }
     Ok(report)
+}
+
+/// Starts `--frameworks` simulated frameworks against the master at
+/// `addr`, sharing `--tasks` among those that launch; each subscribes with
+/// `failover_timeout` (seconds) and runs until `stop`.
+fn spawn_frameworks(
+    flags: &SimulateFlags,
+    addr: &str,
+    http: &Http,
+    tally: &Arc<Tally>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+    failover_timeout: f64,
+) -> Vec<tokio::task::JoinHandle<Result<(), framework::FrameworkError>>> {
+    let launching = flags.frameworks - flags.decliners.min(flags.frameworks);
+    let task = Size {
+        cpus: flags.task_cpus,
+        mem: flags.task_mem,
+    };
+    let mut frameworks = Vec::with_capacity(flags.frameworks);
+    for index in 0..flags.frameworks {
+        let profile = flags
+            .profile
+            .for_framework(index, flags.frameworks, flags.decliners);
+        let quota = if index < launching {
+            let share = flags.tasks / launching as u64;
+            share + u64::from((index as u64) < flags.tasks % launching as u64)
+        } else {
+            0
+        };
+        let framework = SimFramework {
+            index,
+            profile,
+            remaining: quota,
+            max_active: (flags.max_active > 0).then_some(flags.max_active),
+            task,
+            calls_in_flight: flags.calls_in_flight,
+            failover_timeout,
+        };
+        frameworks.push(tokio::spawn(framework.run(
+            addr.to_string(),
+            http.clone(),
+            tally.clone(),
+            stop.clone(),
+        )));
+    }
+    frameworks
 }
 
 /// Copies the allocator's cycle figures from `/metrics/snapshot`.

@@ -48,11 +48,22 @@ impl ChildMaster {
         allocation_interval: Duration,
         http: &Http,
     ) -> Result<ChildMaster, MasterError> {
+        let port = free_ports(1)?
+            .pop()
+            .ok_or_else(|| MasterError::Port(std::io::Error::other("no port")))?;
+        let interval = format!(
+            "--allocation_interval={}ms",
+            allocation_interval.as_millis().max(1)
+        );
+        let mut master = ChildMaster::spawn(exe, port, &[interval])?;
+        master.wait_up(http, Duration::from_secs(20)).await?;
+        Ok(master)
+    }
+
+    /// Starts `exe master --ip=127.0.0.1 --port=<port>` with a temporary
+    /// work_dir and the `extra` flags, without waiting for it.
+    pub fn spawn(exe: &Path, port: u16, extra: &[String]) -> Result<ChildMaster, MasterError> {
         let dir = tempfile::tempdir().map_err(MasterError::WorkDir)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(MasterError::Port)?;
         let log_path = dir.path().join("master.log");
         let log = std::fs::File::create(&log_path).map_err(MasterError::WorkDir)?;
         let work_dir = dir.path().join("work");
@@ -61,36 +72,48 @@ impl ChildMaster {
             .arg("--ip=127.0.0.1")
             .arg(format!("--port={port}"))
             .arg(format!("--work_dir={}", work_dir.display()))
-            .arg(format!(
-                "--allocation_interval={}ms",
-                allocation_interval.as_millis().max(1)
-            ))
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .map_err(|e| MasterError::Spawn(exe.display().to_string(), e))?;
-        let mut master = ChildMaster {
+        Ok(ChildMaster {
             port,
             child,
             log: log_path.display().to_string(),
             _dir: dir,
-        };
-        let wait = Duration::from_secs(20);
+        })
+    }
+
+    /// Waits until the master answers `/health`, at most `wait`.
+    pub async fn wait_up(&mut self, http: &Http, wait: Duration) -> Result<(), MasterError> {
         let start = Instant::now();
         loop {
-            if let Ok(Some(status)) = master.child.try_wait() {
-                return Err(MasterError::Exited(status, master.log_tail()));
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(MasterError::Exited(status, self.log_tail()));
             }
-            if let Ok((200, _)) = http.get(&format!("127.0.0.1:{port}"), "/health").await {
-                return Ok(master);
+            if let Ok((200, _)) = http.get(&self.addr(), "/health").await {
+                return Ok(());
             }
             if start.elapsed() > wait {
-                return Err(MasterError::NotUp(wait, master.log_tail()));
+                return Err(MasterError::NotUp(wait, self.log_tail()));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Its `host:port`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the master with SIGKILL (`kill -9`: no goodbye to anyone) and
+    /// reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The child's pid.
@@ -118,9 +141,21 @@ impl ChildMaster {
 
 impl Drop for ChildMaster {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
+}
+
+/// `count` distinct free ports on 127.0.0.1 (each held until all are
+/// found, so none repeats).
+pub fn free_ports(count: usize) -> Result<Vec<u16>, MasterError> {
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 0..count {
+        listeners.push(std::net::TcpListener::bind("127.0.0.1:0").map_err(MasterError::Port)?);
+    }
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()).map_err(MasterError::Port))
+        .collect()
 }
 
 /// CPU time and memory of a process at one moment.
