@@ -338,10 +338,59 @@ fn bad_input_is_named() {
         "{err}"
     );
 
-    let out = run(&["local", "--ha", &format!("--port={}", free_port())]);
+    let out = run(&["local", "--agents=0", &format!("--port={}", free_port())]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("--ha") && err.contains("not landed"), "{err}");
+    assert!(err.contains("--agents must be between 1 and"), "{err}");
+}
+
+/// `pando local --ha`: three masters elect a leader, the agents find it,
+/// and the CLI, given every master, talks to whichever leads.
+#[test]
+fn local_ha_cluster_runs_tasks_through_the_leader() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Three consecutive free ports for the masters.
+    let port = loop {
+        let port = free_port();
+        if port < 65000 && (1..3).all(|i| TcpListener::bind(("127.0.0.1", port + i)).is_ok()) {
+            break port;
+        }
+    };
+    let child = pando()
+        .args(["local", "--ha", "--agents=2", "--agent_port=0"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--work_dir={}", dir.path().display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn pando local --ha");
+    let local = Local {
+        child,
+        port,
+        _dir: dir,
+    };
+    let masters = format!(
+        "--master=127.0.0.1:{port},127.0.0.1:{},127.0.0.1:{}",
+        port + 1,
+        port + 2
+    );
+    poll_json(&["agent", "list", "--json", &masters], |v| {
+        v.as_array().is_some_and(|a| a.len() == 2)
+    });
+    let out = run(&[
+        "execute",
+        &masters,
+        "--name=ha-hello",
+        "--command=echo hello",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("TASK_FINISHED"));
+    drop(local);
 }
 
 /// Whether a user with no rights but "other"'s can run `binary`: it is

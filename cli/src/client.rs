@@ -122,6 +122,49 @@ impl Client {
         })
     }
 
+    /// A client for the leading master among `masters` (one `host:port`,
+    /// or several joined by commas): each is asked `/master/redirect` in
+    /// turn, and the first answer names the leader.
+    pub async fn leading(masters: &str, timeout: Duration) -> Result<Client, ClientError> {
+        let list: Vec<&str> = masters
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .collect();
+        if list.len() <= 1 {
+            return Client::new(masters, timeout);
+        }
+        let mut last = ClientError::Address(masters.to_string());
+        for master in list {
+            let client = Client::new(master, timeout)?;
+            match client
+                .request("GET", "/master/redirect", &[], Bytes::new())
+                .await
+            {
+                Ok(reply) if reply.status == 307 => {
+                    let leader = reply
+                        .headers
+                        .get("location")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(crate::execute::leader_address);
+                    if let Some(leader) = leader {
+                        return Client::new(&leader, timeout);
+                    }
+                }
+                Ok(reply) => {
+                    last = ClientError::Status {
+                        addr: client.addr.clone(),
+                        path: "/master/redirect".into(),
+                        status: reply.status,
+                        body: String::from_utf8_lossy(&reply.body).trim().to_string(),
+                    }
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     fn timed_out(&self) -> ClientError {
         ClientError::Timeout {
             addr: self.addr.clone(),

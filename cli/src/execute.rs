@@ -292,7 +292,9 @@ pub async fn run(mut flags: ExecuteFlags) -> Result<i32, ExecuteError> {
             reason,
         }
     })?;
-    let client = Client::new(&flags.master, timeout).map_err(ExecuteError::Master)?;
+    let client = Client::leading(&flags.master, timeout)
+        .await
+        .map_err(ExecuteError::Master)?;
     let master = client.addr.clone();
 
     let mut subscribe = call_of(sched::call::Type::Subscribe);

@@ -31,12 +31,6 @@ use crate::progress::Progress;
 /// Why the local cluster could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
-    /// `--ha` needs the HA issue.
-    #[error(
-        "--ha needs 3 masters replicating their registry through Raft, and Pando's HA \
-         support has not landed yet; run `pando local` without --ha for one master"
-    )]
-    HaUnavailable,
     /// `--agents` is out of range.
     #[error("--agents must be between 1 and {max}, not {given}")]
     Agents {
@@ -119,11 +113,13 @@ pub struct LocalFlags {
     /// How many agents to start; the machine's resources are split evenly.
     #[arg(long, default_value_t = 2)]
     pub agents: usize,
-    /// Three masters with Raft failover (not available yet: fails).
+    /// Three masters (on --port, --port+1 and --port+2) replicating the
+    /// registry through Raft, with leader election and failover.
     #[arg(long)]
     pub ha: bool,
     /// The first agent's port; the others take the ports after it
-    /// (default: --port + 1). 0 lets every agent pick a free port.
+    /// (default: the port after the last master's). 0 lets every agent
+    /// pick a free port.
     #[arg(long = "agent_port", alias = "agent-port")]
     pub agent_port: Option<u16>,
     /// `cgroups` or `posix` (default: cgroups when running as root with
@@ -237,9 +233,6 @@ struct LocalAgent {
 
 /// Runs the local cluster until Ctrl-C or SIGTERM.
 pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
-    if flags.ha {
-        return Err(LocalError::HaUnavailable);
-    }
     if flags.agents == 0 || flags.agents > MAX_AGENTS {
         return Err(LocalError::Agents {
             given: flags.agents,
@@ -253,7 +246,13 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
         0 => ports::pick_free()?,
         port => port,
     };
-    let agent_base = flags.agent_port.unwrap_or(port.saturating_add(1));
+    let master_count: u16 = if flags.ha { 3 } else { 1 };
+    let master_ports: Vec<u16> = (0..master_count)
+        .map(|i| port.checked_add(i).ok_or(LocalError::AgentPort(port)))
+        .collect::<Result<_, _>>()?;
+    let agent_base = flags
+        .agent_port
+        .unwrap_or(port.saturating_add(master_count));
     let agent_ports: Vec<u16> = (0..flags.agents)
         .map(|i| {
             if agent_base == 0 {
@@ -264,7 +263,9 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
             }
         })
         .collect::<Result<_, _>>()?;
-    ports::check_free(port)?;
+    for port in &master_ports {
+        ports::check_free(*port)?;
+    }
     for port in agent_ports.iter().filter(|p| **p != 0) {
         ports::check_free(*port)?;
     }
@@ -296,30 +297,60 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
     }
 
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let master_flags = MasterFlags::with_defaults(ip, port, work_dir.join("master"));
-    let bound = BoundMaster::bind(master_flags)
-        .await
-        .map_err(LocalError::Master)?;
-    let master_addr = bound
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| format!("127.0.0.1:{port}"));
-    let (stop_master, master_stopped) = tokio::sync::oneshot::channel::<()>();
-    // The master's end is reported, so a master that fails while running
+    let masters_list = master_ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut bound_masters = Vec::new();
+    for (i, master_port) in master_ports.iter().enumerate() {
+        let dir = if flags.ha {
+            work_dir.join(format!("master-{}", i + 1))
+        } else {
+            work_dir.join("master")
+        };
+        let mut master_flags = MasterFlags::with_defaults(ip, *master_port, dir);
+        if flags.ha {
+            master_flags.registry = "replicated_log".into();
+            master_flags.quorum = Some(2);
+            master_flags.masters = Some(masters_list.clone());
+        }
+        bound_masters.push(
+            BoundMaster::bind(master_flags)
+                .await
+                .map_err(LocalError::Master)?,
+        );
+    }
+    let master_addr = if flags.ha {
+        masters_list.clone()
+    } else {
+        bound_masters
+            .first()
+            .and_then(BoundMaster::local_addr)
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| format!("127.0.0.1:{port}"))
+    };
+    let (stop_master, master_stopped) = tokio::sync::watch::channel(false);
+    // A master's end is reported, so a master that fails while running
     // stops the whole cluster instead of leaving agents without one.
-    let (master_ended, mut master_end) = tokio::sync::oneshot::channel::<String>();
-    let master = tokio::spawn(async move {
-        let result = bound
-            .run(async move {
-                let _ = master_stopped.await;
-            })
-            .await;
-        let _ = master_ended.send(match &result {
-            Ok(()) => "the master stopped".to_string(),
-            Err(e) => format!("the master failed: {e}"),
-        });
-        result
-    });
+    let (master_ended, mut master_end) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut masters = Vec::new();
+    for bound in bound_masters {
+        let mut stopped = master_stopped.clone();
+        let ended = master_ended.clone();
+        masters.push(tokio::spawn(async move {
+            let result = bound
+                .run(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+            let _ = ended.send(match &result {
+                Ok(()) => "the master stopped".to_string(),
+                Err(e) => format!("the master failed: {e}"),
+            });
+            result
+        }));
+    }
 
     let mut agents = Vec::new();
     let cgroups = cgroup_root(port);
@@ -348,7 +379,7 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
         let started = match pando_agent::start(&agent_flags).await {
             Ok(started) => started,
             Err(error) => {
-                stop(agents, stop_master, master, port).await;
+                stop(agents, stop_master, masters, port).await;
                 return Err(LocalError::Agent { index, error });
             }
         };
@@ -365,15 +396,15 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
         });
     }
 
-    if let Err(e) = wait_for_agents(&master_addr, agents.len()).await {
-        stop(agents, stop_master, master, port).await;
+    if let Err(e) = wait_for_agents(&master_ports, agents.len()).await {
+        stop(agents, stop_master, masters, port).await;
         return Err(e);
     }
-    print_banner(&master_addr, &agents, &isolation, &work_dir);
+    print_banner(&master_ports, &agents, &isolation, &work_dir);
 
     let failure = tokio::select! {
         _ = pando_core::master::server::shutdown_signal() => None,
-        why = &mut master_end => Some(why.unwrap_or_else(|_| "the master stopped".into())),
+        why = master_end.recv() => Some(why.unwrap_or_else(|| "the master stopped".into())),
     };
     if let Some(why) = &failure {
         eprintln!("pando local: {why}; stopping the agents");
@@ -384,7 +415,7 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
         eprintln!("pando local: forced to stop; tasks may be left running");
         std::process::exit(130);
     });
-    stop(agents, stop_master, master, port).await;
+    stop(agents, stop_master, masters, port).await;
     println!("Stopped.");
     match failure {
         Some(why) => Err(LocalError::MasterEnded(why)),
@@ -404,22 +435,32 @@ fn parse_agent_flags(args: &[String]) -> Result<AgentFlags, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Polls `/master/state` until `expected` agents are registered.
-async fn wait_for_agents(master: &str, expected: usize) -> Result<(), LocalError> {
+/// Polls the masters' `/master/state` until the leader has `expected`
+/// agents registered (a standby knows none).
+async fn wait_for_agents(masters: &[u16], expected: usize) -> Result<(), LocalError> {
     let _progress = Progress::start(format!("waiting for {expected} agents to register"));
-    let client =
-        Client::new(master, Duration::from_secs(2)).map_err(|_| LocalError::Registration {
-            registered: 0,
-            expected,
-            secs: 0,
-        })?;
+    let mut clients = Vec::new();
+    for port in masters {
+        clients.push(
+            Client::new(&format!("127.0.0.1:{port}"), Duration::from_secs(2)).map_err(|_| {
+                LocalError::Registration {
+                    registered: 0,
+                    expected,
+                    secs: 0,
+                }
+            })?,
+        );
+    }
     let start = Instant::now();
     let mut registered = 0;
     while start.elapsed() < REGISTRATION_DEADLINE {
-        if let Ok(state) = client.get_json("/master/state").await {
-            registered = state["slaves"].as_array().map_or(0, Vec::len);
-            if registered >= expected {
-                return Ok(());
+        for client in &clients {
+            if let Ok(state) = client.get_json("/master/state").await {
+                let count = state["slaves"].as_array().map_or(0, Vec::len);
+                registered = registered.max(count);
+                if count >= expected {
+                    return Ok(());
+                }
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -431,7 +472,14 @@ async fn wait_for_agents(master: &str, expected: usize) -> Result<(), LocalError
     })
 }
 
-fn print_banner(master: &str, agents: &[LocalAgent], isolation: &IsolationChoice, work_dir: &Path) {
+fn print_banner(
+    masters: &[u16],
+    agents: &[LocalAgent],
+    isolation: &IsolationChoice,
+    work_dir: &Path,
+) {
+    let master = format!("127.0.0.1:{}", masters.first().copied().unwrap_or(5050));
+    let master = master.as_str();
     let modes: Vec<IsolationMode> = agents
         .iter()
         .map(|a| a.started.agent.isolator.mode())
@@ -447,10 +495,22 @@ fn print_banner(master: &str, agents: &[LocalAgent], isolation: &IsolationChoice
         format!("posix ({})", isolation.reason)
     };
     println!(
-        "Pando local cluster: 1 master, {} agent{}",
+        "Pando local cluster: {} {} agent{}",
+        if masters.len() == 1 {
+            "1 master,".to_string()
+        } else {
+            format!(
+                "{} masters (Raft-replicated registry; standbys redirect to the leader),",
+                masters.len()
+            )
+        },
         agents.len(),
         if agents.len() == 1 { "" } else { "s" }
     );
+    if masters.len() > 1 {
+        let all: Vec<String> = masters.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        println!("  Masters:        {}", all.join(","));
+    }
     println!("  Scheduler API:  http://{master}/api/v1/scheduler");
     println!("  Operator API:   http://{master}/api/v1");
     println!("  State:          http://{master}/master/state");
@@ -478,8 +538,8 @@ fn print_banner(master: &str, agents: &[LocalAgent], isolation: &IsolationChoice
 /// executor's group does not reach).
 async fn stop(
     agents: Vec<LocalAgent>,
-    stop_master: tokio::sync::oneshot::Sender<()>,
-    master: tokio::task::JoinHandle<Result<(), pando_core::master::server::ServeError>>,
+    stop_master: tokio::sync::watch::Sender<bool>,
+    masters: Vec<tokio::task::JoinHandle<Result<(), pando_core::master::server::ServeError>>>,
     port: u16,
 ) {
     let mut grace = Duration::ZERO;
@@ -521,8 +581,10 @@ async fn stop(
         }
     }
     drop(agents);
-    let _ = stop_master.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(5), master).await;
+    let _ = stop_master.send(true);
+    for master in masters {
+        let _ = tokio::time::timeout(Duration::from_secs(5), master).await;
+    }
     let root = cgroup_root(port);
     let _ = tokio::task::spawn_blocking(move || remove_cgroup_roots(&root)).await;
 }
@@ -713,19 +775,5 @@ mod tests {
             unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
         }
         let _ = child.wait();
-    }
-
-    #[tokio::test]
-    async fn ha_fails_and_says_why() {
-        let flags = LocalFlags {
-            port: 0,
-            work_dir: None,
-            agents: 2,
-            ha: true,
-            agent_port: None,
-            isolation: None,
-        };
-        let err = run(flags).await.unwrap_err();
-        assert!(err.to_string().contains("has not landed"), "{err}");
     }
 }

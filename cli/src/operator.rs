@@ -104,9 +104,9 @@ pub enum ClusterCommand {
     Status(ListFlags),
 }
 
-fn client(master: &str, timeout: &str) -> Result<Client, OperatorError> {
+async fn client(master: &str, timeout: &str) -> Result<Client, OperatorError> {
     let timeout = pando_agent::flags::parse_duration(timeout).unwrap_or(Duration::from_secs(10));
-    Ok(Client::new(master, timeout)?)
+    Ok(Client::leading(master, timeout).await?)
 }
 
 fn array<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
@@ -258,7 +258,8 @@ async fn print_rows(
     headers: &[&str],
     cells: impl Fn(&Value) -> Vec<String>,
 ) -> Result<(), OperatorError> {
-    let state = client(&flags.master, &flags.timeout)?
+    let state = client(&flags.master, &flags.timeout)
+        .await?
         .get_json("/master/state")
         .await?;
     let rows = rows(&state);
@@ -349,7 +350,8 @@ pub async fn agent_list(flags: &ListFlags) -> Result<(), OperatorError> {
 
 /// `pando cluster status`.
 pub async fn cluster_status(flags: &ListFlags) -> Result<(), OperatorError> {
-    let state = client(&flags.master, &flags.timeout)?
+    let state = client(&flags.master, &flags.timeout)
+        .await?
         .get_json("/master/state")
         .await?;
     let summary = cluster_summary(&state);
@@ -493,7 +495,7 @@ async fn task_is_terminal(master: &Client, task_id: &str) -> bool {
 
 /// `pando task log`.
 pub async fn task_log(flags: &LogFlags) -> Result<(), OperatorError> {
-    let master = client(&flags.master, &flags.timeout)?;
+    let master = client(&flags.master, &flags.timeout).await?;
     // A task just launched may not have a sandbox yet; a follower waits.
     let deadline = tokio::time::Instant::now() + master.timeout;
     let (sandbox, agent) = loop {

@@ -38,7 +38,7 @@ pub fn free_port() -> u16 {
 pub struct MasterProcess {
     pub port: u16,
     child: Child,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl MasterProcess {
@@ -60,7 +60,7 @@ impl MasterProcess {
         let master = MasterProcess {
             port,
             child,
-            _dir: dir,
+            _dir: Some(dir),
         };
         let start = Instant::now();
         loop {
@@ -73,6 +73,46 @@ impl MasterProcess {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         master
+    }
+
+    /// Starts a master on `port` with `work_dir` (which outlives it, so a
+    /// restart finds its data) without waiting for it; its output goes to
+    /// `log`.
+    pub fn spawn(
+        port: u16,
+        work_dir: &std::path::Path,
+        log: &std::path::Path,
+        extra: &[String],
+    ) -> MasterProcess {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("master log file");
+        let err = out.try_clone().expect("master log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_pando"))
+            .arg("master")
+            .arg("--ip=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--work_dir={}", work_dir.display()))
+            .arg("--allocation_interval=50ms")
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn pando master");
+        MasterProcess {
+            port,
+            child,
+            _dir: None,
+        }
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// `http://127.0.0.1:port`.
@@ -152,39 +192,44 @@ impl MasterProcess {
 
     /// Subscribes with a whole SUBSCRIBE call.
     pub async fn subscribe_raw(&self, call: Value) -> Subscriber {
-        let (status, headers, body) = open_stream(
-            self.port,
-            "/api/v1/scheduler",
-            &[
-                ("Content-Type", "application/json"),
-                ("Accept", "application/json"),
-            ],
-            Bytes::from(call.to_string()),
-        )
-        .await;
-        assert_eq!(status, 200, "SUBSCRIBE status");
-        let stream_id = headers
-            .get("mesos-stream-id")
-            .and_then(|v| v.to_str().ok())
+        subscribe_at(self.port, call).await
+    }
+}
+
+/// Subscribes with a whole SUBSCRIBE call to the master on `port`.
+pub async fn subscribe_at(port: u16, call: Value) -> Subscriber {
+    let (status, headers, body) = open_stream(
+        port,
+        "/api/v1/scheduler",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ],
+        Bytes::from(call.to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "SUBSCRIBE status");
+    let stream_id = headers
+        .get("mesos-stream-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut s = Subscriber {
+        stream_id,
+        framework_id: String::new(),
+        events: spawn_reader(body),
+        backlog: Vec::new(),
+    };
+    let first = s.next().await;
+    if first["type"] == "SUBSCRIBED" {
+        s.framework_id = first["subscribed"]["framework_id"]["value"]
+            .as_str()
             .unwrap_or("")
             .to_string();
-        let mut s = Subscriber {
-            stream_id,
-            framework_id: String::new(),
-            events: spawn_reader(body),
-            backlog: Vec::new(),
-        };
-        let first = s.next().await;
-        if first["type"] == "SUBSCRIBED" {
-            s.framework_id = first["subscribed"]["framework_id"]["value"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-        } else {
-            s.backlog.push(first);
-        }
-        s
+    } else {
+        s.backlog.push(first);
     }
+    s
 }
 
 impl Drop for MasterProcess {
@@ -204,6 +249,13 @@ pub struct Reply {
 
 impl Reply {
     /// The body as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }

@@ -129,12 +129,30 @@ pub struct MasterFlags {
     /// A JSON file of credentials: `{"credentials":[{"principal":..,"secret":..}]}`.
     #[arg(long)]
     pub credentials: Option<PathBuf>,
-    /// The size of a quorum of masters (the HA issue uses it).
+    /// The size of a quorum of masters: a majority of `--masters` (2 of 3,
+    /// 3 of 5). Required with `--registry=replicated_log`.
     #[arg(long)]
     pub quorum: Option<u32>,
-    /// The registry: `in_memory` for one master.
+    /// The registry: `in_memory` for one master, `replicated_log` for a
+    /// Raft-replicated registry on the `--masters`.
     #[arg(long, default_value = "in_memory")]
     pub registry: String,
+    /// Every master of the cluster, `host:port,...` (HTTP addresses; each
+    /// master finds itself by `--ip`/`--hostname` and `--port`). Every
+    /// master is given the same list.
+    #[arg(long)]
+    pub masters: Option<String>,
+    /// A separate port for Raft between masters (default: the master's
+    /// port). All masters of a cluster use the same setting.
+    #[arg(long)]
+    pub raft_port: Option<u16>,
+    /// Raft heartbeat interval between masters.
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    pub raft_heartbeat_interval: Duration,
+    /// Raft election timeout: a follower that hears no leader for a random
+    /// time between this and twice this starts an election.
+    #[arg(long, default_value = "1secs", value_parser = parse_duration)]
+    pub raft_election_timeout: Duration,
     /// Largest request body accepted, in bytes (413 above it).
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_request_body_bytes: usize,
@@ -176,6 +194,10 @@ impl MasterFlags {
             credentials: None,
             quorum: None,
             registry: "in_memory".into(),
+            masters: None,
+            raft_port: None,
+            raft_heartbeat_interval: Duration::from_millis(250),
+            raft_election_timeout: Duration::from_secs(1),
             max_request_body_bytes: 16 * 1024 * 1024,
             heartbeat_interval: Duration::from_secs(15),
             http_header_read_timeout: Duration::from_secs(30),
@@ -294,6 +316,8 @@ impl MasterFlags {
         let optional = [
             ("hostname", self.hostname.clone()),
             ("cluster", self.cluster.clone()),
+            ("masters", self.masters.clone()),
+            ("raft_port", self.raft_port.map(|p| p.to_string())),
             ("offer_timeout", self.offer_timeout.map(duration)),
             (
                 "min_allocatable_resources",

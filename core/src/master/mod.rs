@@ -24,6 +24,7 @@
 pub mod agent;
 pub mod flags;
 pub mod framework;
+pub mod ha;
 pub mod http;
 pub mod link;
 pub mod maintenance;

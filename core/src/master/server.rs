@@ -27,6 +27,7 @@ use super::http::auth::Credentials;
 use super::http::{self, AppState, Disconnect};
 use super::link::AgentLinkService;
 use super::state::{Master, StartError};
+use pando_registry::ReplicatedRegistry;
 
 /// Why the master could not run.
 #[derive(Debug, thiserror::Error)]
@@ -48,11 +49,17 @@ pub enum ServeError {
     /// The server failed.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// The replicated registry could not start, or stopped on an error.
+    #[error(transparent)]
+    Ha(#[from] super::ha::HaError),
 }
 
 /// A master bound to its port, ready to run.
 pub struct BoundMaster {
     listener: TcpListener,
+    registry: Option<ReplicatedRegistry>,
+    raft_listener: Option<TcpListener>,
+    flags: MasterFlags,
     state: Arc<Mutex<Master>>,
     app: AppState,
     disconnects: mpsc::UnboundedReceiver<Disconnect>,
@@ -81,7 +88,32 @@ impl BoundMaster {
         }
         let body_limit = flags.max_request_body_bytes;
         let heartbeat = flags.heartbeat_interval;
-        let master = Master::new(flags)?;
+        let (registry, raft_listener) = match flags.registry.as_str() {
+            "in_memory" => (None, None),
+            "replicated_log" => {
+                let config = super::ha::registry_config(&flags)?;
+                let registry = ReplicatedRegistry::open(config)
+                    .await
+                    .map_err(|e| super::ha::HaError::Registry(e.to_string()))?;
+                let raft_listener = match flags.raft_port {
+                    Some(port) => {
+                        let addr = SocketAddr::new(flags.ip, port);
+                        Some(
+                            TcpListener::bind(addr)
+                                .await
+                                .map_err(|source| ServeError::Bind { addr, source })?,
+                        )
+                    }
+                    None => None,
+                };
+                (Some(registry), raft_listener)
+            }
+            other => return Err(StartError::Registry(other.to_string()).into()),
+        };
+        let master = match registry {
+            Some(_) => Master::standby(flags.clone(), None)?,
+            None => Master::new(flags.clone())?,
+        };
         let state = Arc::new(Mutex::new(master));
         let (disconnect_tx, disconnects) = mpsc::unbounded_channel();
         let app = AppState {
@@ -92,6 +124,9 @@ impl BoundMaster {
         };
         Ok(BoundMaster {
             listener,
+            registry,
+            raft_listener,
+            flags,
             state,
             app,
             disconnects,
@@ -111,6 +146,9 @@ impl BoundMaster {
     ) -> Result<(), ServeError> {
         let BoundMaster {
             listener,
+            registry,
+            raft_listener,
+            flags,
             state,
             app,
             mut disconnects,
@@ -128,6 +166,7 @@ impl BoundMaster {
                 m.flags.http_header_read_timeout,
             )
         };
+        let wake_for_ha = wake.clone();
 
         let mut loops = Vec::new();
         {
@@ -201,15 +240,59 @@ impl BoundMaster {
             }));
         }
 
-        let link =
-            tonic::service::Routes::new(AgentLinkServer::new(AgentLinkService::new(state.clone())))
-                .prepare()
-                .into_axum_router();
-        let router = http::router(app, body_limit).merge(link);
-        let served = serve_connections(listener, router, header_timeout, shutdown).await;
+        let mut routes =
+            tonic::service::Routes::new(AgentLinkServer::new(AgentLinkService::new(state.clone())));
+        // A fatal registry error ends the server like a shutdown, then is
+        // returned.
+        let (fatal_tx, mut fatal_rx) = watch::channel(None::<super::ha::HaError>);
+        if let Some(registry) = registry {
+            match raft_listener {
+                None => routes = routes.add_service(registry.service()),
+                Some(raft_listener) => {
+                    let service = registry.service();
+                    let incoming = tokio_stream::wrappers::TcpListenerStream::new(raft_listener);
+                    let mut stop = stop_rx.clone();
+                    loops.push(tokio::spawn(async move {
+                        let served = tonic::transport::Server::builder()
+                            .add_service(service)
+                            .serve_with_incoming_shutdown(incoming, async move {
+                                let _ = stop.changed().await;
+                            })
+                            .await;
+                        if let Err(e) = served {
+                            tracing::error!("raft server failed: {e}");
+                        }
+                    }));
+                }
+            }
+            let fatal = fatal_tx.clone();
+            let joining = registry.clone();
+            let supervised = (flags, state.clone(), wake_for_ha, stop_rx.clone());
+            loops.push(tokio::spawn(async move {
+                if let Err(e) = joining.start().await {
+                    let _ = fatal.send(Some(super::ha::HaError::Registry(e.to_string())));
+                    return;
+                }
+                let (flags, state, wake, stop) = supervised;
+                if let Err(e) = super::ha::supervise(joining, flags, state, wake, stop).await {
+                    let _ = fatal.send(Some(e));
+                }
+            }));
+        }
+        let router = http::router(app, body_limit).merge(routes.prepare().into_axum_router());
+        let stopping = async move {
+            tokio::select! {
+                () = shutdown => {}
+                _ = fatal_rx.wait_for(Option::is_some) => {}
+            }
+        };
+        let served = serve_connections(listener, router, header_timeout, stopping).await;
         let _ = stop_tx.send(true);
         for l in loops {
             l.abort();
+        }
+        if let Some(e) = fatal_tx.send_replace(None) {
+            return Err(ServeError::Ha(e));
         }
         served.map_err(ServeError::Serve)
     }

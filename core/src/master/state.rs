@@ -64,7 +64,9 @@ pub enum StartError {
     #[error(transparent)]
     Flags(#[from] FlagsError),
     /// `--registry` names a registry this build cannot run.
-    #[error("--registry={0} is not available: use --registry=in_memory (the replicated log arrives with high availability)")]
+    #[error(
+        "unknown --registry={0}: use in_memory (one master) or replicated_log (3 or 5 masters)"
+    )]
     Registry(String),
     /// The allocator rejected a flag's value.
     #[error("invalid flag: {0}")]

@@ -1,0 +1,591 @@
+//! High availability with real processes: three `pando master`s sharing a
+//! Raft-replicated registry, real `pando agent`s that know all three, and a
+//! framework running long tasks.
+//!
+//! Each test kills masters with SIGKILL (no goodbye, as a crashed machine)
+//! and checks what an operator and a framework would see: a new leader,
+//! redirects from the others, agents and tasks that survive, and registry
+//! writes that were acknowledged and are still there.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use support::{free_port, request, subscribe_at, MasterProcess, Reply, Subscriber};
+
+/// How long a failover may take before a test gives up (the target, 3 s, is
+/// measured by the failover benchmark, not here).
+const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Three masters on loopback, each with its own work_dir under one root.
+struct Cluster {
+    root: tempfile::TempDir,
+    ports: Vec<u16>,
+    masters: Vec<Option<MasterProcess>>,
+    agents: Vec<Child>,
+}
+
+impl Cluster {
+    fn new(count: usize) -> Cluster {
+        let root = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<u16> = (0..count).map(|_| free_port()).collect();
+        let mut cluster = Cluster {
+            root,
+            ports,
+            masters: Vec::new(),
+            agents: Vec::new(),
+        };
+        for i in 0..count {
+            let master = cluster.spawn(i);
+            cluster.masters.push(Some(master));
+        }
+        cluster
+    }
+
+    fn masters_flag(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.root.path().join(format!("master{i}.log"))
+    }
+
+    fn spawn(&self, i: usize) -> MasterProcess {
+        let work_dir = self.root.path().join(format!("master{i}"));
+        std::fs::create_dir_all(&work_dir).expect("work dir");
+        let extra = vec![
+            "--registry=replicated_log".to_string(),
+            format!("--quorum={}", self.ports.len() / 2 + 1),
+            format!("--masters={}", self.masters_flag()),
+            "--agent_ping_timeout=1secs".to_string(),
+            "--agent_reregister_timeout=20secs".to_string(),
+        ];
+        MasterProcess::spawn(self.ports[i], &work_dir, &self.log_path(i), &extra)
+    }
+
+    fn restart(&mut self, i: usize) {
+        let master = self.spawn(i);
+        self.masters[i] = Some(master);
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut m) = self.masters[i].take() {
+            m.kill();
+        }
+    }
+
+    /// Every master's log, for a failure message.
+    fn logs(&self) -> String {
+        (0..self.ports.len())
+            .map(|i| {
+                let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                format!("--- master{i} ---\n{}", tail.join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// `master/elected` of master `i`, if it answers.
+    async fn elected(&self, i: usize) -> Option<bool> {
+        self.masters[i].as_ref()?;
+        let reply = request(self.ports[i], "GET", "/metrics/snapshot", &[], Bytes::new())
+            .await
+            .ok()?;
+        let metrics: Value = serde_json::from_slice(&reply.body).ok()?;
+        Some(metrics["master/elected"].as_f64()? == 1.0)
+    }
+
+    /// Waits until exactly one running master leads, and returns it.
+    async fn wait_leader(&self) -> usize {
+        let start = Instant::now();
+        loop {
+            let mut leaders = Vec::new();
+            for i in 0..self.ports.len() {
+                if self.elected(i).await == Some(true) {
+                    leaders.push(i);
+                }
+            }
+            if leaders.len() == 1 {
+                return leaders[0];
+            }
+            assert!(
+                start.elapsed() < FAILOVER_DEADLINE,
+                "no single leader (leaders: {leaders:?})\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts a `pando agent` that knows every master.
+    fn start_agent(&mut self, name: &str) {
+        let work_dir = self.root.path().join(name);
+        std::fs::create_dir_all(&work_dir).expect("agent work dir");
+        let log =
+            std::fs::File::create(self.root.path().join(format!("{name}.log"))).expect("agent log");
+        let child = Command::new(env!("CARGO_BIN_EXE_pando"))
+            .arg("agent")
+            .arg(format!("--master={}", self.masters_flag()))
+            .arg("--ip=127.0.0.1")
+            .arg(format!("--port={}", free_port()))
+            .arg(format!("--work_dir={}", work_dir.display()))
+            .arg("--resources=cpus:2;mem:512")
+            .arg("--registration_backoff_factor=100ms")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn pando agent");
+        self.agents.push(child);
+    }
+
+    /// `/master/state` of master `i`.
+    async fn state(&self, i: usize) -> Value {
+        let reply = request(self.ports[i], "GET", "/master/state", &[], Bytes::new())
+            .await
+            .expect("state");
+        serde_json::from_slice(&reply.body).expect("state is JSON")
+    }
+
+    /// Waits until the leader `i` has `count` agents re-registered.
+    async fn wait_agents(&self, i: usize, count: usize) {
+        let start = Instant::now();
+        loop {
+            let state = self.state(i).await;
+            let agents = state["slaves"].as_array().map_or(0, Vec::len);
+            if agents == count {
+                return;
+            }
+            assert!(
+                start.elapsed() < FAILOVER_DEADLINE,
+                "leader has {agents} agents, expected {count}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn post_json(&self, i: usize, path: &str, body: &Value) -> Reply {
+        request(
+            self.ports[i],
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            Bytes::from(body.to_string()),
+        )
+        .await
+        .expect("request")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for agent in &mut self.agents {
+            let _ = agent.kill();
+            let _ = agent.wait();
+        }
+        // Command executors run in sessions of their own.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self.root.path().display().to_string())
+            .status();
+    }
+}
+
+fn framework_info(id: Option<&str>) -> Value {
+    let mut info = json!({
+        "user": "root",
+        "name": "ha-test",
+        "failover_timeout": 300.0,
+        "capabilities": [{"type": "PARTITION_AWARE"}],
+    });
+    if let Some(id) = id {
+        info["id"] = json!({ "value": id });
+    }
+    info
+}
+
+fn subscribe_call(id: Option<&str>) -> Value {
+    let mut call =
+        json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info(id)}});
+    if let Some(id) = id {
+        call["framework_id"] = json!({ "value": id });
+    }
+    call
+}
+
+/// Launches one `sleep` task on each offer until `count` run.
+async fn launch_sleepers(
+    cluster: &Cluster,
+    leader: usize,
+    fw: &mut Subscriber,
+    count: usize,
+) -> Vec<String> {
+    let mut launched = Vec::new();
+    let start = Instant::now();
+    while launched.len() < count {
+        assert!(start.elapsed() < FAILOVER_DEADLINE, "not enough offers");
+        let event = fw.next_of("OFFERS").await;
+        for offer in support::offers(&event) {
+            if launched.len() == count {
+                break;
+            }
+            let task_id = format!("sleeper-{}", launched.len());
+            let mut call = support::launch_call(
+                &fw.framework_id,
+                &offer,
+                &task_id,
+                support::scalars(0.5, 64.0),
+            );
+            call["accept"]["operations"][0]["launch"]["task_infos"][0]["command"] =
+                json!({"shell": true, "value": "sleep 600"});
+            let reply = request(
+                cluster.ports[leader],
+                "POST",
+                "/api/v1/scheduler",
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Mesos-Stream-Id", fw.stream_id.as_str()),
+                ],
+                Bytes::from(call.to_string()),
+            )
+            .await
+            .expect("accept");
+            assert_eq!(reply.status, 202, "ACCEPT: {}", reply.text());
+            launched.push(task_id);
+        }
+    }
+    // Every task reports RUNNING (acknowledged, so the agent moves on).
+    let mut running = std::collections::BTreeSet::new();
+    while running.len() < count {
+        let update = fw.next_of("UPDATE").await;
+        let status = &update["update"]["status"];
+        if status["state"] == "TASK_RUNNING" {
+            running.insert(
+                status["task_id"]["value"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            );
+        }
+        acknowledge(cluster, leader, fw, status).await;
+    }
+    launched
+}
+
+async fn acknowledge(cluster: &Cluster, leader: usize, fw: &Subscriber, status: &Value) {
+    let Some(uuid) = status["uuid"].as_str() else {
+        return;
+    };
+    let call = json!({
+        "type": "ACKNOWLEDGE",
+        "framework_id": {"value": fw.framework_id},
+        "acknowledge": {
+            "agent_id": status["agent_id"],
+            "task_id": status["task_id"],
+            "uuid": uuid,
+        }
+    });
+    let _ = request(
+        cluster.ports[leader],
+        "POST",
+        "/api/v1/scheduler",
+        &[
+            ("Content-Type", "application/json"),
+            ("Mesos-Stream-Id", fw.stream_id.as_str()),
+        ],
+        Bytes::from(call.to_string()),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_is_replaced_and_tasks_survive_and_reconcile() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.wait_leader().await;
+    cluster.start_agent("agent0");
+    cluster.start_agent("agent1");
+    cluster.wait_agents(leader, 2).await;
+
+    let mut fw = subscribe_at(cluster.ports[leader], subscribe_call(None)).await;
+    let framework_id = fw.framework_id.clone();
+    assert!(!framework_id.is_empty(), "SUBSCRIBED");
+    let tasks = launch_sleepers(&cluster, leader, &mut fw, 4).await;
+
+    // SIGKILL the leader.
+    cluster.kill(leader);
+    let killed_at = Instant::now();
+    assert!(
+        fw.closed_within(Duration::from_secs(10)).await,
+        "the stream ends with the leader"
+    );
+    let new_leader = cluster.wait_leader().await;
+    assert_ne!(new_leader, leader);
+    eprintln!("new leader after {:?}", killed_at.elapsed());
+
+    // A standby sends the framework to the new leader.
+    let standby = (0..3)
+        .find(|&i| i != leader && i != new_leader)
+        .unwrap_or(0);
+    let redirect = cluster
+        .post_json(
+            standby,
+            "/api/v1/scheduler",
+            &subscribe_call(Some(&framework_id)),
+        )
+        .await;
+    assert_eq!(redirect.status, 307, "standby answers {}", redirect.text());
+    assert_eq!(
+        redirect.header("location").unwrap_or_default(),
+        format!("//127.0.0.1:{}/api/v1/scheduler", cluster.ports[new_leader])
+    );
+
+    // Agents re-register with the new leader with their tasks.
+    cluster.wait_agents(new_leader, 2).await;
+    let mut fw = subscribe_at(
+        cluster.ports[new_leader],
+        subscribe_call(Some(&framework_id)),
+    )
+    .await;
+    assert_eq!(
+        fw.framework_id, framework_id,
+        "re-subscribed with the same id"
+    );
+
+    // Every task is RUNNING and reconciles as RUNNING.
+    let call = json!({
+        "type": "RECONCILE",
+        "framework_id": {"value": framework_id},
+        "reconcile": {"tasks": []}
+    });
+    let reply = request(
+        cluster.ports[new_leader],
+        "POST",
+        "/api/v1/scheduler",
+        &[
+            ("Content-Type", "application/json"),
+            ("Mesos-Stream-Id", fw.stream_id.as_str()),
+        ],
+        Bytes::from(call.to_string()),
+    )
+    .await
+    .expect("reconcile");
+    assert_eq!(reply.status, 202);
+    let mut seen = std::collections::BTreeMap::new();
+    let start = Instant::now();
+    while seen.len() < tasks.len() {
+        assert!(start.elapsed() < FAILOVER_DEADLINE, "reconciled {seen:?}");
+        let update = fw.next_of("UPDATE").await;
+        let status = &update["update"]["status"];
+        seen.insert(
+            status["task_id"]["value"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            status["state"].as_str().unwrap_or("").to_string(),
+        );
+    }
+    for task in &tasks {
+        assert_eq!(
+            seen.get(task).map(String::as_str),
+            Some("TASK_RUNNING"),
+            "{seen:?}"
+        );
+    }
+
+    // The killed master comes back as a follower that names the leader.
+    cluster.restart(leader);
+    let start = Instant::now();
+    loop {
+        if cluster.elected(leader).await == Some(false) {
+            let state = cluster.state(leader).await;
+            let expected = format!("master@127.0.0.1:{}", cluster.ports[new_leader]);
+            if state["leader"] == json!(expected) {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < FAILOVER_DEADLINE,
+            "restarted master did not rejoin\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cluster.wait_leader().await, new_leader);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_registry_writes_survive_a_follower_kill_and_a_failover() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.wait_leader().await;
+    let follower = (leader + 1) % 3;
+
+    // Weights written one after another; a follower dies half-way.
+    let mut acknowledged = Vec::new();
+    for n in 0..40 {
+        if n == 20 {
+            cluster.kill(follower);
+        }
+        let role = format!("role{n}");
+        let call = json!({
+            "type": "UPDATE_WEIGHTS",
+            "update_weights": {"weight_infos": [{"role": role, "weight": 1.0 + n as f64}]}
+        });
+        let reply = cluster.post_json(leader, "/api/v1", &call).await;
+        if reply.status == 200 {
+            acknowledged.push(role);
+        }
+    }
+    assert_eq!(acknowledged.len(), 40, "2 of 3 masters still form a quorum");
+
+    // The follower comes back and catches up; then the leader dies, and the
+    // two left must hold every acknowledged write.
+    cluster.restart(follower);
+    let start = Instant::now();
+    while cluster.elected(follower).await != Some(false) {
+        assert!(
+            start.elapsed() < FAILOVER_DEADLINE,
+            "follower did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Give the returning follower a moment to receive the log before the
+    // leader goes; the election only succeeds with an up-to-date voter.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.kill(leader);
+    let new_leader = cluster.wait_leader().await;
+    let reply = request(
+        cluster.ports[new_leader],
+        "GET",
+        "/master/weights",
+        &[],
+        Bytes::new(),
+    )
+    .await
+    .expect("weights");
+    let weights: Value = serde_json::from_slice(&reply.body).expect("weights JSON");
+    let roles: Vec<String> = weights
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|w| w["role"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for role in &acknowledged {
+        assert!(
+            roles.contains(role),
+            "{role} lost; new leader has {roles:?}\n{}",
+            cluster.logs()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standbys_redirect_or_refuse_and_serve_their_own_state() {
+    let cluster = Cluster::new(3);
+    let leader = cluster.wait_leader().await;
+    let standby = (leader + 1) % 3;
+    let leader_at = format!("//127.0.0.1:{}", cluster.ports[leader]);
+
+    // A standby learns the leader from its first heartbeat; until then it
+    // answers 503 ("No leader elected").
+    let start = Instant::now();
+    let reply = loop {
+        let reply = request(
+            cluster.ports[standby],
+            "GET",
+            "/master/redirect",
+            &[],
+            Bytes::new(),
+        )
+        .await
+        .expect("redirect");
+        if reply.status != 503 || start.elapsed() > FAILOVER_DEADLINE {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(reply.status, 307, "{}", reply.text());
+    assert_eq!(reply.header("location").unwrap_or_default(), leader_at);
+
+    let reply = cluster
+        .post_json(standby, "/api/v1", &json!({"type": "GET_AGENTS"}))
+        .await;
+    assert_eq!(reply.status, 307);
+    assert_eq!(
+        reply.header("location").unwrap_or_default(),
+        format!("{leader_at}/api/v1")
+    );
+
+    let state = cluster.state(standby).await;
+    assert_eq!(
+        state["leader"],
+        json!(format!("master@127.0.0.1:{}", cluster.ports[leader]))
+    );
+    assert!(
+        state.get("elected_time").is_none(),
+        "a standby was not elected"
+    );
+    assert_eq!(state["leader_info"]["port"], json!(cluster.ports[leader]));
+
+    let reply = request(
+        cluster.ports[leader],
+        "GET",
+        "/master/redirect",
+        &[],
+        Bytes::new(),
+    )
+    .await
+    .expect("redirect");
+    assert_eq!(reply.status, 307);
+    assert_eq!(reply.header("location").unwrap_or_default(), leader_at);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_refuses_to_start_with_bad_membership() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let run = |extra: &[String]| {
+        Command::new(env!("CARGO_BIN_EXE_pando"))
+            .arg("master")
+            .arg("--ip=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--work_dir={}", dir.path().display()))
+            .args(extra)
+            .output()
+            .expect("run pando master")
+    };
+    let out = run(&[
+        "--registry=replicated_log".into(),
+        "--quorum=2".into(),
+        "--masters=127.0.0.1:1,127.0.0.1:2,127.0.0.1:3".into(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not in --masters"), "{stderr}");
+
+    let out = run(&[
+        "--registry=replicated_log".into(),
+        "--quorum=1".into(),
+        format!("--masters=127.0.0.1:{port},127.0.0.1:2,127.0.0.1:3"),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--quorum=1"), "{stderr}");
+
+    let out = run(&["--registry=zookeeper".into()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown --registry=zookeeper"), "{stderr}");
+}
