@@ -526,3 +526,23 @@ async fn a_storage_failure_stops_raft_and_fatal_says_why() {
     assert!(message.contains("cannot write"), "{message}");
     lone.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_master_restores_its_snapshot_and_replays_the_log_after_it() {
+    init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let mut lone = cluster(root.path(), 1).await.remove(0);
+    leader_of(&[&lone]).await;
+    lone.registry.write(weight("a", 1.0)).await.unwrap();
+    lone.registry.write(weight("b", 1.0)).await.unwrap();
+    lone.registry.compact().await.unwrap();
+    lone.registry.write(weight("c", 1.0)).await.unwrap();
+    lone.stop().await;
+    // a and b are now only in the snapshot; c only in the log.
+    assert!(lone.work_dir.join("registry").join("snapshot").exists());
+    assert!(lone.work_dir.join("registry").join("purged").exists());
+
+    let mut reopened = lone.reopen(std::slice::from_ref(&lone.address)).await;
+    assert_eq!(roles(&reopened).await, vec!["a", "b", "c"]);
+    reopened.stop().await;
+}
