@@ -89,6 +89,10 @@ pub struct FailoverRun {
     pub old_leader: String,
     /// The survivor whose SUBSCRIBE answered first, `host:port`.
     pub new_leader: String,
+    /// Kill → a survivor's `/metrics/snapshot` says `master/elected` = 1,
+    /// in seconds: the election (and recovery, if the master flips the
+    /// metric after it), without the first SUBSCRIBE.
+    pub elected_s: Option<f64>,
     /// Kill → a SUBSCRIBE answered 200 with SUBSCRIBED, in seconds.
     pub new_leader_s: f64,
     /// Kill → the last agent's re-registration, in seconds.
@@ -210,6 +214,12 @@ async fn one_run(
         .enumerate()
         .filter(|(i, _)| *i != leader)
         .collect();
+    let elected = tokio::spawn(first_elected(
+        http.clone(),
+        survivors.clone(),
+        killed_at,
+        election_wait,
+    ));
     let probe = tokio::spawn(first_subscribe(
         http.clone(),
         survivors,
@@ -250,6 +260,7 @@ async fn one_run(
     let refusals = fleet.counters.sessions_refused.load(Ordering::Relaxed) - refused_before;
 
     let first = probe.await.ok().flatten();
+    let elected_s = elected.await.ok().flatten();
     let Some((new_leader, new_leader_s)) = first else {
         fleet.stop().await;
         return Err(FailoverError::NoLeader(
@@ -264,6 +275,7 @@ async fn one_run(
     Ok(FailoverRun {
         old_leader: masters[leader].clone(),
         new_leader: masters[new_leader].clone(),
+        elected_s,
         new_leader_s,
         reregistered_s: last.duration_since(killed_at).as_secs_f64(),
         agents: flags.agents,
@@ -372,6 +384,28 @@ async fn start_tasks(flags: &SimulateFlags, addr: &str, http: &Http) -> Result<u
     Ok(running)
 }
 
+/// Polls the survivors' `/metrics/snapshot` every [`PROBE_INTERVAL`] until
+/// one says `master/elected` = 1; the seconds since `since`.
+async fn first_elected(
+    http: Http,
+    survivors: Vec<(usize, String)>,
+    since: Instant,
+    wait: Duration,
+) -> Option<f64> {
+    while since.elapsed() < wait {
+        for (_, addr) in &survivors {
+            let elected = metrics(&http, addr)
+                .await
+                .and_then(|m| m["master/elected"].as_f64());
+            if elected == Some(1.0) {
+                return Some(since.elapsed().as_secs_f64());
+            }
+        }
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+    None
+}
+
 /// SUBSCRIBEs to each survivor in turn every [`PROBE_INTERVAL`] until one
 /// answers 200 with a SUBSCRIBED event; which one, and the seconds since
 /// `since`.
@@ -451,11 +485,12 @@ impl FailoverReport {
         );
         for (i, r) in self.runs.iter().enumerate() {
             out += &format!(
-                "run {}: killed {}; {} accepted SUBSCRIBE after {:.3} s; {}/{} agents \
-                 re-registered after {:.3} s ({} kept their ids, {} refused or unreachable \
+                "run {}: killed {}; elected after {} s; {} accepted SUBSCRIBE after {:.3} s; \
+                 {}/{} agents re-registered after {:.3} s ({} kept their ids, {} refused or unreachable \
                  attempts); new leader reports {} agents active, {} tasks running\n",
                 i + 1,
                 r.old_leader,
+                r.elected_s.map_or_else(|| "?".into(), |s| format!("{s:.3}")),
                 r.new_leader,
                 r.new_leader_s,
                 r.agents_back,
@@ -498,6 +533,7 @@ impl FailoverReport {
             "runs": self.runs.iter().map(|r| json!({
                 "old_leader": r.old_leader,
                 "new_leader": r.new_leader,
+                "elected_s": r.elected_s,
                 "new_leader_s": r.new_leader_s,
                 "reregistered_s": r.reregistered_s,
                 "agents": r.agents,
@@ -548,6 +584,74 @@ mod tests {
         let text = report.to_text();
         assert!(text.contains("median 2.000 s"), "{text}");
         assert_eq!(report.to_json()["reregistered_s"]["max"], 4.0);
+    }
+
+    /// The `pando` binary to start masters from: `$PANDO_BIN`, or the one
+    /// built next to this test (`target/<profile>/pando`).
+    fn pando_binary() -> std::path::PathBuf {
+        if let Some(path) = std::env::var_os("PANDO_BIN") {
+            return path.into();
+        }
+        let exe = std::env::current_exe().expect("the test's own path");
+        // target/<profile>/deps/pando_sim-<hash> -> target/<profile>/pando
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test runs from target/<profile>/deps");
+        profile_dir.join("pando")
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        flags: SimulateFlags,
+    }
+
+    #[test]
+    #[ignore = "starts 3 HA masters from target/debug/pando: cargo build -p pando --bin pando, \
+                then cargo test -p pando-sim -- --ignored"]
+    fn twenty_agents_and_their_tasks_come_back_after_the_leader_is_killed() {
+        use clap::Parser;
+        let exe = pando_binary();
+        assert!(
+            exe.exists(),
+            "no pando binary at {} (build it, or set PANDO_BIN)",
+            exe.display()
+        );
+        let Cli { flags } = Cli::parse_from([
+            "simulate",
+            "--failover",
+            "--runs=1",
+            "--agents=20",
+            "--frameworks=1",
+            "--tasks=20",
+            "--duration=20secs",
+        ]);
+        flags.check().expect("valid flags");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let report = runtime
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(60), super::run(&flags, &exe)).await
+            })
+            .expect("the failover run ends within a minute")
+            .expect("the failover run succeeds");
+        eprint!("{}", report.to_text());
+        assert_eq!(report.runs.len(), 1);
+        let r = &report.runs[0];
+        assert!(report.complete(), "{}", report.to_text());
+        assert_eq!(r.agents_back, 20, "{}", report.to_text());
+        assert_eq!(
+            r.kept_ids,
+            20,
+            "every agent kept its id: {}",
+            report.to_text()
+        );
+        assert_ne!(r.old_leader, r.new_leader);
+        assert_eq!(r.agents_active_after, Some(20.0), "{}", report.to_text());
+        assert_eq!(r.tasks_running_after, Some(20.0), "{}", report.to_text());
     }
 
     #[test]

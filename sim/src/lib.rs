@@ -12,6 +12,11 @@
 //! agent, subscribe every framework, let them launch `--tasks` tasks until
 //! all have finished (or `--duration` passes), read the master's
 //! `/metrics/snapshot` and /proc figures, stop everything, print the report.
+//!
+//! `--failover` runs failover.rs instead: three masters with a replicated
+//! registry, `kill -9` of the leader, and the time until a new leader
+//! accepts SUBSCRIBE and every agent has re-registered (leader.rs is how a
+//! simulated agent finds the new leader).
 
 pub mod agent;
 pub mod failover;

@@ -1,6 +1,12 @@
 //! The master under test: a child `pando master` that `simulate` starts
 //! (and kills at the end), and its CPU time and memory read from /proc.
 //!
+//! [`ChildMaster::start`] starts one master and waits for `/health`; the
+//! failover benchmark instead [`ChildMaster::spawn`]s three on ports from
+//! [`free_ports`], then waits for each ([`ChildMaster::wait_up`]), since
+//! replicated masters may need each other before they answer, and later
+//! [`ChildMaster::kill`]s the leader with SIGKILL.
+//!
 //! When `--master` names a running master, none of this is used and the
 //! report leaves the CPU and memory figures out.
 
