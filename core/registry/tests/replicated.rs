@@ -546,3 +546,37 @@ async fn a_reopened_master_restores_its_snapshot_and_replays_the_log_after_it() 
     assert_eq!(roles(&reopened).await, vec!["a", "b", "c"]);
     reopened.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_removes_itself_steps_down_and_the_others_carry_on() {
+    init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let mut masters = cluster(root.path(), 3).await;
+    let leader = leader_of(&masters.iter().collect::<Vec<_>>()).await;
+    let registry = masters[leader].registry.clone();
+    registry.barrier().await.unwrap();
+    registry.write(weight("a", 1.0)).await.unwrap();
+    registry
+        .remove_master(masters[leader].address.clone())
+        .await
+        .unwrap();
+
+    let others: Vec<&Master> = masters
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader)
+        .map(|(_, m)| m)
+        .collect();
+    let new_leader = others[leader_of(&others).await];
+    new_leader.registry.barrier().await.unwrap();
+    new_leader.registry.write(weight("b", 1.0)).await.unwrap();
+    for master in &others {
+        wait_for_roles(master, &["a", "b"]).await;
+        assert_eq!(master.registry.members().len(), 2);
+    }
+    assert!(!masters[leader].registry.leadership().borrow().is_me);
+
+    for master in &mut masters {
+        master.stop().await;
+    }
+}
