@@ -159,6 +159,12 @@ fn leader_info(address: &MasterAddress) -> pb::MasterInfo {
 /// Follows Raft's leadership and swaps the master in `state` to match,
 /// until `stop` changes. Returns an error only when the registry stopped
 /// for good (a corrupt log, a storage failure).
+///
+/// While it leads, the master confirms every `check` that a quorum still
+/// follows it (a read-index round through Raft). A leader cut off from the
+/// others fails that check within one election timeout and steps down to
+/// standby, so it stops taking writes before the majority elects another
+/// leader: there are never two masters serving at once.
 pub async fn supervise(
     registry: ReplicatedRegistry,
     flags: MasterFlags,
@@ -166,6 +172,8 @@ pub async fn supervise(
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), HaError> {
+    let election = flags.raft_election_timeout;
+    let check = flags.raft_heartbeat_interval.max(Duration::from_millis(50));
     let mut leadership = registry.leadership();
     // The term this master leads in, while it does, and its writer.
     let mut leading: Option<(u64, tokio::task::JoinHandle<()>)> = None;
@@ -177,16 +185,22 @@ pub async fn supervise(
             .is_some_and(|(term, _)| view.is_me && *term == view.term)
             && !writer_ended;
         if leading.is_some() && !still_leading {
-            if let Some((_, writer)) = leading.take() {
-                writer.abort();
-            }
-            tracing::warn!(term = view.term, "this master is no longer the leader");
-            install_standby(&flags, &state, &wake, &view)?;
+            step_down(
+                &mut leading,
+                &flags,
+                &state,
+                &wake,
+                &view,
+                "a new term or leader",
+            )?;
         }
         if view.is_me && leading.is_none() {
-            match take_over(&registry, &flags, &state, &wake).await {
-                Ok(writer) => leading = Some((view.term, writer)),
-                Err(e) => tracing::warn!("could not take over as leader: {e}"),
+            match tokio::time::timeout(election * 2, take_over(&registry, &flags, &state, &wake))
+                .await
+            {
+                Ok(Ok(writer)) => leading = Some((view.term, writer)),
+                Ok(Err(e)) => tracing::warn!("could not take over as leader: {e}"),
+                Err(_) => tracing::warn!("no quorum confirmed this master's leadership yet"),
             }
         } else if !view.is_me {
             let leader = view.leader.as_ref().map(leader_info);
@@ -196,13 +210,12 @@ pub async fn supervise(
                 }
             }
         }
-        let writer_done = async {
-            match leading.as_mut() {
-                Some((_, writer)) => {
-                    let _ = writer.await;
-                }
-                None => std::future::pending::<()>().await,
-            }
+        // Leading: confirm the quorum every `check`. Raft says this master
+        // leads but it does not serve yet: try again shortly.
+        let recheck = if leading.is_some() || view.is_me {
+            check
+        } else {
+            Duration::from_secs(3600)
         };
         tokio::select! {
             changed = leadership.changed() => {
@@ -210,12 +223,13 @@ pub async fn supervise(
                     return Ok(());
                 }
             }
-            () = writer_done => {
-                // A failed write: leadership is in doubt; start over.
-                if let Some((_, _)) = leading.take() {
-                    tracing::warn!("registry write failed; stepping down");
-                    install_standby(&flags, &state, &wake, &view)?;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+            () = tokio::time::sleep(recheck) => {
+                if leading.is_some() {
+                    let confirmed = tokio::time::timeout(election, registry.barrier()).await;
+                    let writer_ended = leading.as_ref().is_some_and(|(_, w)| w.is_finished());
+                    if !matches!(confirmed, Ok(Ok(()))) || writer_ended {
+                        step_down(&mut leading, &flags, &state, &wake, &view, "no quorum confirms this master")?;
+                    }
                 }
             }
             message = registry.fatal() => {
@@ -224,6 +238,26 @@ pub async fn supervise(
             _ = stop.changed() => return Ok(()),
         }
     }
+}
+
+/// Stops leading: the writer stops and a standby master takes the place of
+/// the leading one.
+fn step_down(
+    leading: &mut Option<(u64, tokio::task::JoinHandle<()>)>,
+    flags: &MasterFlags,
+    state: &Arc<Mutex<Master>>,
+    wake: &Arc<Notify>,
+    view: &Leadership,
+    why: &str,
+) -> Result<(), HaError> {
+    if let Some((_, writer)) = leading.take() {
+        writer.abort();
+    }
+    tracing::warn!(
+        term = view.term,
+        "this master is no longer the leader: {why}"
+    );
+    install_standby(flags, state, wake, view)
 }
 
 /// Puts a standby master in place of whatever `state` holds.
