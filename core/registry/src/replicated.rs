@@ -370,11 +370,13 @@ impl ReplicatedRegistry {
         config.validate()?;
         let raft_config = Arc::new(config.openraft()?);
         let dir = config.registry_dir();
-        std::fs::create_dir_all(&dir).map_err(|source| RegistryError::Io {
-            action: "create",
-            path: dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| crate::raft::disk::sync_dir(&dir))
+            .map_err(|source| RegistryError::Io {
+                action: "create",
+                path: dir.clone(),
+                source,
+            })?;
         let cluster = Arc::new(
             ClusterIdentity::open(&dir, &config.me.raft).map_err(|e| cluster_error(e, &dir, ""))?,
         );

@@ -169,6 +169,10 @@ impl LogStore {
             .append(true)
             .open(&path)
             .map_err(|source| io_error("open", &path, source))?;
+        // A log file created just now must itself survive a crash, not only
+        // the records later appended to it.
+        disk::sync_dir(&path)
+            .map_err(|source| io_error("flush the directory of", &path, source))?;
         if torn {
             tracing::warn!(
                 path = %path.display(),
