@@ -225,8 +225,10 @@ pub enum RegistryError {
     /// A file in the registry is damaged; the master must not start on it.
     #[error(
         "the registry is corrupt: {path} at byte {offset}{}: {reason}. The master will not \
-         start on a damaged log; restore {path} from a backup, or remove this master's \
-         registry directory so that it rejoins empty and copies the registry from the others",
+         start on a damaged log. Restore {path} from a backup; or remove this master from \
+         the registry on the leader, delete its registry directory, start it and add it \
+         again, so that it copies the registry from the others (a voter that forgets its \
+         log could help elect a leader without the latest entries)",
         corrupt_index(*.index)
     )]
     Corrupt {
