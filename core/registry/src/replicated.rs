@@ -161,6 +161,11 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
 const HELLO_RETRY: Duration = Duration::from_millis(250);
 
 /// Who leads the masters, as this master last heard.
+///
+/// `is_me` holds only while this master leads *and* a quorum has answered
+/// it within the shortest election timeout; a leader cut off from the others
+/// reads `is_me: false, leader: None` until they answer again or someone
+/// else is elected.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Leadership {
     /// The Raft term.
@@ -353,6 +358,14 @@ pub struct ReplicatedRegistry {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for ReplicatedRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicatedRegistry")
+            .field("me", &self.inner.config.me)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     config: Config,
     me: NodeId,
@@ -394,7 +407,7 @@ impl ReplicatedRegistry {
         )
         .await
         .map_err(|e| RegistryError::Raft(e.to_string()))?;
-        let leadership = watch_leadership(&raft, me);
+        let leadership = watch_leadership(&raft, me, config.election_timeout.0);
         Ok(ReplicatedRegistry {
             inner: Arc::new(Inner {
                 config,
@@ -854,12 +867,16 @@ fn masters_text(masters: &[MasterAddress]) -> String {
 }
 
 /// Follows openraft's metrics and publishes who leads.
-fn watch_leadership(raft: &Raft, me: NodeId) -> watch::Receiver<Leadership> {
+///
+/// openraft refreshes its metrics at least every tick (1.5 heartbeats), so
+/// a leader that stops hearing from a quorum notices within a tick of its
+/// lease running out.
+fn watch_leadership(raft: &Raft, me: NodeId, lease: Duration) -> watch::Receiver<Leadership> {
     let mut metrics = raft.metrics();
-    let (tx, rx) = watch::channel(leadership_of(&metrics.borrow_and_update(), me));
+    let (tx, rx) = watch::channel(leadership_of(&metrics.borrow_and_update(), me, lease));
     tokio::spawn(async move {
         while metrics.changed().await.is_ok() {
-            let now = leadership_of(&metrics.borrow_and_update(), me);
+            let now = leadership_of(&metrics.borrow_and_update(), me, lease);
             tx.send_if_modified(|current| {
                 let changed = *current != now;
                 if changed {
@@ -873,8 +890,28 @@ fn watch_leadership(raft: &Raft, me: NodeId) -> watch::Receiver<Leadership> {
     rx
 }
 
-fn leadership_of(metrics: &RaftMetrics<NodeId, MasterAddress>, me: NodeId) -> Leadership {
-    let leader_id = metrics.current_leader;
+/// Who leads, from one metrics report.
+///
+/// A leader whose last acknowledgement from a quorum is older than `lease`
+/// (the shortest election timeout) no longer counts itself leader: by then
+/// the others may be electing a new one, and a master that cannot reach a
+/// quorum should stop acting for the cluster (as a Mesos master abdicates
+/// when it loses ZooKeeper). It counts itself leader again as soon as a
+/// quorum answers.
+fn leadership_of(
+    metrics: &RaftMetrics<NodeId, MasterAddress>,
+    me: NodeId,
+    lease: Duration,
+) -> Leadership {
+    let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+    let mut leader_id = metrics.current_leader;
+    let is_me = leader_id == Some(me) && metrics.state == ServerState::Leader;
+    let lease_held = metrics
+        .millis_since_quorum_ack
+        .is_none_or(|ms| ms < lease_ms);
+    if is_me && !lease_held {
+        leader_id = None;
+    }
     let leader = leader_id.and_then(|id| {
         metrics
             .membership_config
@@ -884,7 +921,7 @@ fn leadership_of(metrics: &RaftMetrics<NodeId, MasterAddress>, me: NodeId) -> Le
     });
     Leadership {
         term: metrics.current_term,
-        is_me: leader_id == Some(me) && metrics.state == ServerState::Leader,
+        is_me: is_me && lease_held,
         leader,
     }
 }

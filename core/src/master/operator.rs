@@ -504,10 +504,6 @@ impl Master {
                 (total.get(name).as_f64() - free.get(name).as_f64()).max(0.0),
             );
         }
-        put("registrar/state_fetch_ms", 0.0);
-        put("registrar/state_store_ms", 0.0);
-        put("registrar/queued_operations", 0.0);
-        put("registrar/registry_size_bytes", 0.0);
         put(
             "system/cpus_total",
             std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,

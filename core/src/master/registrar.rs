@@ -42,7 +42,7 @@ pub struct Progress {
 pub struct RegistrarMetrics {
     /// Operations recorded and not yet committed.
     pub queued_operations: u64,
-    /// Size of the encoded registry after the last write.
+    /// Size of the encoded registry when this master was elected.
     pub registry_size_bytes: u64,
     /// Milliseconds the last batch took to commit.
     pub state_store_ms: f64,

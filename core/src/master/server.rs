@@ -121,6 +121,7 @@ impl BoundMaster {
             disconnects: disconnect_tx,
             credentials: Arc::new(credentials),
             heartbeat,
+            registry: registry.clone(),
         };
         Ok(BoundMaster {
             listener,

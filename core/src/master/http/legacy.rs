@@ -62,6 +62,7 @@ pub fn routes() -> Router<AppState> {
         .route("/master/tasks.json", get(tasks_endpoint))
         .route("/master/health", get(|| async { StatusCode::OK }))
         .route("/master/redirect", get(redirect))
+        .route("/registrar(1)/registry", get(registry_view))
         .route("/version", get(version))
         .route("/version.json", get(version))
         .route("/metrics/snapshot", get(metrics_snapshot))
@@ -596,6 +597,52 @@ fn flags(master: &Master) -> Value {
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
     json!({ "flags": map })["flags"].clone()
+}
+
+/// `/registrar(1)/registry`: the registry as this master holds it (a
+/// standby's replica included), as JSON.
+async fn registry_view(State(app): State<AppState>) -> Response {
+    let registry = match &app.registry {
+        Some(replicated) => replicated.read().await,
+        None => {
+            let local = match app.lock() {
+                Ok(m) => m.local_registry.clone(),
+                Err(r) => return r,
+            };
+            match local.and_then(|r| r.lock().ok().map(|r| r.clone())) {
+                Some(r) => r,
+                None => return text(StatusCode::SERVICE_UNAVAILABLE, "no registry"),
+            }
+        }
+    };
+    json_response(registry_json(&registry), None)
+}
+
+fn registry_json(r: &pando_registry::Registry) -> Value {
+    let time = |t: &pb::TimeInfo| json!({ "nanoseconds": t.nanoseconds });
+    json!({
+        "master": r.master.as_ref().map(proto_value),
+        "slaves": r.agents.iter().map(|a| json!({
+            "info": proto_value(&a.info),
+            "drain_info": a.drain_info.as_ref().map(proto_value),
+            "deactivated": a.deactivated.unwrap_or(false),
+            "checkpointed_resources": a.checkpointed_resources.iter().map(proto_value).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "unreachable": r.unreachable.iter().map(|a| json!({
+            "id": proto_value(&a.id),
+            "timestamp": time(&a.timestamp),
+        })).collect::<Vec<_>>(),
+        "gone": r.gone.iter().map(|a| json!({
+            "id": proto_value(&a.id),
+            "timestamp": time(&a.timestamp),
+        })).collect::<Vec<_>>(),
+        "frameworks": r.frameworks.iter().map(|f| proto_value(&f.info)).collect::<Vec<_>>(),
+        "completed_frameworks": r.completed_frameworks.iter().map(proto_value).collect::<Vec<_>>(),
+        "schedules": r.schedules.iter().map(proto_value).collect::<Vec<_>>(),
+        "down_machines": r.down_machines.iter().map(proto_value).collect::<Vec<_>>(),
+        "quota_configs": r.quota_configs.iter().map(proto_value).collect::<Vec<_>>(),
+        "weights": r.weights.iter().map(|w| json!({"role": w.role, "weight": w.weight})).collect::<Vec<_>>(),
+    })
 }
 
 /// `/master/redirect`: 307 to the leading master's base URL (itself when

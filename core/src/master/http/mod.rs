@@ -52,6 +52,8 @@ pub struct AppState {
     pub credentials: Arc<Credentials>,
     /// Seconds between stream heartbeats.
     pub heartbeat: Duration,
+    /// The replicated registry, with `--registry=replicated_log`.
+    pub registry: Option<pando_registry::ReplicatedRegistry>,
 }
 
 impl AppState {
