@@ -580,3 +580,27 @@ async fn a_leader_that_removes_itself_steps_down_and_the_others_carry_on() {
         master.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_a_quorum_stops_calling_itself_leader() {
+    init_tracing();
+    let root = tempfile::tempdir().unwrap();
+    let mut masters = cluster(root.path(), 3).await;
+    let leader = leader_of(&masters.iter().collect::<Vec<_>>()).await;
+    for (i, master) in masters.iter_mut().enumerate() {
+        if i != leader {
+            master.stop().await;
+        }
+    }
+    let leadership = masters[leader].registry.leadership();
+    eventually(
+        Duration::from_secs(3),
+        "the lone leader to abdicate",
+        || async {
+            let now = leadership.borrow().clone();
+            (!now.is_me && now.leader.is_none()).then_some(())
+        },
+    )
+    .await;
+    masters[leader].stop().await;
+}
