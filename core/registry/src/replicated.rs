@@ -630,6 +630,12 @@ impl ReplicatedRegistry {
 
     /// Appends `ops` through Raft; `Ok(log index)` once committed and
     /// applied on this master.
+    ///
+    /// A leader cut off from a quorum keeps the write waiting (its
+    /// [`Leadership`] already says `is_me: false`) until the others answer
+    /// or a new leader's term reaches it, which then fails the write with
+    /// `NotLeader`. A caller that bounds the wait with a timeout must treat
+    /// the outcome as unknown: the entry may still commit.
     pub async fn write(&self, ops: Operations) -> Result<u64, WriteError> {
         match self.inner.raft.client_write(Request::new(&ops)).await {
             Ok(response) => Ok(response.log_id.index),

@@ -302,3 +302,84 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use bytes::Bytes;
+    use openraft::testing::log_id;
+
+    use super::*;
+    use crate::raft::types::Request;
+
+    fn normal(index: u64, request: Request) -> Entry {
+        Entry {
+            log_id: log_id(1, 1, index),
+            payload: EntryPayload::Normal(request),
+        }
+    }
+
+    fn weights(role: &str) -> Request {
+        Request::new(&crate::model::Operations {
+            operations: vec![model::operation(
+                model::operation::Operation::UpdateWeights(model::operation::UpdateWeights {
+                    weights: vec![model::registry::Weight {
+                        role: role.into(),
+                        weight: 1.0,
+                    }],
+                }),
+            )],
+        })
+    }
+
+    #[tokio::test]
+    async fn an_entry_whose_batch_does_not_decode_fails_to_apply_after_the_good_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachine::open(dir.path()).unwrap();
+        let garbage = Request {
+            operations: Bytes::from_static(&[0xff, 0xff, 0xff]),
+        };
+        let result = sm
+            .apply(vec![
+                normal(1, weights("a")),
+                normal(2, garbage),
+                normal(3, weights("b")),
+            ])
+            .await;
+        assert!(result.is_err());
+        let applied = sm.applied();
+        assert_eq!(applied.last_applied, Some(log_id(1, 1, 1)));
+        assert_eq!(applied.registry.weights.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_built_snapshot_is_what_a_reopened_state_machine_starts_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachine::open(dir.path()).unwrap();
+        sm.apply(vec![normal(1, weights("a"))]).await.unwrap();
+        let snapshot = sm.build_snapshot().await.unwrap();
+        assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 1, 1)));
+
+        let reopened = StateMachine::open(dir.path()).unwrap().applied();
+        assert_eq!(reopened.last_applied, Some(log_id(1, 1, 1)));
+        assert_eq!(reopened.registry, sm.applied().registry);
+    }
+
+    #[test]
+    fn a_damaged_snapshot_file_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SNAPSHOT);
+        let mut buf = Vec::new();
+        record::encode(b"{\"meta\":1}", &mut buf);
+        std::fs::write(&path, &buf).unwrap();
+        assert!(matches!(
+            StateMachine::open(dir.path()),
+            Err(StateMachineError::Corrupt { .. })
+        ));
+        std::fs::write(&path, &buf[..buf.len() - 1]).unwrap();
+        assert!(matches!(
+            StateMachine::open(dir.path()),
+            Err(StateMachineError::Corrupt { .. })
+        ));
+    }
+}
