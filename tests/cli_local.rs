@@ -390,6 +390,11 @@ fn local_ha_cluster_runs_tasks_through_the_leader() {
         text(&out.stderr)
     );
     assert!(text(&out.stdout).contains("TASK_FINISHED"));
+    let out = run(&["cluster", "masters", &masters]);
+    let table = text(&out.stdout);
+    assert!(out.status.success(), "{table}{}", text(&out.stderr));
+    assert_eq!(table.matches("voter").count(), 3, "{table}");
+    assert_eq!(table.matches("(leader)").count(), 1, "{table}");
     drop(local);
 }
 

@@ -55,11 +55,13 @@ impl Cluster {
     }
 
     fn log_path(&self, i: usize) -> PathBuf {
-        self.root.path().join(format!("master{i}.log"))
+        self.root
+            .path()
+            .join(format!("master-{}.log", self.ports[i]))
     }
 
     fn spawn(&self, i: usize) -> MasterProcess {
-        let work_dir = self.root.path().join(format!("master{i}"));
+        let work_dir = self.root.path().join(format!("master-{}", self.ports[i]));
         std::fs::create_dir_all(&work_dir).expect("work dir");
         let extra = vec![
             "--registry=replicated_log".to_string(),
@@ -588,4 +590,108 @@ async fn a_master_refuses_to_start_with_bad_membership() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown --registry=zookeeper"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_master_is_replaced_by_a_new_one_without_downtime() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.wait_leader().await;
+    let call = json!({
+        "type": "UPDATE_WEIGHTS",
+        "update_weights": {"weight_infos": [{"role": "before-replacement", "weight": 2.0}]}
+    });
+    assert_eq!(
+        cluster.post_json(leader, "/api/v1", &call).await.status,
+        200
+    );
+
+    // A follower's machine dies; the operator removes it...
+    let failed = (leader + 1) % 3;
+    let failed_address = format!("127.0.0.1:{}", cluster.ports[failed]);
+    cluster.kill(failed);
+    let reply = cluster
+        .post_json(
+            leader,
+            "/master/masters/remove",
+            &json!({"address": failed_address}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "remove: {}", reply.text());
+    let reply = cluster
+        .post_json(
+            leader,
+            "/master/masters/remove",
+            &json!({"address": failed_address}),
+        )
+        .await;
+    assert_eq!(reply.status, 404, "removing twice: {}", reply.text());
+
+    // ...starts a new master elsewhere with the new list, and adds it.
+    cluster.ports[failed] = free_port();
+    let new_address = format!("127.0.0.1:{}", cluster.ports[failed]);
+    cluster.restart(failed);
+    let reply = cluster
+        .post_json(
+            leader,
+            "/master/masters/add",
+            &json!({"address": new_address}),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "add: {}\n{}",
+        reply.text(),
+        cluster.logs()
+    );
+    let masters: Value = request(
+        cluster.ports[leader],
+        "GET",
+        "/master/masters",
+        &[],
+        Bytes::new(),
+    )
+    .await
+    .expect("masters")
+    .json();
+    let voters: Vec<&str> = masters["masters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == "voter")
+        .filter_map(|m| m["address"].as_str())
+        .collect();
+    assert_eq!(voters.len(), 3, "{masters}");
+    assert!(voters.contains(&new_address.as_str()), "{masters}");
+    assert!(!voters.contains(&failed_address.as_str()), "{masters}");
+
+    // Bad input is refused with a reason.
+    let reply = cluster
+        .post_json(
+            leader,
+            "/master/masters/add",
+            &json!({"address": "nowhere"}),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+
+    // The new master is a full voter: with the old leader gone, it and the
+    // remaining one elect a leader that has every earlier write.
+    cluster.kill(leader);
+    let new_leader = cluster.wait_leader().await;
+    let reply = request(
+        cluster.ports[new_leader],
+        "GET",
+        "/master/weights",
+        &[],
+        Bytes::new(),
+    )
+    .await
+    .expect("weights");
+    assert!(
+        reply.text().contains("before-replacement"),
+        "{}\n{}",
+        reply.text(),
+        cluster.logs()
+    );
 }

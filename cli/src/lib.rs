@@ -115,6 +115,15 @@ pub fn run(command: Command) -> Result<i32, CliError> {
             },
             Command::Cluster { command } => match command {
                 operator::ClusterCommand::Status(flags) => operator::cluster_status(&flags).await?,
+                operator::ClusterCommand::Masters(flags) => {
+                    operator::cluster_masters(&flags).await?
+                }
+                operator::ClusterCommand::AddMaster(flags) => {
+                    operator::change_master(&flags, true).await?
+                }
+                operator::ClusterCommand::RemoveMaster(flags) => {
+                    operator::change_master(&flags, false).await?
+                }
             },
             Command::AgentList(flags) => operator::agent_list(&flags).await?,
         }

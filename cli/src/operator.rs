@@ -102,6 +102,30 @@ pub enum FrameworkCommand {
 pub enum ClusterCommand {
     /// The leader, the agents and the resources used of the total.
     Status(ListFlags),
+    /// The masters of the replicated registry and their roles.
+    Masters(ListFlags),
+    /// Adds a master (started with the new `--masters` list) to the
+    /// registry's voters, once it has caught up with the log.
+    AddMaster(MemberFlags),
+    /// Removes a master from the registry's voters (to replace a failed one).
+    RemoveMaster(MemberFlags),
+}
+
+/// The flags of `pando cluster add-master` and `remove-master`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MemberFlags {
+    /// The master to add or remove, `host:port` (its HTTP address).
+    pub address: String,
+    /// Its Raft address when it runs Raft on a separate `--raft_port`.
+    #[arg(long)]
+    pub raft: Option<String>,
+    /// Any master of the cluster, or several joined by commas.
+    #[arg(long, env = "MESOS_MASTER", default_value = "127.0.0.1:5050")]
+    pub master: String,
+    /// How long the change may take (adding waits for the new master to
+    /// catch up with the log).
+    #[arg(long, default_value = "60secs")]
+    pub timeout: String,
 }
 
 async fn client(master: &str, timeout: &str) -> Result<Client, OperatorError> {
@@ -387,6 +411,57 @@ pub async fn cluster_status(flags: &ListFlags) -> Result<(), OperatorError> {
         out.push_str(&format!("  gpus:      {}\n", pair("gpus")));
     }
     print_text(&out)
+}
+
+/// `pando cluster masters`: the registry's masters, voters and learners.
+pub async fn cluster_masters(flags: &ListFlags) -> Result<(), OperatorError> {
+    let masters = client(&flags.master, &flags.timeout)
+        .await?
+        .get_json("/master/masters")
+        .await?;
+    if flags.json {
+        return print_json(&masters);
+    }
+    let leader = text(&masters["leader"]);
+    let mut out = format!("{:<24}{:<24}{:<10}\n", "ADDRESS", "RAFT", "ROLE");
+    for m in array(&masters, "masters") {
+        let address = text(&m["address"]);
+        let role = if address == leader {
+            format!("{} (leader)", text(&m["role"]))
+        } else {
+            text(&m["role"])
+        };
+        out.push_str(&format!("{address:<24}{:<24}{role}\n", text(&m["raft"])));
+    }
+    print_text(&out)
+}
+
+/// `pando cluster add-master` / `remove-master`.
+pub async fn change_master(flags: &MemberFlags, adding: bool) -> Result<(), OperatorError> {
+    let leader = client(&flags.master, &flags.timeout).await?;
+    let mut body = serde_json::json!({ "address": flags.address });
+    if let Some(raft) = &flags.raft {
+        body["raft"] = serde_json::json!(raft);
+    }
+    let path = if adding {
+        "/master/masters/add"
+    } else {
+        "/master/masters/remove"
+    };
+    let reply = leader.post_json(path, &[], body.to_string()).await?;
+    if reply.status != 200 {
+        return Err(OperatorError::Client(ClientError::Status {
+            addr: leader.addr.clone(),
+            path: path.to_string(),
+            status: reply.status,
+            body: String::from_utf8_lossy(&reply.body).trim().to_string(),
+        }));
+    }
+    print_text(&format!(
+        "{} {} the registry's voters\n",
+        flags.address,
+        if adding { "joined" } else { "left" }
+    ))
 }
 
 /// Where a task's output lives: its agent and sandbox.

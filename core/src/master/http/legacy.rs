@@ -63,6 +63,9 @@ pub fn routes() -> Router<AppState> {
         .route("/master/health", get(|| async { StatusCode::OK }))
         .route("/master/redirect", get(redirect))
         .route("/registrar(1)/registry", get(registry_view))
+        .route("/master/masters", get(masters_view))
+        .route("/master/masters/add", any(add_master))
+        .route("/master/masters/remove", any(remove_master))
         .route("/version", get(version))
         .route("/version.json", get(version))
         .route("/metrics/snapshot", get(metrics_snapshot))
@@ -616,6 +619,156 @@ async fn registry_view(State(app): State<AppState>) -> Response {
         }
     };
     json_response(registry_json(&registry), None)
+}
+
+/// `/master/masters`: the masters of the registry as this master knows
+/// them (voters, and learners being added), and the leader.
+async fn masters_view(State(app): State<AppState>) -> Response {
+    let Some(registry) = &app.registry else {
+        let master = match app.lock() {
+            Ok(m) => m,
+            Err(r) => return r,
+        };
+        let address = format!("{}:{}", master.flags.ip, master.flags.port);
+        return json_response(
+            json!({
+                "registry": "in_memory",
+                "leader": address,
+                "masters": [{"address": address, "raft": address, "role": "voter"}],
+            }),
+            None,
+        );
+    };
+    let leader = registry.leadership().borrow().leader.clone();
+    let masters: Vec<Value> = registry
+        .members()
+        .into_iter()
+        .map(|(m, role)| {
+            json!({
+                "address": m.http,
+                "raft": m.raft,
+                "role": match role {
+                    pando_registry::MemberRole::Voter => "voter",
+                    pando_registry::MemberRole::Learner => "learner",
+                },
+            })
+        })
+        .collect();
+    json_response(
+        json!({
+            "registry": "replicated_log",
+            "leader": leader.map(|l| l.http),
+            "masters": masters,
+        }),
+        None,
+    )
+}
+
+/// The master a membership change names: `{"address": "host:port"}`, with
+/// `"raft": "host:port"` when its Raft port differs.
+fn member_of(body: &[u8]) -> Result<pando_registry::MasterAddress, Response> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        text(
+            StatusCode::BAD_REQUEST,
+            format!("Expecting a JSON body {{\"address\": \"host:port\"}}: {e}"),
+        )
+    })?;
+    let valid = |a: &str| {
+        a.rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0))
+    };
+    let Some(address) = value["address"].as_str().filter(|a| valid(a)) else {
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "Expecting 'address' to be host:port",
+        ));
+    };
+    let raft = match value.get("raft") {
+        None | Some(Value::Null) => address.to_string(),
+        Some(Value::String(r)) if valid(r) => r.clone(),
+        Some(_) => {
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                "Expecting 'raft' to be host:port",
+            ))
+        }
+    };
+    Ok(pando_registry::MasterAddress {
+        http: address.to_string(),
+        raft,
+    })
+}
+
+/// `/master/masters/add` and `/master/masters/remove`: a membership change
+/// by Raft joint consensus, answered once it is committed.
+async fn change_membership(
+    app: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+    adding: bool,
+) -> Response {
+    if let Err(r) = write_guard(app, headers, method) {
+        return r;
+    }
+    let Some(registry) = &app.registry else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Masters can be added or removed only with --registry=replicated_log",
+        );
+    };
+    let member = match member_of(body) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let known = registry
+        .members()
+        .iter()
+        .any(|(m, _)| m.raft == member.raft);
+    if adding && known {
+        return text(
+            StatusCode::CONFLICT,
+            format!("{} is already a master", member.http),
+        );
+    }
+    if !adding && !known {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("{} is not a master", member.http),
+        );
+    }
+    let changed = if adding {
+        registry.add_master(member).await
+    } else {
+        registry.remove_master(member).await
+    };
+    match changed {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(pando_registry::WriteError::NotLeader { .. }) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This master stopped leading before the change committed; ask the leader",
+        ),
+        Err(pando_registry::WriteError::Membership(why)) => text(StatusCode::CONFLICT, why),
+        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn add_master(
+    State(app): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    change_membership(&app, &method, &headers, &body, true).await
+}
+
+async fn remove_master(
+    State(app): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    change_membership(&app, &method, &headers, &body, false).await
 }
 
 fn registry_json(r: &pando_registry::Registry) -> Value {

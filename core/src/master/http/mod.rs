@@ -96,6 +96,7 @@ fn served_by_standby(path: &str) -> bool {
             | "/master/flags"
             | "/master/health"
             | "/master/redirect"
+            | "/master/masters"
             | "/health"
             | "/version"
             | "/metrics/snapshot"
