@@ -695,3 +695,53 @@ async fn a_failed_master_is_replaced_by_a_new_one_without_downtime() {
         cluster.logs()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_with_a_corrupt_log_entry_refuses_to_start() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.wait_leader().await;
+    let call = json!({
+        "type": "UPDATE_WEIGHTS",
+        "update_weights": {"weight_infos": [{"role": "some-role", "weight": 2.0}]}
+    });
+    assert_eq!(
+        cluster.post_json(leader, "/api/v1", &call).await.status,
+        200
+    );
+    let victim = (leader + 1) % 3;
+    cluster.kill(victim);
+
+    // Flip a byte inside the first record's payload (after its 8-byte
+    // length and checksum header): a complete record that fails its CRC.
+    let log = cluster
+        .root
+        .path()
+        .join(format!("master-{}", cluster.ports[victim]))
+        .join("registry")
+        .join("log");
+    let mut bytes = std::fs::read(&log).expect("the follower's log");
+    assert!(bytes.len() > 12, "log too short: {}", bytes.len());
+    bytes[10] ^= 0xff;
+    std::fs::write(&log, &bytes).expect("write the damaged log");
+
+    let work_dir = log.parent().and_then(|p| p.parent()).expect("work dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_pando"))
+        .arg("master")
+        .arg("--ip=127.0.0.1")
+        .arg(format!("--port={}", cluster.ports[victim]))
+        .arg(format!("--work_dir={}", work_dir.display()))
+        .arg("--registry=replicated_log")
+        .arg("--quorum=2")
+        .arg(format!("--masters={}", cluster.masters_flag()))
+        .output()
+        .expect("run the master");
+    assert!(!out.status.success(), "a corrupt log must stop the master");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(stderr.contains("corrupt"), "{stderr}");
+    assert!(
+        stderr.contains(&log.display().to_string().to_lowercase()),
+        "{stderr}"
+    );
+    // The others carry on.
+    assert_eq!(cluster.wait_leader().await, leader);
+}
