@@ -1,6 +1,7 @@
 //! A network partition between masters, with real network namespaces.
 //!
-//! Each master runs in a network namespace of its own, joined to a bridge
+//! Each master runs in a network namespace of its own (Raft on its own
+//! `--raft_port`), joined to a bridge
 //! in the test's namespace by a veth pair (10.213.N.1-3, the bridge .254).
 //! Cutting the leader's veth isolates it from the other masters (and from
 //! the test, which then asks it from inside its namespace). The minority
@@ -142,6 +143,8 @@ impl Net {
             .arg(format!("--work_dir={}", work_dir.display()))
             .arg("--registry=replicated_log")
             .arg("--quorum=2")
+            // Raft on a port of its own, as on real hosts.
+            .arg("--raft_port=5060")
             .arg(format!("--masters={}", self.masters_flag()))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
