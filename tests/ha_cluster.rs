@@ -151,6 +151,13 @@ impl Cluster {
         self.agents.push(child);
     }
 
+    /// A GET on master `i`.
+    async fn get(&self, i: usize, path: &str) -> Reply {
+        request(self.ports[i], "GET", path, &[], Bytes::new())
+            .await
+            .expect("a GET to a master")
+    }
+
     /// `/master/state` of master `i`.
     async fn state(&self, i: usize) -> Value {
         let reply = request(self.ports[i], "GET", "/master/state", &[], Bytes::new())
@@ -175,6 +182,15 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// UPDATE_WEIGHTS on master `i` for one role; the reply's status.
+    async fn set_weight(&self, i: usize, role: &str, weight: f64) -> u16 {
+        let call = json!({
+            "type": "UPDATE_WEIGHTS",
+            "update_weights": {"weight_infos": [{"role": role, "weight": weight}]}
+        });
+        self.post_json(i, "/api/v1", &call).await.status
     }
 
     async fn post_json(&self, i: usize, path: &str, body: &Value) -> Reply {
@@ -251,18 +267,9 @@ async fn launch_sleepers(
             );
             call["accept"]["operations"][0]["launch"]["task_infos"][0]["command"] =
                 json!({"shell": true, "value": "sleep 600"});
-            let reply = request(
-                cluster.ports[leader],
-                "POST",
-                "/api/v1/scheduler",
-                &[
-                    ("Content-Type", "application/json"),
-                    ("Mesos-Stream-Id", fw.stream_id.as_str()),
-                ],
-                Bytes::from(call.to_string()),
-            )
-            .await
-            .expect("accept");
+            let reply = scheduler_call(cluster.ports[leader], fw, &call)
+                .await
+                .expect("accept");
             assert_eq!(reply.status, 202, "ACCEPT: {}", reply.text());
             launched.push(task_id);
         }
@@ -285,6 +292,21 @@ async fn launch_sleepers(
     launched
 }
 
+/// A scheduler call on `fw`'s stream to the master on `port`.
+async fn scheduler_call(port: u16, fw: &Subscriber, call: &Value) -> Result<Reply, String> {
+    request(
+        port,
+        "POST",
+        "/api/v1/scheduler",
+        &[
+            ("Content-Type", "application/json"),
+            ("Mesos-Stream-Id", fw.stream_id.as_str()),
+        ],
+        Bytes::from(call.to_string()),
+    )
+    .await
+}
+
 async fn acknowledge(cluster: &Cluster, leader: usize, fw: &Subscriber, status: &Value) {
     let Some(uuid) = status["uuid"].as_str() else {
         return;
@@ -298,17 +320,7 @@ async fn acknowledge(cluster: &Cluster, leader: usize, fw: &Subscriber, status: 
             "uuid": uuid,
         }
     });
-    let _ = request(
-        cluster.ports[leader],
-        "POST",
-        "/api/v1/scheduler",
-        &[
-            ("Content-Type", "application/json"),
-            ("Mesos-Stream-Id", fw.stream_id.as_str()),
-        ],
-        Bytes::from(call.to_string()),
-    )
-    .await;
+    let _ = scheduler_call(cluster.ports[leader], fw, &call).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,18 +382,9 @@ async fn a_killed_leader_is_replaced_and_tasks_survive_and_reconcile() {
         "framework_id": {"value": framework_id},
         "reconcile": {"tasks": []}
     });
-    let reply = request(
-        cluster.ports[new_leader],
-        "POST",
-        "/api/v1/scheduler",
-        &[
-            ("Content-Type", "application/json"),
-            ("Mesos-Stream-Id", fw.stream_id.as_str()),
-        ],
-        Bytes::from(call.to_string()),
-    )
-    .await
-    .expect("reconcile");
+    let reply = scheduler_call(cluster.ports[new_leader], &fw, &call)
+        .await
+        .expect("reconcile");
     assert_eq!(reply.status, 202);
     let mut seen = std::collections::BTreeMap::new();
     let start = Instant::now();
@@ -439,12 +442,7 @@ async fn acknowledged_registry_writes_survive_a_follower_kill_and_a_failover() {
             cluster.kill(follower);
         }
         let role = format!("role{n}");
-        let call = json!({
-            "type": "UPDATE_WEIGHTS",
-            "update_weights": {"weight_infos": [{"role": role, "weight": 1.0 + n as f64}]}
-        });
-        let reply = cluster.post_json(leader, "/api/v1", &call).await;
-        if reply.status == 200 {
+        if cluster.set_weight(leader, &role, 1.0 + n as f64).await == 200 {
             acknowledged.push(role);
         }
     }
@@ -461,20 +459,22 @@ async fn acknowledged_registry_writes_survive_a_follower_kill_and_a_failover() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Give the returning follower a moment to receive the log before the
-    // leader goes; the election only succeeds with an up-to-date voter.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // It catches up: its own registry replica holds the last write.
+    let start = Instant::now();
+    loop {
+        let registry = cluster.get(follower, "/registrar(1)/registry").await.text();
+        if registry.contains("\"role39\"") {
+            break;
+        }
+        assert!(
+            start.elapsed() < FAILOVER_DEADLINE,
+            "follower did not catch up: {registry}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     cluster.kill(leader);
     let new_leader = cluster.wait_leader().await;
-    let reply = request(
-        cluster.ports[new_leader],
-        "GET",
-        "/master/weights",
-        &[],
-        Bytes::new(),
-    )
-    .await
-    .expect("weights");
+    let reply = cluster.get(new_leader, "/master/weights").await;
     let weights: Value = serde_json::from_slice(&reply.body).expect("weights JSON");
     let roles: Vec<String> = weights
         .as_array()
@@ -504,15 +504,7 @@ async fn standbys_redirect_or_refuse_and_serve_their_own_state() {
     // answers 503 ("No leader elected").
     let start = Instant::now();
     let reply = loop {
-        let reply = request(
-            cluster.ports[standby],
-            "GET",
-            "/master/redirect",
-            &[],
-            Bytes::new(),
-        )
-        .await
-        .expect("redirect");
+        let reply = cluster.get(standby, "/master/redirect").await;
         if reply.status != 503 || start.elapsed() > FAILOVER_DEADLINE {
             break reply;
         }
@@ -541,15 +533,7 @@ async fn standbys_redirect_or_refuse_and_serve_their_own_state() {
     );
     assert_eq!(state["leader_info"]["port"], json!(cluster.ports[leader]));
 
-    let reply = request(
-        cluster.ports[leader],
-        "GET",
-        "/master/redirect",
-        &[],
-        Bytes::new(),
-    )
-    .await
-    .expect("redirect");
+    let reply = cluster.get(leader, "/master/redirect").await;
     assert_eq!(reply.status, 307);
     assert_eq!(reply.header("location").unwrap_or_default(), leader_at);
 }
@@ -596,12 +580,8 @@ async fn a_master_refuses_to_start_with_bad_membership() {
 async fn a_failed_master_is_replaced_by_a_new_one_without_downtime() {
     let mut cluster = Cluster::new(3);
     let leader = cluster.wait_leader().await;
-    let call = json!({
-        "type": "UPDATE_WEIGHTS",
-        "update_weights": {"weight_infos": [{"role": "before-replacement", "weight": 2.0}]}
-    });
     assert_eq!(
-        cluster.post_json(leader, "/api/v1", &call).await.status,
+        cluster.set_weight(leader, "before-replacement", 2.0).await,
         200
     );
 
@@ -609,22 +589,16 @@ async fn a_failed_master_is_replaced_by_a_new_one_without_downtime() {
     let failed = (leader + 1) % 3;
     let failed_address = format!("127.0.0.1:{}", cluster.ports[failed]);
     cluster.kill(failed);
-    let reply = cluster
-        .post_json(
-            leader,
-            "/master/masters/remove",
-            &json!({"address": failed_address}),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "remove: {}", reply.text());
-    let reply = cluster
-        .post_json(
-            leader,
-            "/master/masters/remove",
-            &json!({"address": failed_address}),
-        )
-        .await;
-    assert_eq!(reply.status, 404, "removing twice: {}", reply.text());
+    for (attempt, expected) in [("remove", 200), ("remove again", 404)] {
+        let reply = cluster
+            .post_json(
+                leader,
+                "/master/masters/remove",
+                &json!({"address": failed_address}),
+            )
+            .await;
+        assert_eq!(reply.status, expected, "{attempt}: {}", reply.text());
+    }
 
     // ...starts a new master elsewhere with the new list, and adds it.
     cluster.ports[failed] = free_port();
@@ -644,16 +618,7 @@ async fn a_failed_master_is_replaced_by_a_new_one_without_downtime() {
         reply.text(),
         cluster.logs()
     );
-    let masters: Value = request(
-        cluster.ports[leader],
-        "GET",
-        "/master/masters",
-        &[],
-        Bytes::new(),
-    )
-    .await
-    .expect("masters")
-    .json();
+    let masters: Value = cluster.get(leader, "/master/masters").await.json();
     let voters: Vec<&str> = masters["masters"]
         .as_array()
         .into_iter()
@@ -679,15 +644,7 @@ async fn a_failed_master_is_replaced_by_a_new_one_without_downtime() {
     // remaining one elect a leader that has every earlier write.
     cluster.kill(leader);
     let new_leader = cluster.wait_leader().await;
-    let reply = request(
-        cluster.ports[new_leader],
-        "GET",
-        "/master/weights",
-        &[],
-        Bytes::new(),
-    )
-    .await
-    .expect("weights");
+    let reply = cluster.get(new_leader, "/master/weights").await;
     assert!(
         reply.text().contains("before-replacement"),
         "{}\n{}",
@@ -700,14 +657,7 @@ async fn a_failed_master_is_replaced_by_a_new_one_without_downtime() {
 async fn a_master_with_a_corrupt_log_entry_refuses_to_start() {
     let mut cluster = Cluster::new(3);
     let leader = cluster.wait_leader().await;
-    let call = json!({
-        "type": "UPDATE_WEIGHTS",
-        "update_weights": {"weight_infos": [{"role": "some-role", "weight": 2.0}]}
-    });
-    assert_eq!(
-        cluster.post_json(leader, "/api/v1", &call).await.status,
-        200
-    );
+    assert_eq!(cluster.set_weight(leader, "some-role", 2.0).await, 200);
     let victim = (leader + 1) % 3;
     cluster.kill(victim);
 
