@@ -760,3 +760,184 @@ def command_task(task_id, offer, command, cpus=0.1, mem=32.0):
         "resources": [scalar("cpus", cpus), scalar("mem", mem)],
         "command": {"shell": True, "value": command},
     }
+
+
+# ---------------------------------------------------------------------------
+# A highly available cluster: masters sharing a replicated-log registry
+
+
+HA_MASTER_FLAGS = {
+    "allocation_interval": "100ms",
+    # An agent that stops answering pings is noticed within seconds.
+    "agent_ping_timeout": "1secs",
+}
+
+HA_AGENT_FLAGS = {
+    # Agents retry registration quickly after the leader they knew is gone.
+    "registration_backoff_factor": "100ms",
+}
+
+
+class HaCluster:
+    """`masters` masters with `--registry=replicated_log` and agents that
+    know every one of them (`--master=host:port,host:port,...`), ready when
+    the constructor returns: one master leads and every agent is active.
+
+    Masters are indexed 0..masters-1 in `--masters` order. A master can be
+    killed (`kill_master`, SIGKILL to the master process alone, like a
+    crashed machine) and started again on the same port and work_dir
+    (`restart_master`). `stop()` ends everything, killed masters' logs
+    included in failure reports until then.
+    """
+
+    def __init__(self, work_root, masters=3, agents=2, master_flags=None,
+                 agent_resources=None, agent_flags=None, timeout=30.0):
+        self.work_root = Path(work_root)
+        self.ports = []
+        while len(self.ports) < masters:
+            port = free_port()
+            if port not in self.ports:
+                self.ports.append(port)
+        self.addresses = [f"127.0.0.1:{p}" for p in self.ports]
+        # What agents are given as --master (Agent reads `.address`).
+        self.address = ",".join(self.addresses)
+        flags = dict(HA_MASTER_FLAGS)
+        flags.update(master_flags or {})
+        flags.update({
+            "registry": "replicated_log",
+            "quorum": masters // 2 + 1,
+            "masters": self.address,
+        })
+        self.master_flags = flags
+        self.processes_by_master = [[] for _ in range(masters)]  # every start, in order
+        self.killed = set()  # masters killed by kill_master and not restarted
+        self.agents = []
+        try:
+            for i in range(masters):
+                self._start_master(i)
+            self.wait_leader(timeout)
+            agent_flags_all = dict(HA_AGENT_FLAGS)
+            agent_flags_all.update(agent_flags or {})
+            for i in range(agents):
+                self.agents.append(Agent(
+                    self.work_root, self,
+                    agent_resources or DEFAULT_AGENT_RESOURCES,
+                    name=f"agent{i}", flags=agent_flags_all))
+            if agents:
+                self.wait_agents(self.wait_leader(timeout), agents, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    # -- masters
+
+    def _start_master(self, i):
+        starts = len(self.processes_by_master[i])
+        name = f"master{i}" if starts == 0 else f"master{i}-restart{starts}"
+        work_dir = self.work_root / f"master{i}"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            pando_bin(), "master",
+            "--ip", "127.0.0.1",
+            "--port", self.ports[i],
+            "--work_dir", work_dir,
+        ] + flag_args(self.master_flags)
+        self.processes_by_master[i].append(
+            PandoProcess(name, args, self.work_root / f"{name}.log"))
+
+    def master_process(self, i):
+        """The latest process started for master i."""
+        return self.processes_by_master[i][-1]
+
+    def running(self, i):
+        return self.master_process(i).alive()
+
+    def kill_master(self, i, sig=signal.SIGKILL):
+        """Signal master i's process (not its group) and reap it."""
+        proc = self.master_process(i).proc
+        self.killed.add(i)
+        try:
+            os.kill(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+    def restart_master(self, i):
+        """Start master i again with the same flags, port and work_dir."""
+        assert not self.running(i), f"master{i} is still running"
+        self._start_master(i)
+        self.killed.discard(i)
+
+    def elected(self, i):
+        """`master/elected` of master i as a bool; None if it does not answer."""
+        if not self.running(i):
+            return None
+        try:
+            resp = get(self.ports[i], "/metrics/snapshot", timeout=2.0)
+            if resp.status != 200:
+                return None
+            return resp.json().get("master/elected") == 1
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
+
+    def leaders(self):
+        """Indexes of the running masters that report master/elected 1."""
+        return [i for i in range(len(self.ports)) if self.elected(i)]
+
+    def wait_leader(self, timeout=30.0, exclude=()):
+        """Wait until exactly one running master leads (not one in
+        `exclude`); return its index."""
+        def single():
+            found = self.leaders()
+            if len(found) == 1 and found[0] not in exclude:
+                return [found[0]]
+            return None
+
+        return wait_until(single, timeout, "exactly one master with master/elected 1",
+                          interval=0.05, check=self.check_alive)[0]
+
+    def state(self, i):
+        resp = get(self.ports[i], "/master/state")
+        assert resp.status == 200, resp
+        return resp.json()
+
+    def leader_pid(self, i):
+        """How /master/state names master i as the leader."""
+        return f"master@{self.addresses[i]}"
+
+    # -- agents
+
+    def wait_agents(self, leader, count, timeout=30.0):
+        """Wait until master `leader` reports `count` active agents; learn their ids."""
+        def registered():
+            slaves = [s for s in self.state(leader).get("slaves", []) if s.get("active")]
+            return slaves if len(slaves) >= count else None
+
+        slaves = wait_until(registered, timeout, f"{count} active agents on master{leader}",
+                            interval=0.1, check=self.check_alive)
+        by_port = {s.get("port"): s for s in slaves}
+        for agent in self.agents:
+            slave = by_port.get(agent.port)
+            if slave is None:
+                slave = next((s for s in slaves if s.get("pid", "").endswith(f":{agent.port}")), None)
+            if slave is not None:
+                agent.id = slave["id"]
+        return slaves
+
+    # -- everything
+
+    def check_alive(self):
+        """Raise if an agent, or a master not killed on purpose, has exited."""
+        for i, procs in enumerate(self.processes_by_master):
+            if i not in self.killed:
+                procs[-1].check_alive()
+        for agent in self.agents:
+            agent.process.check_alive()
+
+    def stop(self):
+        for agent in self.agents:
+            agent.stop()
+        for procs in self.processes_by_master:
+            for proc in procs:
+                proc.stop()
+        kill_processes_under(self.work_root)
