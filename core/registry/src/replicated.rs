@@ -48,6 +48,7 @@ use tokio::sync::watch;
 
 use crate::model::{Operations, Registry};
 use crate::raft::cluster::{ClusterError, ClusterIdentity};
+use crate::raft::disk::DiskError;
 use crate::raft::log_store::{LogStore, LogStoreError};
 use crate::raft::network::{self, Network};
 use crate::raft::service::{masters_on_the_wire, RaftService};
@@ -329,10 +330,11 @@ impl From<LogStoreError> for RegistryError {
     }
 }
 
-impl From<StateMachineError> for RegistryError {
-    fn from(e: StateMachineError) -> RegistryError {
+/// A file other than the log: a damaged one is damaged from its start.
+impl From<DiskError> for RegistryError {
+    fn from(e: DiskError) -> RegistryError {
         match e {
-            StateMachineError::Io {
+            DiskError::Io {
                 action,
                 path,
                 source,
@@ -341,12 +343,20 @@ impl From<StateMachineError> for RegistryError {
                 path,
                 source,
             },
-            StateMachineError::Corrupt { path, reason } => RegistryError::Corrupt {
+            DiskError::Corrupt { path, reason } => RegistryError::Corrupt {
                 path,
                 index: None,
                 offset: 0,
                 reason,
             },
+        }
+    }
+}
+
+impl From<StateMachineError> for RegistryError {
+    fn from(e: StateMachineError) -> RegistryError {
+        match e {
+            StateMachineError::Disk(e) => e.into(),
             StateMachineError::Registry(e) => RegistryError::Raft(e.to_string()),
         }
     }
@@ -835,21 +845,7 @@ impl ReplicatedRegistry {
 
 fn cluster_error(e: ClusterError, dir: &std::path::Path, peer: &str) -> RegistryError {
     match e {
-        ClusterError::Io {
-            action,
-            path,
-            source,
-        } => RegistryError::Io {
-            action,
-            path,
-            source,
-        },
-        ClusterError::Corrupt { path, reason } => RegistryError::Corrupt {
-            path,
-            index: None,
-            offset: 0,
-            reason,
-        },
+        ClusterError::Disk(e) => e.into(),
         ClusterError::OtherAddress { recorded, me, .. } => RegistryError::OtherAddress {
             work_dir: dir.to_path_buf(),
             recorded,

@@ -15,35 +15,19 @@
 //! address guards the node id, which is derived from it: a work_dir moved to
 //! another address would vote under a new id with the old one's log.
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::disk;
+use super::disk::{self, DiskError};
 
 /// Why the cluster identity cannot be read, written or accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    /// The file system refused.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// The file is not what this module writes.
-    #[error("{path} is corrupt: {reason}")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// The `cluster` file cannot be read or written, or is damaged.
+    #[error(transparent)]
+    Disk(#[from] DiskError),
     /// The work_dir was written by a master at another Raft address.
     #[error("{path} belongs to the master at {recorded}, but this master's Raft address is {me}")]
     OtherAddress {
@@ -88,19 +72,13 @@ impl ClusterIdentity {
     /// Reads `dir/cluster`, if any, for the master whose Raft address is `me`.
     pub fn open(dir: &Path, me: &str) -> Result<ClusterIdentity, ClusterError> {
         let path = dir.join(CLUSTER);
-        let bytes = disk::read_optional(&path).map_err(|source| ClusterError::Io {
-            action: "read",
-            path: path.clone(),
-            source,
-        })?;
+        let bytes =
+            disk::read_optional(&path).map_err(|source| DiskError::io("read", &path, source))?;
         let id = match bytes {
             None => None,
             Some(bytes) => {
-                let file: ClusterFile =
-                    serde_json::from_slice(&bytes).map_err(|e| ClusterError::Corrupt {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
+                let file: ClusterFile = serde_json::from_slice(&bytes)
+                    .map_err(|e| DiskError::corrupt(&path, e.to_string()))?;
                 if file.raft != me {
                     return Err(ClusterError::OtherAddress {
                         path,
@@ -144,16 +122,10 @@ impl ClusterIdentity {
                     cluster: id.to_string(),
                     raft: self.me.clone(),
                 };
-                let bytes = serde_json::to_vec(&file).map_err(|e| ClusterError::Io {
-                    action: "encode",
-                    path: self.path.clone(),
-                    source: io::Error::other(e),
-                })?;
-                disk::write_atomic(&self.path, &bytes).map_err(|source| ClusterError::Io {
-                    action: "write",
-                    path: self.path.clone(),
-                    source,
-                })?;
+                let bytes =
+                    serde_json::to_vec(&file).map_err(|e| DiskError::encode(&self.path, e))?;
+                disk::write_atomic(&self.path, &bytes)
+                    .map_err(|source| DiskError::io("write", &self.path, source))?;
                 tracing::info!(cluster = id, path = %self.path.display(), "joined the registry's cluster");
                 *current = Some(id.to_string());
                 Ok(())

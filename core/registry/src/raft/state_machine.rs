@@ -17,7 +17,7 @@
 //! fails with a storage error, which stops Raft (see
 //! [`ReplicatedRegistry::fatal`](crate::replicated::ReplicatedRegistry::fatal)).
 
-use std::io::{self, Cursor};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -26,7 +26,7 @@ use openraft::{EntryPayload, RaftSnapshotBuilder, Snapshot, StorageIOError};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use super::disk;
+use super::disk::{self, DiskError};
 use super::record::{self, Decoded};
 use super::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::model::{self, Registry};
@@ -34,24 +34,9 @@ use crate::model::{self, Registry};
 /// Why the snapshot cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateMachineError {
-    /// The file system refused.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// The snapshot file does not check out.
-    #[error("{path} is corrupt: {reason}")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// The snapshot file cannot be read or written, or does not check out.
+    #[error(transparent)]
+    Disk(#[from] DiskError),
     /// A snapshot's registry does not decode.
     #[error("the snapshot's registry does not decode: {0}")]
     Registry(#[from] prost::DecodeError),
@@ -105,11 +90,9 @@ impl StateMachine {
         let path = dir.join(SNAPSHOT);
         let (applied, snapshot) = match read_snapshot(&path)? {
             Some((meta, data)) => {
-                let registry =
-                    Registry::decode(data.as_slice()).map_err(|e| StateMachineError::Corrupt {
-                        path: path.clone(),
-                        reason: format!("its registry does not decode: {e}"),
-                    })?;
+                let registry = Registry::decode(data.as_slice()).map_err(|e| {
+                    DiskError::corrupt(&path, format!("its registry does not decode: {e}"))
+                })?;
                 let applied = Applied {
                     last_applied: meta.last_log_id,
                     membership: meta.last_membership.clone(),
@@ -162,23 +145,21 @@ impl StateMachine {
 
 fn read_snapshot(path: &Path) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StateMachineError> {
     use base64::Engine;
-    let corrupt = |reason: String| StateMachineError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let Some(bytes) = disk::read_optional(path).map_err(|source| StateMachineError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?
+    let corrupt = |reason: String| DiskError::corrupt(path, reason);
+    let Some(bytes) =
+        disk::read_optional(path).map_err(|source| DiskError::io("read", path, source))?
     else {
         return Ok(None);
     };
     // Written atomically, so anything short of one whole record is damage.
     let payload = match record::decode(&bytes).map_err(|e| corrupt(e.to_string()))? {
         Decoded::Record { payload, size } if size == bytes.len() => payload,
-        Decoded::Record { .. } => return Err(corrupt("bytes after the snapshot record".into())),
-        Decoded::End | Decoded::Torn => return Err(corrupt("the record is incomplete".into())),
+        Decoded::Record { .. } => {
+            return Err(corrupt("bytes after the snapshot record".into()).into())
+        }
+        Decoded::End | Decoded::Torn => {
+            return Err(corrupt("the record is incomplete".into()).into())
+        }
     };
     let file: SnapshotFile =
         serde_json::from_slice(payload).map_err(|e| corrupt(format!("it does not decode: {e}")))?;
@@ -194,18 +175,10 @@ fn write_snapshot(path: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<(), S
         meta: meta.clone(),
         registry: base64::engine::general_purpose::STANDARD.encode(data),
     };
-    let json = serde_json::to_vec(&file).map_err(|e| StateMachineError::Io {
-        action: "encode",
-        path: path.to_path_buf(),
-        source: io::Error::other(e),
-    })?;
+    let json = serde_json::to_vec(&file).map_err(|e| DiskError::encode(path, e))?;
     let mut buf = Vec::with_capacity(json.len() + record::HEADER_LEN);
     record::encode(&json, &mut buf);
-    disk::write_atomic(path, &buf).map_err(|source| StateMachineError::Io {
-        action: "write",
-        path: path.to_path_buf(),
-        source,
-    })
+    disk::write_atomic(path, &buf).map_err(|source| DiskError::io("write", path, source).into())
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
@@ -374,12 +347,12 @@ mod tests {
         std::fs::write(&path, &buf).unwrap();
         assert!(matches!(
             StateMachine::open(dir.path()),
-            Err(StateMachineError::Corrupt { .. })
+            Err(StateMachineError::Disk(DiskError::Corrupt { .. }))
         ));
         std::fs::write(&path, &buf[..buf.len() - 1]).unwrap();
         assert!(matches!(
             StateMachine::open(dir.path()),
-            Err(StateMachineError::Corrupt { .. })
+            Err(StateMachineError::Disk(DiskError::Corrupt { .. }))
         ));
     }
 }
