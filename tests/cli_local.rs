@@ -395,7 +395,70 @@ fn local_ha_cluster_runs_tasks_through_the_leader() {
     assert!(out.status.success(), "{table}{}", text(&out.stderr));
     assert_eq!(table.matches("voter").count(), 3, "{table}");
     assert_eq!(table.matches("(leader)").count(), 1, "{table}");
+
+    // The masters are processes of their own: kill -9 the leader, and the
+    // cluster carries on with a new one.
+    let leader = poll_json(&["cluster", "masters", "--json", &masters], |v| {
+        v["leader"].is_string()
+    });
+    let leader_port: u16 = leader["leader"]
+        .as_str()
+        .and_then(|l| l.rsplit_once(':'))
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("the leader's port");
+    let pid = master_pid(local.child.id(), leader_port).expect("the leader's process");
+    let killed = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    poll_json(&["cluster", "masters", "--json", &masters], |v| {
+        v["leader"]
+            .as_str()
+            .is_some_and(|l| !l.ends_with(&format!(":{leader_port}")))
+    });
+    poll_json(&["agent", "list", "--json", &masters], |v| {
+        v.as_array().is_some_and(|a| a.len() == 2)
+    });
+    let out = run(&[
+        "execute",
+        &masters,
+        "--name=after-failover",
+        "--command=echo again",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     drop(local);
+}
+
+/// The `pando master` child of `parent` listening on `port`.
+fn master_pid(parent: u32, port: u16) -> Option<u32> {
+    let wanted = format!("--port={port}");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            (ppid == parent && args.iter().any(|a| a == "master") && args.contains(&wanted))
+                .then_some(pid)
+        })
 }
 
 /// Whether a user with no rights but "other"'s can run `binary`: it is

@@ -31,6 +31,14 @@ use crate::progress::Progress;
 /// Why the local cluster could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
+    /// A `pando master` child process (with `--ha`) could not start.
+    #[error("cannot start master {index}: {error}")]
+    MasterProcess {
+        /// Its number, from 1.
+        index: usize,
+        /// Why.
+        error: std::io::Error,
+    },
     /// `--agents` is out of range.
     #[error("--agents must be between 1 and {max}, not {given}")]
     Agents {
@@ -231,6 +239,163 @@ struct LocalAgent {
     link: tokio::task::JoinHandle<()>,
 }
 
+/// The masters `pando local` runs: one in this process, or with `--ha`
+/// three `pando master` child processes, so that one can be killed (even
+/// with `kill -9`) to watch the others fail over.
+enum Masters {
+    /// One master, served by this process.
+    InProcess {
+        /// Its `host:port`.
+        address: String,
+        /// Tells it to stop.
+        stop: tokio::sync::watch::Sender<bool>,
+        /// Its server.
+        task: tokio::task::JoinHandle<Result<(), pando_core::master::server::ServeError>>,
+    },
+    /// Child processes.
+    Children(Vec<MasterChild>),
+}
+
+/// One `pando master` child process.
+struct MasterChild {
+    /// Its number in the banner and its work dir (`master-<index>`), from 1.
+    index: usize,
+    /// Its port.
+    port: u16,
+    /// Its process id.
+    pid: u32,
+    /// Its output.
+    log: PathBuf,
+    /// Asks the watcher to stop it (SIGTERM, then SIGKILL).
+    stop: tokio::sync::oneshot::Sender<()>,
+    /// Waits for it, and reports its end.
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl MasterChild {
+    /// Starts `pando master` (this very binary) as master `index` of the
+    /// replicated registry on `masters`.
+    fn spawn(
+        index: usize,
+        port: u16,
+        masters: &str,
+        work_dir: &Path,
+        ended: &tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> Result<MasterChild, LocalError> {
+        let failed = |error: std::io::Error| LocalError::MasterProcess { index, error };
+        let log = work_dir.join(format!("master-{index}.log"));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(failed)?;
+        let err = out.try_clone().map_err(failed)?;
+        let binary = std::env::current_exe().map_err(failed)?;
+        let mut command = tokio::process::Command::new(binary);
+        command
+            .arg("master")
+            .arg("--ip=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!(
+                "--work_dir={}",
+                work_dir.join(format!("master-{index}")).display()
+            ))
+            .arg("--registry=replicated_log")
+            .arg("--quorum=2")
+            .arg(format!("--masters={masters}"))
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true);
+        // SAFETY: the closure runs in the forked child before exec and only
+        // calls prctl, which is async-signal-safe. It makes the kernel send
+        // SIGTERM to the master when `pando local` dies, even by SIGKILL, so
+        // no master outlives the cluster it belonged to.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(failed)?;
+        let pid = child.id().unwrap_or(0);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let ended = ended.clone();
+        let watcher = tokio::spawn(async move {
+            tokio::select! {
+                status = child.wait() => {
+                    let how = match status {
+                        Ok(s) => s.to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    let _ = ended.send(format!("master {index} (pid {pid}) ended: {how}"));
+                }
+                _ = stopped => {
+                    // SAFETY: kill has no memory effects; pid is our child,
+                    // not yet reaped (wait() has not returned).
+                    unsafe {
+                        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+                    }
+                    if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+                        let _ = child.kill().await;
+                    }
+                }
+            }
+        });
+        Ok(MasterChild {
+            index,
+            port,
+            pid,
+            log,
+            stop,
+            watcher,
+        })
+    }
+}
+
+impl Masters {
+    /// The masters' `host:port`s.
+    fn addresses(&self) -> Vec<String> {
+        match self {
+            Masters::InProcess { address, .. } => vec![address.clone()],
+            Masters::Children(children) => children
+                .iter()
+                .map(|c| format!("127.0.0.1:{}", c.port))
+                .collect(),
+        }
+    }
+
+    /// The child processes' ids.
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Masters::InProcess { .. } => Vec::new(),
+            Masters::Children(children) => children.iter().map(|c| c.pid).collect(),
+        }
+    }
+
+    /// Stops every master and waits for it.
+    async fn stop(self) {
+        match self {
+            Masters::InProcess { stop, task, .. } => {
+                let _ = stop.send(true);
+                let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+            }
+            Masters::Children(children) => {
+                let mut watchers = Vec::new();
+                for child in children {
+                    let _ = child.stop.send(());
+                    watchers.push(child.watcher);
+                }
+                for watcher in watchers {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), watcher).await;
+                }
+            }
+        }
+    }
+}
+
 /// Runs the local cluster until Ctrl-C or SIGTERM.
 pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
     if flags.agents == 0 || flags.agents > MAX_AGENTS {
@@ -296,49 +461,39 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
         );
     }
 
-    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let masters_list = master_ports
         .iter()
         .map(|p| format!("127.0.0.1:{p}"))
         .collect::<Vec<_>>()
         .join(",");
-    let mut bound_masters = Vec::new();
-    for (i, master_port) in master_ports.iter().enumerate() {
-        let dir = if flags.ha {
-            work_dir.join(format!("master-{}", i + 1))
-        } else {
-            work_dir.join("master")
-        };
-        let mut master_flags = MasterFlags::with_defaults(ip, *master_port, dir);
-        if flags.ha {
-            master_flags.registry = "replicated_log".into();
-            master_flags.quorum = Some(2);
-            master_flags.masters = Some(masters_list.clone());
-        }
-        bound_masters.push(
-            BoundMaster::bind(master_flags)
-                .await
-                .map_err(LocalError::Master)?,
-        );
-    }
-    let master_addr = if flags.ha {
-        masters_list.clone()
-    } else {
-        bound_masters
-            .first()
-            .and_then(BoundMaster::local_addr)
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| format!("127.0.0.1:{port}"))
-    };
-    let (stop_master, master_stopped) = tokio::sync::watch::channel(false);
-    // A master's end is reported, so a master that fails while running
-    // stops the whole cluster instead of leaving agents without one.
+    // A master's end is reported: with one master it stops the cluster;
+    // with three, the others carry on (that is the point of --ha).
     let (master_ended, mut master_end) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let mut masters = Vec::new();
-    for bound in bound_masters {
-        let mut stopped = master_stopped.clone();
+    let masters = if flags.ha {
+        let mut children = Vec::new();
+        for (i, master_port) in master_ports.iter().enumerate() {
+            match MasterChild::spawn(i + 1, *master_port, &masters_list, &work_dir, &master_ended) {
+                Ok(child) => children.push(child),
+                Err(e) => {
+                    Masters::Children(children).stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        Masters::Children(children)
+    } else {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let master_flags = MasterFlags::with_defaults(ip, port, work_dir.join("master"));
+        let bound = BoundMaster::bind(master_flags)
+            .await
+            .map_err(LocalError::Master)?;
+        let address = bound
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| format!("127.0.0.1:{port}"));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let ended = master_ended.clone();
-        masters.push(tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let result = bound
                 .run(async move {
                     let _ = stopped.wait_for(|s| *s).await;
@@ -349,8 +504,14 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
                 Err(e) => format!("the master failed: {e}"),
             });
             result
-        }));
-    }
+        });
+        Masters::InProcess {
+            address,
+            stop,
+            task,
+        }
+    };
+    let master_addr = masters.addresses().join(",");
 
     let mut agents = Vec::new();
     let cgroups = cgroup_root(port);
@@ -379,7 +540,7 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
         let started = match pando_agent::start(&agent_flags).await {
             Ok(started) => started,
             Err(error) => {
-                stop(agents, stop_master, masters, port).await;
+                stop(agents, masters, port).await;
                 return Err(LocalError::Agent { index, error });
             }
         };
@@ -397,14 +558,24 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
     }
 
     if let Err(e) = wait_for_agents(&master_ports, agents.len()).await {
-        stop(agents, stop_master, masters, port).await;
+        stop(agents, masters, port).await;
         return Err(e);
     }
-    print_banner(&master_ports, &agents, &isolation, &work_dir);
+    print_banner(&masters, &agents, &isolation, &work_dir);
 
-    let failure = tokio::select! {
-        _ = pando_core::master::server::shutdown_signal() => None,
-        why = master_end.recv() => Some(why.unwrap_or_else(|| "the master stopped".into())),
+    let mut alive = master_ports.len();
+    let failure = loop {
+        tokio::select! {
+            _ = pando_core::master::server::shutdown_signal() => break None,
+            why = master_end.recv() => {
+                let why = why.unwrap_or_else(|| "the master stopped".into());
+                alive = alive.saturating_sub(1);
+                if alive == 0 || !flags.ha {
+                    break Some(why);
+                }
+                eprintln!("pando local: {why}; {alive} of {} masters still run", master_ports.len());
+            }
+        }
     };
     if let Some(why) = &failure {
         eprintln!("pando local: {why}; stopping the agents");
@@ -415,7 +586,7 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
         eprintln!("pando local: forced to stop; tasks may be left running");
         std::process::exit(130);
     });
-    stop(agents, stop_master, masters, port).await;
+    stop(agents, masters, port).await;
     println!("Stopped.");
     match failure {
         Some(why) => Err(LocalError::MasterEnded(why)),
@@ -473,12 +644,13 @@ async fn wait_for_agents(masters: &[u16], expected: usize) -> Result<(), LocalEr
 }
 
 fn print_banner(
-    masters: &[u16],
+    masters: &Masters,
     agents: &[LocalAgent],
     isolation: &IsolationChoice,
     work_dir: &Path,
 ) {
-    let master = format!("127.0.0.1:{}", masters.first().copied().unwrap_or(5050));
+    let addresses = masters.addresses();
+    let master = addresses.first().cloned().unwrap_or_default();
     let master = master.as_str();
     let modes: Vec<IsolationMode> = agents
         .iter()
@@ -494,22 +666,29 @@ fn print_banner(
     } else {
         format!("posix ({})", isolation.reason)
     };
-    println!(
-        "Pando local cluster: {} {} agent{}",
-        if masters.len() == 1 {
-            "1 master,".to_string()
-        } else {
-            format!(
-                "{} masters (Raft-replicated registry; standbys redirect to the leader),",
-                masters.len()
-            )
-        },
+    let agents_text = format!(
+        "{} agent{}",
         agents.len(),
         if agents.len() == 1 { "" } else { "s" }
     );
-    if masters.len() > 1 {
-        let all: Vec<String> = masters.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        println!("  Masters:        {}", all.join(","));
+    match masters {
+        Masters::InProcess { .. } => println!("Pando local cluster: 1 master, {agents_text}"),
+        Masters::Children(children) => {
+            println!(
+                "Pando local cluster: {} masters (Raft-replicated registry; standbys redirect \
+                 to the leader), {agents_text}",
+                children.len()
+            );
+            for child in children {
+                println!(
+                    "  Master {}:       http://127.0.0.1:{}  (pid {}, log {})",
+                    child.index,
+                    child.port,
+                    child.pid,
+                    child.log.display()
+                );
+            }
+        }
     }
     println!("  Scheduler API:  http://{master}/api/v1/scheduler");
     println!("  Operator API:   http://{master}/api/v1");
@@ -524,7 +703,11 @@ fn print_banner(
     println!("  Isolation:      {actual}");
     println!("  Work dir:       {}", work_dir.display());
     println!();
-    println!("Run a task:  pando execute --master={master} --name=hello --command='echo hello'");
+    let all = addresses.join(",");
+    println!("Run a task:  pando execute --master={all} --name=hello --command='echo hello'");
+    if addresses.len() > 1 {
+        println!("Fail over:   kill -9 the leader's pid (`pando cluster masters --master={all}` names it)");
+    }
     println!("Stop with Ctrl-C.");
 }
 
@@ -536,12 +719,7 @@ fn print_banner(
 /// killed, and last any process still descending from this one (under
 /// posix isolation a task has its own process group, which killing its
 /// executor's group does not reach).
-async fn stop(
-    agents: Vec<LocalAgent>,
-    stop_master: tokio::sync::watch::Sender<bool>,
-    masters: Vec<tokio::task::JoinHandle<Result<(), pando_core::master::server::ServeError>>>,
-    port: u16,
-) {
+async fn stop(agents: Vec<LocalAgent>, masters: Masters, port: u16) {
     let mut grace = Duration::ZERO;
     for agent in &agents {
         let agent = &agent.started.agent;
@@ -559,11 +737,19 @@ async fn stop(
         }
     }
     let me = std::process::id();
+    // The masters' own processes (with --ha) are not tasks.
+    let master_pids = masters.pids();
+    let tasks = || {
+        descendants(me)
+            .into_iter()
+            .filter(|pid| !master_pids.contains(pid))
+            .collect::<Vec<_>>()
+    };
     let deadline = Instant::now() + grace + Duration::from_secs(1);
-    while !descendants(me).is_empty() && Instant::now() < deadline {
+    while !tasks().is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tracing::debug!("still running after SHUTDOWN: {:?}", descendants(me));
+    tracing::debug!("still running after SHUTDOWN: {:?}", tasks());
     for agent in &agents {
         agent.link.abort();
     }
@@ -573,7 +759,7 @@ async fn stop(
         // As after ShutdownAgent: the next run registers a new agent.
         let _ = std::fs::remove_file(started.agent.meta.latest());
     }
-    for pid in descendants(me) {
+    for pid in tasks() {
         tracing::warn!("killing process {pid}, which outlived its container");
         // SAFETY: kill has no memory effects; pid is a live descendant.
         unsafe {
@@ -581,10 +767,7 @@ async fn stop(
         }
     }
     drop(agents);
-    let _ = stop_master.send(true);
-    for master in masters {
-        let _ = tokio::time::timeout(Duration::from_secs(5), master).await;
-    }
+    masters.stop().await;
     let root = cgroup_root(port);
     let _ = tokio::task::spawn_blocking(move || remove_cgroup_roots(&root)).await;
 }
