@@ -303,15 +303,7 @@ fn corrupt_index(index: Option<u64>) -> String {
 impl From<LogStoreError> for RegistryError {
     fn from(e: LogStoreError) -> RegistryError {
         match e {
-            LogStoreError::Io {
-                action,
-                path,
-                source,
-            } => RegistryError::Io {
-                action,
-                path,
-                source,
-            },
+            LogStoreError::Disk(e) => e.into(),
             LogStoreError::Corrupt {
                 path,
                 index,

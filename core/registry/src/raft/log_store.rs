@@ -39,23 +39,16 @@ use openraft::{LogState, RaftLogReader, StorageIOError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::disk;
+use super::disk::{self, DiskError};
 use super::record::{self, Decoded};
 use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 /// Why the log cannot be opened or written.
 #[derive(Debug, thiserror::Error)]
 pub enum LogStoreError {
-    /// The file system refused.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// What was being done ("read", "append to", ...).
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
+    /// The file system refused ("read", "append to", ...): see [`DiskError::Io`].
+    #[error(transparent)]
+    Disk(#[from] DiskError),
     /// A complete record that does not check out, or a hole in the log.
     #[error("{path} is corrupt at byte {offset}{}: {reason}", index_text(*.index))]
     Corrupt {
@@ -279,11 +272,7 @@ impl LogFiles {
 }
 
 fn io_error(action: &'static str, path: &Path, source: io::Error) -> LogStoreError {
-    LogStoreError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    DiskError::io(action, path, source).into()
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, LogStoreError> {
@@ -302,11 +291,7 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, LogStoreErro
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), LogStoreError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| LogStoreError::Io {
-        action: "encode",
-        path: path.to_path_buf(),
-        source: io::Error::other(e),
-    })?;
+    let bytes = serde_json::to_vec(value).map_err(|e| DiskError::encode(path, e))?;
     disk::write_atomic(path, &bytes).map_err(|source| io_error("write", path, source))
 }
 
@@ -429,16 +414,21 @@ mod tests {
         assert_eq!(store.files().unwrap().purged, Some(log_id(1, 1, 3)));
     }
 
-    #[test]
-    fn a_torn_final_record_is_cut_off_and_the_log_stays_appendable() {
-        let dir = tempfile::tempdir().unwrap();
-        LogStore::open(dir.path())
+    /// A log in `dir` holding entries 0 to 2, closed again; its path.
+    fn log_of_three_entries(dir: &Path) -> PathBuf {
+        LogStore::open(dir)
             .unwrap()
             .files()
             .unwrap()
             .append(entries(0..=2))
             .unwrap();
-        let path = dir.path().join(LOG);
+        dir.join(LOG)
+    }
+
+    #[test]
+    fn a_torn_final_record_is_cut_off_and_the_log_stays_appendable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = log_of_three_entries(dir.path());
         let len = std::fs::metadata(&path).unwrap().len();
         let file = OpenOptions::new().write(true).open(&path).unwrap();
         file.set_len(len - 3).unwrap();
@@ -456,13 +446,7 @@ mod tests {
     #[test]
     fn a_flipped_byte_in_a_complete_record_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
-        LogStore::open(dir.path())
-            .unwrap()
-            .files()
-            .unwrap()
-            .append(entries(0..=2))
-            .unwrap();
-        let path = dir.path().join(LOG);
+        let path = log_of_three_entries(dir.path());
         let mut bytes = std::fs::read(&path).unwrap();
         let first = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
         // Inside the second record's payload.
