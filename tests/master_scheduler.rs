@@ -248,6 +248,20 @@ async fn a_task_runs_from_offer_to_acknowledged_finish() {
     assert_eq!(state["slaves"][0]["used_resources"]["mem"], 0.0);
 }
 
+/// The next UPDATE, keeping the OFFERS events that come before it (the
+/// resources of a refused launch are offered again, and that offer may
+/// overtake the update).
+async fn update_keeping_offers(sub: &mut Subscriber, reoffered: &mut Vec<Value>) -> Value {
+    loop {
+        let event = sub.next().await;
+        match event["type"].as_str() {
+            Some("UPDATE") => return event,
+            Some("OFFERS") => reoffered.push(event),
+            _ => {}
+        }
+    }
+}
+
 #[tokio::test]
 async fn invalid_launches_are_answered_never_silent() {
     let master = MasterProcess::start(&[]).await;
@@ -255,6 +269,7 @@ async fn invalid_launches_are_answered_never_silent() {
     let mut sub = master.subscribe(framework("invalid")).await;
     let fw = sub.framework_id.clone();
     let offer = offers(&sub.next_of("OFFERS").await)[0].clone();
+    let mut reoffered: Vec<Value> = Vec::new();
 
     // More than the offer holds: TASK_ERROR with REASON_TASK_INVALID.
     master
@@ -263,7 +278,7 @@ async fn invalid_launches_are_answered_never_silent() {
             launch_call(&fw, &offer, "big", scalars(4.0, 128.0)),
         )
         .await;
-    let update = sub.next_of("UPDATE").await;
+    let update = update_keeping_offers(&mut sub, &mut reoffered).await;
     let status = &update["update"]["status"];
     assert_eq!(status["state"], "TASK_ERROR");
     assert_eq!(status["reason"], "REASON_TASK_INVALID");
@@ -280,7 +295,7 @@ async fn invalid_launches_are_answered_never_silent() {
             launch_call(&fw, &offer, "late", scalars(0.5, 64.0)),
         )
         .await;
-    let update = sub.next_of("UPDATE").await;
+    let update = update_keeping_offers(&mut sub, &mut reoffered).await;
     let status = &update["update"]["status"];
     assert_eq!(status["state"], "TASK_LOST");
     assert_eq!(status["reason"], "REASON_INVALID_OFFERS");
@@ -293,7 +308,7 @@ async fn invalid_launches_are_answered_never_silent() {
     let mut none = launch_call(&fw, &offer, "orphan", scalars(0.5, 64.0));
     none["accept"]["offer_ids"] = json!([]);
     master.call(&sub.stream_id, none).await;
-    let update = sub.next_of("UPDATE").await;
+    let update = update_keeping_offers(&mut sub, &mut reoffered).await;
     let status = &update["update"]["status"];
     assert_eq!(status["task_id"]["value"], "orphan");
     assert_eq!(status["state"], "TASK_LOST");
@@ -303,7 +318,12 @@ async fn invalid_launches_are_answered_never_silent() {
     );
 
     // A task with neither command nor executor, and a duplicate id.
-    let offer = offers(&sub.next_of("OFFERS").await)[0].clone();
+    // The resources come back in an offer, which may have arrived while
+    // the test waited for the updates above.
+    let offer = match reoffered.pop() {
+        Some(event) => offers(&event)[0].clone(),
+        None => offers(&sub.next_of("OFFERS").await)[0].clone(),
+    };
     let mut call = launch_call(&fw, &offer, "ok", scalars(0.5, 64.0));
     let tasks = &mut call["accept"]["operations"][0]["launch"]["task_infos"];
     let dup = tasks[0].clone();
