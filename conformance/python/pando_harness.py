@@ -8,6 +8,7 @@ is a poll against a deadline; nothing sleeps a fixed time and hopes.
 import http.client
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -941,3 +942,298 @@ class HaCluster:
             for proc in procs:
                 proc.stop()
         kill_processes_under(self.work_root)
+
+
+# ---------------------------------------------------------------------------
+# `pando local --ha`: the same three masters and two agents, started by one
+# command
+
+
+def parent_pid(pid):
+    """The parent pid of `pid` from /proc, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name, in parentheses, may hold spaces: split after it.
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[1])
+
+
+def process_running(pid):
+    """Whether `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def is_master_at(pid, port):
+    """Whether process `pid` is a `pando master ... --port=<port>`."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = [a.decode(errors="replace") for a in f.read().split(b"\0")]
+    except OSError:
+        return False
+    return "master" in args and f"--port={port}" in args
+
+
+def child_master_pid(parent, port):
+    """The `pando master` child of `parent` started with `--port=<port>`
+    (a /proc scan, like tests/cli_local.rs `master_pid`)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and parent_pid(entry) == parent and is_master_at(entry, port):
+            return int(entry)
+    return None
+
+
+def free_port_run(count, limit=200):
+    """The first of `count` consecutive ports on 127.0.0.1 that are all free."""
+    for _ in range(limit):
+        first = free_port()
+        if first + count - 1 > 65535:
+            continue
+        held = []
+        try:
+            for port in range(first, first + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                held.append(s)
+                s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise RuntimeError(f"found no {count} consecutive free ports in {limit} tries")
+
+
+class LogFile:
+    """A log written by a process the harness did not start itself (a
+    `pando local` master child); listed in LIVE_PROCESSES so a failing
+    test's report carries it."""
+
+    def __init__(self, name, log_path):
+        self.name = name
+        self.log_path = Path(log_path)
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError as e:
+            return f"<cannot read {self.log_path}: {e}>"
+
+    def log_tail(self, lines=200):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+
+class LocalAgent:
+    """An in-process agent of `pando local`, known by its port."""
+
+    def __init__(self, port):
+        self.port = port
+        self.address = f"127.0.0.1:{port}"
+        self.id = None
+
+
+class LocalHaCluster:
+    """`pando local --ha --agents=N`: three `pando master` child processes
+    on ports P, P+1, P+2 (Raft-replicated registry) and N in-process agents
+    that know all three. Ready when the constructor returns: one master
+    leads and every agent is active.
+
+    The interface HaCluster offers a failover test: `ports`, `addresses`,
+    `agents` (with ids), `elected`, `leaders`, `wait_leader`, `state`,
+    `leader_pid`, `kill_master` (SIGKILL to that master child alone),
+    `check_alive` and `stop`. Masters are not restarted: `pando local`
+    does not restart them, so there is no `restart_master`.
+
+    `stop()` sends SIGTERM to `pando local` alone and waits for it to stop
+    its masters and agents (`exit_code`, `masters_left` tell how that
+    went), then kills whatever is left under the work root.
+    """
+
+    BANNER_MASTER = re.compile(r"^\s*Master (\d+):\s+http://127\.0\.0\.1:(\d+)\s+\(pid (\d+), log (.+)\)\s*$")
+    BANNER_AGENT = re.compile(r"^\s*Agent (\d+):\s+http://127\.0\.0\.1:(\d+)/state")
+    BANNER_END = "Stop with Ctrl-C."
+
+    def __init__(self, work_root, agents=2, timeout=30.0, stop_grace=20.0):
+        self.work_root = Path(work_root)
+        self.work_dir = self.work_root / "local"
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.stop_grace = stop_grace
+        first = free_port_run(3)
+        self.ports = [first, first + 1, first + 2]
+        self.addresses = [f"127.0.0.1:{p}" for p in self.ports]
+        self.address = ",".join(self.addresses)
+        self.killed = set()
+        self.agents = []
+        self.master_pids = []
+        self.master_logs = []
+        self.exit_code = None
+        self.masters_left = None
+        self.process = PandoProcess("pando-local-ha", [
+            pando_bin(), "local", "--ha",
+            f"--port={first}",
+            f"--agents={agents}",
+            "--agent_port=0",
+            f"--work_dir={self.work_dir}",
+        ], self.work_root / "pando-local.log")
+        try:
+            banner = wait_until(self._banner, timeout, "the `pando local --ha` banner",
+                                interval=0.05, check=self.process.check_alive)
+            self._learn(banner, agents)
+            self.wait_agents(self.wait_leader(timeout), agents, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _banner(self):
+        text = self.process.log_text()
+        if self.BANNER_END not in text:
+            return None
+        return text.split(self.BANNER_END, 1)[0].splitlines()
+
+    def _learn(self, banner, agents):
+        masters = {}
+        for line in banner:
+            m = self.BANNER_MASTER.match(line)
+            if m:
+                masters[int(m.group(2))] = (int(m.group(3)), m.group(4).strip())
+                continue
+            m = self.BANNER_AGENT.match(line)
+            if m:
+                self.agents.append(LocalAgent(int(m.group(2))))
+        assert sorted(masters) == self.ports, (masters, self.ports, banner)
+        assert len(self.agents) == agents, banner
+        for i, port in enumerate(self.ports):
+            pid, log = masters[port]
+            # The banner's pid is the `pando master --port=<port>` child of
+            # `pando local`: never signal a pid that is not.
+            found = child_master_pid(self.process.pid, port)
+            assert found == pid, f"banner says pid {pid} for port {port}, /proc says {found}"
+            self.master_pids.append(pid)
+            log_file = LogFile(f"pando-local master {i + 1} (port {port})", log)
+            self.master_logs.append(log_file)
+            with _LIVE_LOCK:
+                LIVE_PROCESSES.append(log_file)
+
+    # -- masters
+
+    def running(self, i):
+        return (process_running(self.master_pids[i])
+                and parent_pid(self.master_pids[i]) == self.process.pid)
+
+    def kill_master(self, i, sig=signal.SIGKILL):
+        """Signal master i's process (not `pando local`, not its group) and
+        wait until it is gone (reaped by `pando local`)."""
+        assert self.running(i), f"master {i + 1} (pid {self.master_pids[i]}) is not running"
+        self.killed.add(i)
+        try:
+            os.kill(self.master_pids[i], sig)
+        except ProcessLookupError:
+            pass
+        wait_until(lambda: not process_running(self.master_pids[i]), 10,
+                   f"master {i + 1} (pid {self.master_pids[i]}) to exit", interval=0.02)
+
+    def elected(self, i):
+        """`master/elected` of master i as a bool; None if it does not answer."""
+        if not self.running(i):
+            return None
+        try:
+            resp = get(self.ports[i], "/metrics/snapshot", timeout=2.0)
+            if resp.status != 200:
+                return None
+            return resp.json().get("master/elected") == 1
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
+
+    def leaders(self):
+        """Indexes of the running masters that report master/elected 1."""
+        return [i for i in range(len(self.ports)) if self.elected(i)]
+
+    def wait_leader(self, timeout=30.0, exclude=()):
+        """Wait until exactly one running master leads (not one in
+        `exclude`); return its index."""
+        def single():
+            found = self.leaders()
+            if len(found) == 1 and found[0] not in exclude:
+                return [found[0]]
+            return None
+
+        return wait_until(single, timeout, "exactly one master with master/elected 1",
+                          interval=0.05, check=self.check_alive)[0]
+
+    def state(self, i):
+        resp = get(self.ports[i], "/master/state")
+        assert resp.status == 200, resp
+        return resp.json()
+
+    def masters(self, i):
+        """GET /master/masters on master i: {"leader": "host:port", "masters": [...]}."""
+        resp = get(self.ports[i], "/master/masters", timeout=2.0)
+        assert resp.status == 200, resp
+        return resp.json()
+
+    def leader_pid(self, i):
+        """How /master/state names master i as the leader."""
+        return f"master@{self.addresses[i]}"
+
+    # -- agents
+
+    def wait_agents(self, leader, count, timeout=30.0):
+        """Wait until master `leader` reports `count` active agents; learn their ids."""
+        def registered():
+            slaves = [s for s in self.state(leader).get("slaves", []) if s.get("active")]
+            return slaves if len(slaves) >= count else None
+
+        slaves = wait_until(registered, timeout, f"{count} active agents on master{leader}",
+                            interval=0.1, check=self.check_alive)
+        for agent in self.agents:
+            slave = next((s for s in slaves if s.get("port") == agent.port
+                          or s.get("pid", "").endswith(f":{agent.port}")), None)
+            if slave is not None:
+                agent.id = slave["id"]
+        return slaves
+
+    # -- everything
+
+    def check_alive(self):
+        """Raise if `pando local`, or a master not killed on purpose, has exited."""
+        self.process.check_alive()
+        for i in range(len(self.ports)):
+            if i not in self.killed and not self.running(i):
+                raise RuntimeError(
+                    f"pando local master {i + 1} (pid {self.master_pids[i]}, port "
+                    f"{self.ports[i]}) has exited\n--- {self.master_logs[i].log_path} ---\n"
+                    f"{self.master_logs[i].log_tail()}")
+
+    def stop(self):
+        """SIGTERM `pando local` alone and wait for it; then clean up."""
+        if self.process.alive():
+            try:
+                os.kill(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.exit_code = self.process.proc.wait(timeout=self.stop_grace)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            self.exit_code = self.process.proc.poll()
+        self.masters_left = [pid for pid, port in zip(self.master_pids, self.ports)
+                             if process_running(pid) and is_master_at(pid, port)]
+        self.process.stop()  # SIGKILL to its group, if anything is left
+        for pid in self.masters_left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        kill_processes_under(self.work_root)
+        with _LIVE_LOCK:
+            for log_file in self.master_logs:
+                if log_file in LIVE_PROCESSES:
+                    LIVE_PROCESSES.remove(log_file)

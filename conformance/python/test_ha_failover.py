@@ -22,6 +22,15 @@ docs/reconciliation.md, docs/scheduler-http-api.md):
 - the killed master, restarted on the same work_dir, rejoins as a standby
   that names the leader (/master/state `leader`).
 
+The scenario runs twice: against three `pando master` processes started
+one by one with two `pando agent`s ("processes"), and against `pando local
+--ha` ("pando-local-ha"), whose three masters are child processes on ports
+P, P+1, P+2 and whose two agents run inside it. There the leader child is
+SIGKILLed; `pando local` does not restart it, so instead of the rejoin the
+test checks that the two masters left keep one leader, both name it
+(/master/masters, /master/state), and `pando local` itself keeps running;
+SIGTERM then stops `pando local` with its masters.
+
 pymesos without ZooKeeper knows one `host:port`: after the leader dies it
 keeps reconnecting to that dead address. The scheduler below does what a
 pymesos user must do with a list of masters: on `disconnected`, it points
@@ -103,11 +112,27 @@ class SpreadTasks:
                 driver.declineOffer(offer.id, filters=Dict(refuse_seconds=600))
 
 
-@pytest.fixture
-def ha_cluster(tmp_path_factory, pando_binary):
-    cluster = h.HaCluster(tmp_path_factory.mktemp("ha"), masters=3, agents=2)
+PROCESSES = "processes"
+PANDO_LOCAL_HA = "pando-local-ha"
+
+
+@pytest.fixture(params=[PROCESSES, PANDO_LOCAL_HA])
+def ha_cluster(request, tmp_path_factory, pando_binary):
+    """The same three masters and two agents, started two ways: as five
+    `pando` processes (HaCluster), or by `pando local --ha` (LocalHaCluster:
+    its masters are child processes, its agents run inside it)."""
+    root = tmp_path_factory.mktemp("ha")
+    if request.param == PROCESSES:
+        cluster = h.HaCluster(root, masters=3, agents=2)
+    else:
+        cluster = h.LocalHaCluster(root, agents=2)
+    cluster.kind = request.param
     yield cluster
     cluster.stop()
+    if request.param == PANDO_LOCAL_HA:
+        # SIGTERM to `pando local` alone stops it, and its masters with it.
+        assert cluster.exit_code == 0, f"pando local exited with {cluster.exit_code} on SIGTERM"
+        assert cluster.masters_left == [], f"masters outlived pando local: {cluster.masters_left}"
 
 
 @pytest.fixture
@@ -234,17 +259,27 @@ def test_leader_killed_framework_agents_and_tasks_fail_over(ha_cluster, drivers)
         assert status.source == "SOURCE_MASTER", (task, status)
         assert status.agent_id.value in agent_ids, (task, status)
 
-    # --- the killed master comes back as a standby that names the leader.
-    cluster.restart_master(leader)
+    if cluster.kind == PROCESSES:
+        # --- the killed master comes back as a standby that names the leader.
+        cluster.restart_master(leader)
 
-    def rejoined():
-        if cluster.elected(leader) is not False:
-            return False
-        return cluster.state(leader).get("leader") == cluster.leader_pid(new_leader)
+        def rejoined():
+            if cluster.elected(leader) is not False:
+                return False
+            return cluster.state(leader).get("leader") == cluster.leader_pid(new_leader)
 
-    h.wait_until(rejoined, FAILOVER_DEADLINE,
-                 f"master{leader} to rejoin as a standby naming master{new_leader}",
-                 interval=0.1, check=cluster.check_alive)
+        h.wait_until(rejoined, FAILOVER_DEADLINE,
+                     f"master{leader} to rejoin as a standby naming master{new_leader}",
+                     interval=0.1, check=cluster.check_alive)
+    else:
+        # --- `pando local` does not restart a master: it carries on with
+        # the two left, which keep the one leader and both name it.
+        assert cluster.process.alive(), "pando local exited when one of its masters died"
+        assert not cluster.running(leader)
+        for i in (new_leader, standby):
+            masters = cluster.masters(i)
+            assert masters["leader"] == cluster.addresses[new_leader], (i, masters)
+            assert cluster.state(i).get("leader") == cluster.leader_pid(new_leader), i
     assert cluster.leaders() == [new_leader]
 
     # No update was lost and none ended a task: before the kill, each task
@@ -255,6 +290,10 @@ def test_leader_killed_framework_agents_and_tasks_fail_over(ha_cluster, drivers)
         assert set(after) <= {"TASK_RUNNING"}, (task, after)
     assert running_tasks(cluster.state(new_leader), framework_id) == {
         t: "TASK_RUNNING" for t in TASKS}
+    if cluster.kind == PANDO_LOCAL_HA:
+        # Still one leader, and `pando local` still runs with a master down.
+        assert cluster.leaders() == [new_leader]
+        cluster.check_alive()
     print(f"test body took {time.monotonic() - started:.1f}s")
 
 
