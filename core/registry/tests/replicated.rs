@@ -84,8 +84,8 @@ impl Master {
 
 fn config(work_dir: &Path, me: &MasterAddress, masters: &[MasterAddress]) -> Config {
     let mut config = Config::new(work_dir, me.clone(), masters.to_vec());
-    config.heartbeat_interval = Duration::from_millis(50);
-    config.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
+    config.heartbeat_interval = Duration::from_millis(100);
+    config.election_timeout = (Duration::from_millis(600), Duration::from_millis(1200));
     config
 }
 
@@ -133,6 +133,11 @@ async fn start_all(masters: &[Master]) {
 }
 
 /// Polls `check` every 20 ms until it returns `Some`, or fails after `within`.
+/// The tests run one at a time: each starts several masters whose Raft
+/// timers, on a loaded two-core machine, must not starve each other into
+/// spurious elections.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
@@ -166,6 +171,24 @@ async fn leader_of(masters: &[&Master]) -> usize {
             .then_some(leader)
     })
     .await
+}
+
+/// Writes through whichever of `masters` leads, asking again if the lead
+/// moves between finding the leader and the write (the write is
+/// idempotent).
+async fn write_via_leader(masters: &[&Master], ops: Operations) {
+    eventually(
+        Duration::from_secs(10),
+        "a write through the leader",
+        || {
+            let ops = ops.clone();
+            async move {
+                let leader = leader_of(masters).await;
+                masters[leader].registry.write(ops).await.ok()
+            }
+        },
+    )
+    .await;
 }
 
 fn weight(role: &str, weight: f64) -> Operations {
@@ -206,6 +229,7 @@ async fn wait_for_roles(master: &Master, expected: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_masters_elect_replicate_fail_over_and_rejoin() {
+    let _serial = SERIAL.lock().await;
     init_tracing();
     let root = tempfile::tempdir().unwrap();
     let mut masters = cluster(root.path(), 3).await;
@@ -250,7 +274,7 @@ async fn three_masters_elect_replicate_fail_over_and_rejoin() {
     assert_ne!(new_leader.address, masters[leader].address);
     new_leader.registry.barrier().await.unwrap();
     assert_eq!(roles(new_leader).await, vec!["a"]);
-    new_leader.registry.write(weight("c", 2.0)).await.unwrap();
+    write_via_leader(&survivors, weight("c", 2.0)).await;
     for master in &survivors {
         wait_for_roles(master, &["a", "c"]).await;
     }
@@ -275,6 +299,7 @@ async fn three_masters_elect_replicate_fail_over_and_rejoin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_is_removed_and_a_fresh_one_added_from_a_snapshot() {
+    let _serial = SERIAL.lock().await;
     init_tracing();
     let root = tempfile::tempdir().unwrap();
     let mut masters = cluster(root.path(), 3).await;
@@ -343,6 +368,7 @@ async fn a_master_is_removed_and_a_fresh_one_added_from_a_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_work_dir_of_another_cluster_is_refused() {
+    let _serial = SERIAL.lock().await;
     init_tracing();
     let root = tempfile::tempdir().unwrap();
     let mut pair = cluster(&root.path().join("pair"), 2).await;
@@ -390,6 +416,7 @@ async fn a_work_dir_of_another_cluster_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_masters_with_different_masters_lists_refuse_to_start() {
+    let _serial = SERIAL.lock().await;
     init_tracing();
     let root = tempfile::tempdir().unwrap();
     let (mut listeners, addresses) = listeners(3).await;
@@ -451,6 +478,7 @@ async fn lone_master_with_writes(root: &Path) -> Master {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_log_record_stops_the_master_from_opening() {
+    let _serial = SERIAL.lock().await;
     init_tracing();
     let root = tempfile::tempdir().unwrap();
     let lone = lone_master_with_writes(root.path()).await;
@@ -483,6 +511,7 @@ async fn a_corrupt_log_record_stops_the_master_from_opening() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_final_record_is_truncated_and_the_registry_recovers() {
+    let _serial = SERIAL.lock().await;
     init_tracing();
     let root = tempfile::tempdir().unwrap();
     let lone = lone_master_with_writes(root.path()).await;
@@ -509,6 +538,7 @@ async fn a_torn_final_record_is_truncated_and_the_registry_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storage_failure_stops_raft_and_fatal_says_why() {
+    let _serial = SERIAL.lock().await;
     init_tracing();
     let root = tempfile::tempdir().unwrap();
     let mut lone = cluster(root.path(), 1).await.remove(0);
@@ -529,6 +559,7 @@ async fn a_storage_failure_stops_raft_and_fatal_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reopened_master_restores_its_snapshot_and_replays_the_log_after_it() {
+    let _serial = SERIAL.lock().await;
     init_tracing();
     let root = tempfile::tempdir().unwrap();
     let mut lone = cluster(root.path(), 1).await.remove(0);
@@ -549,6 +580,7 @@ async fn a_reopened_master_restores_its_snapshot_and_replays_the_log_after_it() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_removes_itself_steps_down_and_the_others_carry_on() {
+    let _serial = SERIAL.lock().await;
     init_tracing();
     let root = tempfile::tempdir().unwrap();
     let mut masters = cluster(root.path(), 3).await;
@@ -567,9 +599,7 @@ async fn a_leader_that_removes_itself_steps_down_and_the_others_carry_on() {
         .filter(|(i, _)| *i != leader)
         .map(|(_, m)| m)
         .collect();
-    let new_leader = others[leader_of(&others).await];
-    new_leader.registry.barrier().await.unwrap();
-    new_leader.registry.write(weight("b", 1.0)).await.unwrap();
+    write_via_leader(&others, weight("b", 1.0)).await;
     for master in &others {
         wait_for_roles(master, &["a", "b"]).await;
         assert_eq!(master.registry.members().len(), 2);
@@ -583,6 +613,7 @@ async fn a_leader_that_removes_itself_steps_down_and_the_others_carry_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_a_quorum_stops_calling_itself_leader() {
+    let _serial = SERIAL.lock().await;
     init_tracing();
     let root = tempfile::tempdir().unwrap();
     let mut masters = cluster(root.path(), 3).await;
