@@ -21,6 +21,11 @@ use support::{free_port, request, subscribe_at, MasterProcess, Reply, Subscriber
 /// measured by the failover benchmark, not here).
 const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
 
+/// One cluster at a time: three masters and two agents per test are
+/// already a load for a two-core machine, and Raft's timers must not be
+/// starved into spurious elections by the neighbouring tests.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Three masters on loopback, each with its own work_dir under one root.
 struct Cluster {
     root: tempfile::TempDir,
@@ -325,6 +330,7 @@ async fn acknowledge(cluster: &Cluster, leader: usize, fw: &Subscriber, status: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_leader_is_replaced_and_tasks_survive_and_reconcile() {
+    let _serial = SERIAL.lock().await;
     let mut cluster = Cluster::new(3);
     let leader = cluster.wait_leader().await;
     cluster.start_agent("agent0");
@@ -431,6 +437,7 @@ async fn a_killed_leader_is_replaced_and_tasks_survive_and_reconcile() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_registry_writes_survive_a_follower_kill_and_a_failover() {
+    let _serial = SERIAL.lock().await;
     let mut cluster = Cluster::new(3);
     let leader = cluster.wait_leader().await;
     let follower = (leader + 1) % 3;
@@ -495,6 +502,7 @@ async fn acknowledged_registry_writes_survive_a_follower_kill_and_a_failover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standbys_redirect_or_refuse_and_serve_their_own_state() {
+    let _serial = SERIAL.lock().await;
     let cluster = Cluster::new(3);
     let leader = cluster.wait_leader().await;
     let standby = (leader + 1) % 3;
@@ -540,6 +548,7 @@ async fn standbys_redirect_or_refuse_and_serve_their_own_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_refuses_to_start_with_bad_membership() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let run = |extra: &[String]| {
@@ -578,6 +587,7 @@ async fn a_master_refuses_to_start_with_bad_membership() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_master_is_replaced_by_a_new_one_without_downtime() {
+    let _serial = SERIAL.lock().await;
     let mut cluster = Cluster::new(3);
     let leader = cluster.wait_leader().await;
     assert_eq!(
@@ -655,6 +665,7 @@ async fn a_failed_master_is_replaced_by_a_new_one_without_downtime() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_with_a_corrupt_log_entry_refuses_to_start() {
+    let _serial = SERIAL.lock().await;
     let mut cluster = Cluster::new(3);
     let leader = cluster.wait_leader().await;
     assert_eq!(cluster.set_weight(leader, "some-role", 2.0).await, 200);
