@@ -150,8 +150,10 @@ pub struct MasterFlags {
     #[arg(long, default_value = "250ms", value_parser = parse_duration)]
     pub raft_heartbeat_interval: Duration,
     /// Raft election timeout: a follower that hears no leader for a random
-    /// time between this and twice this starts an election.
-    #[arg(long, default_value = "1secs", value_parser = parse_duration)]
+    /// time between this and 1.5 times this starts an election. (openraft
+    /// also lets a leader's lease, the longest timeout, run out first, so a
+    /// dead leader is replaced after about 2 to 2.5 times this.)
+    #[arg(long, default_value = "750ms", value_parser = parse_duration)]
     pub raft_election_timeout: Duration,
     /// Largest request body accepted, in bytes (413 above it).
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
@@ -197,7 +199,7 @@ impl MasterFlags {
             masters: None,
             raft_port: None,
             raft_heartbeat_interval: Duration::from_millis(250),
-            raft_election_timeout: Duration::from_secs(1),
+            raft_election_timeout: Duration::from_millis(750),
             max_request_body_bytes: 16 * 1024 * 1024,
             heartbeat_interval: Duration::from_secs(15),
             http_header_read_timeout: Duration::from_secs(30),

@@ -111,7 +111,7 @@ pub fn registry_config(flags: &MasterFlags) -> Result<Config, HaError> {
         masters,
         quorum,
         heartbeat_interval: flags.raft_heartbeat_interval,
-        election_timeout: (election, election * 2),
+        election_timeout: (election, election * 3 / 2),
     })
 }
 
