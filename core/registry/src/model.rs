@@ -110,10 +110,10 @@ pub fn apply(registry: &mut Registry, operation: &Operation) {
                 agent.checkpointed_resources = checkpoint.resources.clone();
             }
         }
-        Op::PruneUnreachable(prune) => {
-            registry
-                .unreachable
-                .retain(|a| !prune.ids.iter().any(|id| id.value == a.id.value));
+        Op::PruneAgents(prune) => {
+            let pruned = |id: &pb::AgentId| prune.ids.iter().any(|p| p.value == id.value);
+            registry.unreachable.retain(|a| !pruned(&a.id));
+            registry.gone.retain(|a| !pruned(&a.id));
         }
         Op::AddFramework(add) => {
             let id = framework_id(&add.info);

@@ -101,6 +101,16 @@ pub struct MasterFlags {
     /// How long a new leader waits for agents to re-register.
     #[arg(long, default_value = "10mins", value_parser = parse_duration)]
     pub agent_reregister_timeout: Duration,
+    /// How long the registry remembers an unreachable or gone agent.
+    #[arg(long, default_value = "2weeks", value_parser = parse_duration)]
+    pub registry_max_agent_age: Duration,
+    /// How many unreachable and gone agents the registry remembers (the
+    /// oldest are forgotten first).
+    #[arg(long, default_value_t = 102_400)]
+    pub registry_max_agent_count: usize,
+    /// How often the registry is pruned of agents past those limits.
+    #[arg(long, default_value = "15mins", value_parser = parse_duration)]
+    pub registry_gc_interval: Duration,
     /// How many completed frameworks the state endpoints remember.
     #[arg(long, default_value_t = 50)]
     pub max_completed_frameworks: usize,
@@ -185,6 +195,9 @@ impl MasterFlags {
             agent_ping_timeout: Duration::from_secs(15),
             max_agent_ping_timeouts: 5,
             agent_reregister_timeout: Duration::from_secs(600),
+            registry_max_agent_age: Duration::from_secs(14 * 24 * 3600),
+            registry_max_agent_count: 102_400,
+            registry_gc_interval: Duration::from_secs(15 * 60),
             max_completed_frameworks: 50,
             max_completed_tasks_per_framework: 1000,
             authenticate_frameworks: false,
@@ -288,6 +301,18 @@ impl MasterFlags {
             (
                 "agent_reregister_timeout".to_string(),
                 duration(self.agent_reregister_timeout),
+            ),
+            (
+                "registry_max_agent_age".to_string(),
+                duration(self.registry_max_agent_age),
+            ),
+            (
+                "registry_max_agent_count".to_string(),
+                self.registry_max_agent_count.to_string(),
+            ),
+            (
+                "registry_gc_interval".to_string(),
+                duration(self.registry_gc_interval),
             ),
             (
                 "max_completed_frameworks".to_string(),

@@ -141,6 +141,63 @@ impl Master {
     }
 }
 
+impl Master {
+    /// Forgets unreachable and gone agents older than
+    /// `--registry_max_agent_age`, then the oldest beyond
+    /// `--registry_max_agent_count`, as Mesos's registry GC does. A forgotten
+    /// agent that comes back is admitted like any re-registering agent.
+    /// Runs at most once per `--registry_gc_interval`.
+    pub fn prune_registry(&mut self, now: Instant) {
+        if self
+            .last_registry_gc
+            .is_some_and(|last| now.duration_since(last) < self.flags.registry_gc_interval)
+        {
+            return;
+        }
+        self.last_registry_gc = Some(now);
+        let unix_now = super::state::unix_now();
+        let max_age = self.flags.registry_max_agent_age.as_secs_f64();
+        let mut known: Vec<(f64, String)> = self
+            .unreachable_agents
+            .iter()
+            .map(|(id, a)| (a.since, id.clone()))
+            .chain(
+                self.gone_agents
+                    .iter()
+                    .map(|(id, since)| (*since, id.clone())),
+            )
+            .collect();
+        known.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let too_many = known
+            .len()
+            .saturating_sub(self.flags.registry_max_agent_count);
+        let pruned: Vec<String> = known
+            .into_iter()
+            .enumerate()
+            .filter(|(i, (since, _))| *i < too_many || unix_now - since > max_age)
+            .map(|(_, (_, id))| id)
+            .collect();
+        if pruned.is_empty() {
+            return;
+        }
+        for id in &pruned {
+            self.unreachable_agents.remove(id);
+            self.gone_agents.remove(id);
+        }
+        tracing::info!(
+            count = pruned.len(),
+            "pruned unreachable and gone agents from the registry"
+        );
+        self.registrar
+            .record(RegistryOp::PruneAgents(registry_op::PruneAgents {
+                ids: pruned
+                    .into_iter()
+                    .map(|value| pb::AgentId { value })
+                    .collect(),
+            }));
+    }
+}
+
 fn seconds(t: &pb::TimeInfo) -> f64 {
     t.nanoseconds as f64 / 1e9
 }

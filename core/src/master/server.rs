@@ -220,6 +220,9 @@ impl BoundMaster {
                     let Ok(mut m) = state.lock() else { break };
                     m.expire_failover_timeouts(Instant::now());
                     m.expire_recovered_agents(Instant::now());
+                    if m.elected {
+                        m.prune_registry(Instant::now());
+                    }
                 }
             }));
         }

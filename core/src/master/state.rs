@@ -393,6 +393,8 @@ pub struct Master {
     pub recovered_agents: BTreeMap<String, pando_registry::model::registry::Agent>,
     /// When recovered agents that have not re-registered become unreachable.
     pub recovery_deadline: Option<Instant>,
+    /// When the registry was last pruned of old unreachable and gone agents.
+    pub last_registry_gc: Option<Instant>,
     next_framework: u64,
     next_agent: u64,
     next_inverse_offer: u64,
@@ -501,6 +503,7 @@ impl Master {
             local_registry,
             recovered_agents: BTreeMap::new(),
             recovery_deadline: None,
+            last_registry_gc: None,
             next_framework: 0,
             next_agent: 0,
             next_inverse_offer: 1,
