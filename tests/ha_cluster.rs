@@ -135,16 +135,18 @@ impl Cluster {
     }
 
     /// Starts a `pando agent` that knows every master.
-    fn start_agent(&mut self, name: &str) {
+    /// Starts an agent and returns its HTTP port.
+    fn start_agent(&mut self, name: &str) -> u16 {
         let work_dir = self.root.path().join(name);
         std::fs::create_dir_all(&work_dir).expect("agent work dir");
         let log =
             std::fs::File::create(self.root.path().join(format!("{name}.log"))).expect("agent log");
+        let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_pando"))
             .arg("agent")
             .arg(format!("--master={}", self.masters_flag()))
             .arg("--ip=127.0.0.1")
-            .arg(format!("--port={}", free_port()))
+            .arg(format!("--port={port}"))
             .arg(format!("--work_dir={}", work_dir.display()))
             .arg("--resources=cpus:2;mem:512")
             .arg("--registration_backoff_factor=100ms")
@@ -154,6 +156,7 @@ impl Cluster {
             .spawn()
             .expect("spawn pando agent");
         self.agents.push(child);
+        port
     }
 
     /// A GET on master `i`.
@@ -705,4 +708,91 @@ async fn a_master_with_a_corrupt_log_entry_refuses_to_start() {
     );
     // The others carry on.
     assert_eq!(cluster.wait_leader().await, leader);
+}
+
+/// Task states the agent on `port` reports, by task id.
+async fn agent_tasks(port: u16) -> std::collections::BTreeMap<String, String> {
+    let reply = request(port, "GET", "/state", &[], Bytes::new())
+        .await
+        .expect("agent state");
+    let state: Value = serde_json::from_slice(&reply.body).expect("agent state JSON");
+    let mut tasks = std::collections::BTreeMap::new();
+    for fw in state["frameworks"].as_array().into_iter().flatten() {
+        for executor in fw["executors"].as_array().into_iter().flatten() {
+            for task in executor["tasks"].as_array().into_iter().flatten() {
+                tasks.insert(
+                    task["id"].as_str().unwrap_or("").to_string(),
+                    task["state"].as_str().unwrap_or("").to_string(),
+                );
+            }
+        }
+    }
+    tasks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_run_on_with_no_master_and_the_cluster_restarts_from_its_registry() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.wait_leader().await;
+    let agent_port = cluster.start_agent("agent0");
+    cluster.wait_agents(leader, 1).await;
+    let mut fw = subscribe_at(cluster.ports[leader], subscribe_call(None)).await;
+    let framework_id = fw.framework_id.clone();
+    let tasks = launch_sleepers(&cluster, leader, &mut fw, 2).await;
+
+    // Every master dies: the agent keeps running the tasks.
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    let quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_secs(3) {
+        let running = agent_tasks(agent_port).await;
+        for task in &tasks {
+            assert_eq!(
+                running.get(task).map(String::as_str),
+                Some("TASK_RUNNING"),
+                "with no master: {running:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // The masters come back from their work dirs: the registry still knows
+    // the agent and the framework, which both come back with the tasks.
+    for i in 0..3 {
+        cluster.restart(i);
+    }
+    let leader = cluster.wait_leader().await;
+    cluster.wait_agents(leader, 1).await;
+    let mut fw = subscribe_at(cluster.ports[leader], subscribe_call(Some(&framework_id))).await;
+    assert_eq!(fw.framework_id, framework_id);
+    let call = json!({
+        "type": "RECONCILE",
+        "framework_id": {"value": framework_id},
+        "reconcile": {"tasks": []}
+    });
+    let reply = scheduler_call(cluster.ports[leader], &fw, &call)
+        .await
+        .expect("reconcile");
+    assert_eq!(reply.status, 202);
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < tasks.len() {
+        let update = fw.next_of("UPDATE").await;
+        let status = &update["update"]["status"];
+        seen.insert(
+            status["task_id"]["value"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            status["state"].as_str().unwrap_or("").to_string(),
+        );
+    }
+    for task in &tasks {
+        assert_eq!(
+            seen.get(task).map(String::as_str),
+            Some("TASK_RUNNING"),
+            "{seen:?}"
+        );
+    }
 }
