@@ -94,7 +94,13 @@ impl Cluster {
         (0..self.ports.len())
             .map(|i| {
                 let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                // Pando's own lines: openraft's retry warnings would bury them.
+                let tail: Vec<&str> = text
+                    .lines()
+                    .rev()
+                    .filter(|l| !l.contains("openraft::"))
+                    .take(40)
+                    .collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
                 format!("--- master{i} ---\n{}", tail.join("\n"))
             })
@@ -216,6 +222,20 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // PANDO_KEEP_FAILED=dir keeps a failed test's logs for a look.
+        if std::thread::panicking() {
+            if let Some(keep) = std::env::var_os("PANDO_KEEP_FAILED") {
+                let to = PathBuf::from(keep).join(format!("ha-{}", std::process::id()));
+                let _ = std::fs::create_dir_all(&to);
+                if let Ok(entries) = std::fs::read_dir(self.root.path()) {
+                    for entry in entries.flatten() {
+                        if entry.path().extension().is_some_and(|e| e == "log") {
+                            let _ = std::fs::copy(entry.path(), to.join(entry.file_name()));
+                        }
+                    }
+                }
+            }
+        }
         for agent in &mut self.agents {
             let _ = agent.kill();
             let _ = agent.wait();

@@ -164,7 +164,7 @@ const HELLO_RETRY: Duration = Duration::from_millis(250);
 /// Who leads the masters, as this master last heard.
 ///
 /// `is_me` holds only while this master leads *and* a quorum has answered
-/// it within the shortest election timeout; a leader cut off from the others
+/// it within the longest election timeout; a leader cut off from the others
 /// reads `is_me: false, leader: None` until they answer again or someone
 /// else is elected.
 #[derive(Clone, Debug, PartialEq)]
@@ -409,7 +409,12 @@ impl ReplicatedRegistry {
         )
         .await
         .map_err(|e| RegistryError::Raft(e.to_string()))?;
-        let leadership = watch_leadership(&raft, me, config.election_timeout.0);
+        // The lease is the longest election timeout: openraft's followers
+        // refuse to vote for another candidate until that long after they
+        // last heard from the leader (its own leader lease), so the leader
+        // cannot have been replaced sooner. The shortest timeout made a
+        // leader on a starved machine give up needlessly.
+        let leadership = watch_leadership(&raft, me, config.election_timeout.1);
         Ok(ReplicatedRegistry {
             inner: Arc::new(Inner {
                 config,
@@ -887,7 +892,7 @@ fn watch_leadership(raft: &Raft, me: NodeId, lease: Duration) -> watch::Receiver
 /// Who leads, from one metrics report.
 ///
 /// A leader whose last acknowledgement from a quorum is older than `lease`
-/// (the shortest election timeout) no longer counts itself leader: by then
+/// (the longest election timeout) no longer counts itself leader: by then
 /// the others may be electing a new one, and a master that cannot reach a
 /// quorum should stop acting for the cluster (as a Mesos master abdicates
 /// when it loses ZooKeeper). It counts itself leader again as soon as a

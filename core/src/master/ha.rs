@@ -172,8 +172,14 @@ pub async fn supervise(
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), HaError> {
-    let election = flags.raft_election_timeout;
+    // The longest election timeout: no other master can have been elected
+    // sooner than that after this one last heard from a quorum.
+    let election = flags.raft_election_timeout * 3 / 2;
     let check = flags.raft_heartbeat_interval.max(Duration::from_millis(50));
+    // Taking over reads the registry once a quorum confirms the lead; on a
+    // loaded machine that can take a while, and giving up early only
+    // delays the next try.
+    let take_over_within = (election * 4).max(Duration::from_secs(5));
     let mut leadership = registry.leadership();
     // The term this master leads in, while it does, and its writer.
     let mut leading: Option<(u64, tokio::task::JoinHandle<()>)> = None;
@@ -195,8 +201,11 @@ pub async fn supervise(
             )?;
         }
         if view.is_me && leading.is_none() {
-            match tokio::time::timeout(election * 2, take_over(&registry, &flags, &state, &wake))
-                .await
+            match tokio::time::timeout(
+                take_over_within,
+                take_over(&registry, &flags, &state, &wake),
+            )
+            .await
             {
                 Ok(Ok(writer)) => leading = Some((view.term, writer)),
                 Ok(Err(e)) => tracing::warn!("could not take over as leader: {e}"),
