@@ -45,8 +45,11 @@ use crate::leader::{self, LeaderSearch, Outcome};
 pub const LEADER_METADATA: &str = "pando-leader";
 
 /// How long an agent waits for the master to answer its (re-)registration
-/// before it tries another master.
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// before it tries another master: a real agent's
+/// `REGISTRATION_ANSWER_TIMEOUT`. A replicated master answers only once the
+/// registry holds the agent, and a shorter wait under a registration storm
+/// would send the same agent to register twice.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What went wrong with the simulated agents.
 #[derive(Debug, thiserror::Error)]

@@ -485,10 +485,16 @@ impl FailoverReport {
         );
         for (i, r) in self.runs.iter().enumerate() {
             out += &format!(
-                "run {}: killed {}; elected after {} s; {} accepted SUBSCRIBE after {:.3} s; \
+                "run {}: {} agents registered in {:.3} s, {} tasks started; ",
+                i + 1,
+                r.agents,
+                r.registration_s,
+                r.tasks
+            );
+            out += &format!(
+                "killed {}; elected after {} s; {} accepted SUBSCRIBE after {:.3} s; \
                  {}/{} agents re-registered after {:.3} s ({} kept their ids, {} refused or unreachable \
                  attempts); new leader reports {} agents active, {} tasks running\n",
-                i + 1,
                 r.old_leader,
                 r.elected_s.map_or_else(|| "?".into(), |s| format!("{s:.3}")),
                 r.new_leader,
