@@ -79,3 +79,35 @@ fn simulate_runs_a_small_workload_to_the_end_and_reports_it() {
     }
     assert!(out.contains("0 failed calls"), "{out}");
 }
+
+/// `pando simulate --failover` at a small size: three masters, twenty
+/// agents, the leader killed, and every agent back with its id and tasks.
+/// The timing targets are for the benchmark's figures, not asserted here.
+#[test]
+fn simulate_failover_brings_every_agent_back_to_a_new_leader() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pando"))
+        .args([
+            "simulate",
+            "--failover",
+            "--runs=1",
+            "--agents=20",
+            "--frameworks=1",
+            "--tasks=20",
+            "--json",
+        ])
+        .output()
+        .expect("run pando simulate --failover");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
+    let run = &report["runs"][0];
+    assert_eq!(run["agents_back"], 20, "{report}");
+    assert_eq!(run["kept_ids"], 20, "{report}");
+    assert_eq!(run["tasks_running_after"], 20.0, "{report}");
+    assert_ne!(run["old_leader"], run["new_leader"], "{report}");
+}
