@@ -14,6 +14,52 @@ pub use pando_proto::registry::{operation, registry, Operation, Operations, Regi
 
 /// Applies `operation` to `registry`.
 pub fn apply(registry: &mut Registry, operation: &Operation) {
+    apply_indexed(registry, &mut AgentIndex::default(), operation);
+}
+
+/// Applies a batch, in order. The agents are looked up through an index
+/// built once for the batch, so a batch of registrations costs one pass
+/// over the agents, not one per operation.
+pub fn apply_all(registry: &mut Registry, operations: &Operations) {
+    let mut index = AgentIndex::default();
+    for operation in &operations.operations {
+        apply_indexed(registry, &mut index, operation);
+    }
+}
+
+/// Where each admitted agent sits in `Registry.agents`, by id: built on
+/// first use, kept up to date by appends, and dropped when an agent is
+/// removed (the next lookup rebuilds it).
+#[derive(Debug, Default)]
+struct AgentIndex {
+    positions: Option<std::collections::HashMap<String, usize>>,
+}
+
+impl AgentIndex {
+    fn position(&mut self, registry: &Registry, id: &str) -> Option<usize> {
+        let positions = self.positions.get_or_insert_with(|| {
+            registry
+                .agents
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (agent_id(&a.info).to_string(), i))
+                .collect()
+        });
+        positions.get(id).copied()
+    }
+
+    fn pushed(&mut self, registry: &Registry, id: &str) {
+        if let Some(positions) = self.positions.as_mut() {
+            positions.insert(id.to_string(), registry.agents.len() - 1);
+        }
+    }
+
+    fn removed(&mut self) {
+        self.positions = None;
+    }
+}
+
+fn apply_indexed(registry: &mut Registry, index: &mut AgentIndex, operation: &Operation) {
     use operation::Operation as Op;
     let Some(op) = &operation.operation else {
         return;
@@ -22,32 +68,39 @@ pub fn apply(registry: &mut Registry, operation: &Operation) {
         Op::Elected(elected) => registry.master = Some(elected.info.clone()),
         Op::AdmitAgent(admit) => {
             let id = agent_id(&admit.info);
-            registry.unreachable.retain(|a| a.id.value != id);
-            match find_agent(registry, &id) {
-                Some(agent) => agent.info = admit.info.clone(),
-                None => registry.agents.push(registry::Agent {
-                    info: admit.info.clone(),
-                    drain_info: None,
-                    deactivated: None,
-                    checkpointed_resources: Vec::new(),
-                }),
+            // An unreachable agent that comes back keeps what the registry
+            // knew of it (drain state, reservations).
+            let was = registry
+                .unreachable
+                .iter()
+                .position(|a| a.id.value == id)
+                .map(|i| registry.unreachable.remove(i));
+            match index.position(registry, id) {
+                Some(i) => registry.agents[i].info = admit.info.clone(),
+                None => {
+                    registry.agents.push(registry::Agent {
+                        info: admit.info.clone(),
+                        drain_info: was.as_ref().and_then(|w| w.drain_info),
+                        deactivated: was.as_ref().and_then(|w| w.deactivated),
+                        checkpointed_resources: was
+                            .map(|w| w.checkpointed_resources)
+                            .unwrap_or_default(),
+                    });
+                    index.pushed(registry, id);
+                }
             }
         }
         Op::UpdateAgent(update) => {
-            let id = agent_id(&update.info);
-            if let Some(agent) = find_agent(registry, &id) {
-                agent.info = update.info.clone();
+            if let Some(i) = index.position(registry, agent_id(&update.info)) {
+                registry.agents[i].info = update.info.clone();
             }
         }
         Op::MarkAgentUnreachable(mark) => {
-            let Some(index) = registry
-                .agents
-                .iter()
-                .position(|a| agent_id(&a.info) == mark.id.value)
-            else {
+            let Some(i) = index.position(registry, &mark.id.value) else {
                 return;
             };
-            let agent = registry.agents.remove(index);
+            let agent = registry.agents.remove(i);
+            index.removed();
             registry.unreachable.push(registry::UnreachableAgent {
                 id: mark.id.clone(),
                 timestamp: mark.timestamp,
@@ -59,23 +112,25 @@ pub fn apply(registry: &mut Registry, operation: &Operation) {
         }
         Op::MarkAgentReachable(mark) => {
             let id = agent_id(&mark.info);
-            let Some(index) = registry.unreachable.iter().position(|a| a.id.value == id) else {
+            let Some(i) = registry.unreachable.iter().position(|a| a.id.value == id) else {
                 return;
             };
-            let was = registry.unreachable.remove(index);
-            if find_agent(registry, &id).is_none() {
+            let was = registry.unreachable.remove(i);
+            if index.position(registry, id).is_none() {
                 registry.agents.push(registry::Agent {
                     info: mark.info.clone(),
                     drain_info: was.drain_info,
                     deactivated: was.deactivated,
                     checkpointed_resources: was.checkpointed_resources,
                 });
+                index.pushed(registry, id);
             }
         }
         Op::MarkAgentGone(mark) => {
-            registry
-                .agents
-                .retain(|a| agent_id(&a.info) != mark.id.value);
+            if let Some(i) = index.position(registry, &mark.id.value) {
+                registry.agents.remove(i);
+                index.removed();
+            }
             registry.unreachable.retain(|a| a.id.value != mark.id.value);
             if !registry.gone.iter().any(|g| g.id.value == mark.id.value) {
                 registry.gone.push(registry::GoneAgent {
@@ -85,15 +140,17 @@ pub fn apply(registry: &mut Registry, operation: &Operation) {
             }
         }
         Op::RemoveAgent(remove) => {
-            registry
-                .agents
-                .retain(|a| agent_id(&a.info) != remove.id.value);
+            if let Some(i) = index.position(registry, &remove.id.value) {
+                registry.agents.remove(i);
+                index.removed();
+            }
             registry
                 .unreachable
                 .retain(|a| a.id.value != remove.id.value);
         }
         Op::SetAgentState(state) => {
-            if let Some(agent) = find_agent(registry, &state.id.value) {
+            if let Some(i) = index.position(registry, &state.id.value) {
+                let agent = &mut registry.agents[i];
                 agent.drain_info = state.drain_info;
                 agent.deactivated = Some(state.deactivated);
             } else if let Some(agent) = registry
@@ -106,8 +163,8 @@ pub fn apply(registry: &mut Registry, operation: &Operation) {
             }
         }
         Op::CheckpointResources(checkpoint) => {
-            if let Some(agent) = find_agent(registry, &checkpoint.id.value) {
-                agent.checkpointed_resources = checkpoint.resources.clone();
+            if let Some(i) = index.position(registry, &checkpoint.id.value) {
+                registry.agents[i].checkpointed_resources = checkpoint.resources.clone();
             }
         }
         Op::PruneAgents(prune) => {
@@ -174,13 +231,6 @@ pub fn apply(registry: &mut Registry, operation: &Operation) {
     }
 }
 
-/// Applies a batch, in order.
-pub fn apply_all(registry: &mut Registry, operations: &Operations) {
-    for operation in &operations.operations {
-        apply(registry, operation);
-    }
-}
-
 /// Wraps an operation for a batch.
 pub fn operation(op: operation::Operation) -> Operation {
     Operation {
@@ -188,22 +238,12 @@ pub fn operation(op: operation::Operation) -> Operation {
     }
 }
 
-fn find_agent<'a>(registry: &'a mut Registry, id: &str) -> Option<&'a mut registry::Agent> {
-    registry.agents.iter_mut().find(|a| agent_id(&a.info) == id)
+fn agent_id(info: &pb::AgentInfo) -> &str {
+    info.id.as_ref().map_or("", |i| i.value.as_str())
 }
 
-fn agent_id(info: &pb::AgentInfo) -> String {
-    info.id
-        .as_ref()
-        .map(|i| i.value.clone())
-        .unwrap_or_default()
-}
-
-fn framework_id(info: &pb::FrameworkInfo) -> String {
-    info.id
-        .as_ref()
-        .map(|i| i.value.clone())
-        .unwrap_or_default()
+fn framework_id(info: &pb::FrameworkInfo) -> &str {
+    info.id.as_ref().map_or("", |i| i.value.as_str())
 }
 
 #[cfg(test)]
@@ -267,6 +307,50 @@ mod tests {
         assert!(r.unreachable.is_empty());
         assert_eq!(r.agents[0].checkpointed_resources, vec![reserved]);
         assert_eq!(r.agents[0].deactivated, Some(true));
+    }
+
+    #[test]
+    fn a_batch_finds_agents_after_one_before_them_is_removed() {
+        let mut r = Registry::default();
+        let resource = |name: &str| pb::Resource {
+            name: name.into(),
+            ..Default::default()
+        };
+        let batch = Operations {
+            operations: vec![
+                operation(Op::AdmitAgent(operation::AdmitAgent { info: info("a1") })),
+                operation(Op::AdmitAgent(operation::AdmitAgent { info: info("a2") })),
+                operation(Op::AdmitAgent(operation::AdmitAgent { info: info("a3") })),
+                operation(Op::CheckpointResources(operation::CheckpointResources {
+                    id: pb::AgentId { value: "a3".into() },
+                    resources: vec![resource("before")],
+                })),
+                operation(Op::RemoveAgent(operation::RemoveAgent {
+                    id: pb::AgentId { value: "a2".into() },
+                })),
+                operation(Op::CheckpointResources(operation::CheckpointResources {
+                    id: pb::AgentId { value: "a3".into() },
+                    resources: vec![resource("after")],
+                })),
+                operation(Op::AdmitAgent(operation::AdmitAgent { info: info("a4") })),
+                operation(Op::CheckpointResources(operation::CheckpointResources {
+                    id: pb::AgentId { value: "a4".into() },
+                    resources: vec![resource("new")],
+                })),
+            ],
+        };
+        apply_all(&mut r, &batch);
+        let ids: Vec<&str> = r.agents.iter().map(|a| agent_id(&a.info)).collect();
+        assert_eq!(ids, vec!["a1", "a3", "a4"]);
+        assert!(r.agents[0].checkpointed_resources.is_empty());
+        assert_eq!(r.agents[1].checkpointed_resources, vec![resource("after")]);
+        assert_eq!(r.agents[2].checkpointed_resources, vec![resource("new")]);
+        // The same operations one at a time give the same registry.
+        let mut one_by_one = Registry::default();
+        for op in &batch.operations {
+            apply(&mut one_by_one, op);
+        }
+        assert_eq!(one_by_one, r);
     }
 
     #[test]
