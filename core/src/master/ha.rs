@@ -160,11 +160,13 @@ fn leader_info(address: &MasterAddress) -> pb::MasterInfo {
 /// until `stop` changes. Returns an error only when the registry stopped
 /// for good (a corrupt log, a storage failure).
 ///
-/// While it leads, the master confirms every `check` that a quorum still
-/// follows it (a read-index round through Raft). A leader cut off from the
-/// others fails that check within one election timeout and steps down to
-/// standby, so it stops taking writes before the majority elects another
-/// leader: there are never two masters serving at once.
+/// A leader cut off from the others stops counting itself leader once no
+/// quorum has answered it for the longest election timeout (the registry's
+/// lease, from openraft's quorum-acknowledgement clock), which is before
+/// the others may elect a new leader; it then steps down to standby, so two
+/// masters never serve at once. A read-index round per check was tried
+/// first, but under a burst of registrations it waited behind the apply
+/// queue and deposed healthy leaders.
 pub async fn supervise(
     registry: ReplicatedRegistry,
     flags: MasterFlags,
@@ -172,8 +174,6 @@ pub async fn supervise(
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), HaError> {
-    // The longest election timeout: no other master can have been elected
-    // sooner than that after this one last heard from a quorum.
     let election = flags.raft_election_timeout * 3 / 2;
     let check = flags.raft_heartbeat_interval.max(Duration::from_millis(50));
     // Taking over reads the registry once a quorum confirms the lead; on a
@@ -219,8 +219,9 @@ pub async fn supervise(
                 }
             }
         }
-        // Leading: confirm the quorum every `check`. Raft says this master
-        // leads but it does not serve yet: try again shortly.
+        // Leading: see every `check` that the writer still writes. Raft
+        // says this master leads but it does not serve yet: try again
+        // shortly.
         let recheck = if leading.is_some() || view.is_me {
             check
         } else {
@@ -233,12 +234,8 @@ pub async fn supervise(
                 }
             }
             () = tokio::time::sleep(recheck) => {
-                if leading.is_some() {
-                    let confirmed = tokio::time::timeout(election, registry.barrier()).await;
-                    let writer_ended = leading.as_ref().is_some_and(|(_, w)| w.is_finished());
-                    if !matches!(confirmed, Ok(Ok(()))) || writer_ended {
-                        step_down(&mut leading, &flags, &state, &wake, &view, "no quorum confirms this master")?;
-                    }
+                if leading.as_ref().is_some_and(|(_, w)| w.is_finished()) {
+                    step_down(&mut leading, &flags, &state, &wake, &view, "a registry write failed")?;
                 }
             }
             message = registry.fatal() => {
