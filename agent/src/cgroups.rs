@@ -42,7 +42,8 @@ pub enum CgroupsError {
 /// The limits of one container.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Limits {
-    /// CPUs (shares = cpus × 1024, quota = cpus × period).
+    /// CPUs (shares = cpus × 1024, on v2 a weight of cpus × 100; quota =
+    /// cpus × period).
     pub cpus: Option<f64>,
     /// Memory in MB.
     pub mem_mb: Option<f64>,
@@ -122,9 +123,18 @@ impl Isolator {
         if cpu {
             if let Some(cpus) = limits.cpus {
                 let cpus = cpus.max(MIN_CPUS);
+                let shares = ((cpus * 1024.0) as u64).max(2);
+                // cgroups-rs writes this value unchanged into v2's
+                // cpu.weight, whose range is 1..=10000 (more than 9.77
+                // cpus would be refused) and whose default is 100, not 1024.
+                let shares = if hierarchies::is_cgroup2_unified_mode() {
+                    v2_weight(shares)
+                } else {
+                    shares
+                };
                 builder = builder
                     .cpu()
-                    .shares(((cpus * 1024.0) as u64).max(2))
+                    .shares(shares)
                     .period(CFS_PERIOD_US)
                     .quota(((cpus * CFS_PERIOD_US as f64) as i64).max(1000))
                     .done();
@@ -143,7 +153,15 @@ impl Isolator {
                 .maximum_number_of_processes(MaxValue::Value(max))
                 .done();
         }
-        let cgroup = builder.build(hierarchies::auto()).map_err(err)?;
+        let cgroup = match builder.build(hierarchies::auto()) {
+            Ok(cgroup) => cgroup,
+            Err(e) => {
+                // The builder leaves the directories it made when a limit
+                // does not take; remove them (they hold no process yet).
+                let _ = Cgroup::load(hierarchies::auto(), name).delete();
+                return Err(err(e));
+            }
+        };
         let group = ContainerGroup::from_cgroup(name, cgroup);
         if group.v2 {
             // cgroup v2 lets a group with processes have no child groups
@@ -498,6 +516,13 @@ impl ContainerGroup {
     }
 }
 
+/// The cgroup v2 `cpu.weight` for v1 `cpu.shares`: proportional, so v1's
+/// default 1024 becomes v2's default 100 and containers keep their ratios,
+/// clamped to the 1..=10000 the kernel accepts.
+fn v2_weight(shares: u64) -> u64 {
+    (shares * 100 / 1024).clamp(1, 10_000)
+}
+
 /// The v2 child group that holds a container's own processes.
 const V2_LEAF: &str = "leaf";
 
@@ -610,6 +635,15 @@ mod tests {
         let text = "nr_periods 10\nnr_throttled 3\nthrottled_time 500\n";
         assert_eq!(keyed(text, "nr_throttled"), Some(3));
         assert_eq!(keyed(text, "missing"), None);
+    }
+
+    #[test]
+    fn v2_weights_keep_the_shares_ratios_within_the_kernels_range() {
+        assert_eq!(v2_weight(1024), 100);
+        assert_eq!(v2_weight(512), 50);
+        assert_eq!(v2_weight(12 * 1024), 1200);
+        assert_eq!(v2_weight(10), 1);
+        assert_eq!(v2_weight(1024 * 1024), 10_000);
     }
 
     #[test]
