@@ -229,7 +229,10 @@ def test_non_subscribe_calls_answer_202_with_empty_body(master, call_type, field
 
 
 def test_call_after_stream_closed_is_403_not_subscribed(master):
-    s = h.RawScheduler(master.port)
+    # A failover timeout keeps the disconnected framework known (with 0 it
+    # is removed at the master's next housekeeping tick, and the call gets
+    # 400 "Framework cannot be found" instead, as in Mesos).
+    s = h.RawScheduler(master.port, failover_timeout=60.0)
     framework_id, stream_id = s.framework_id, s.stream_id
     s.close()
 
