@@ -320,6 +320,41 @@ async fn launch_sleepers(
     launched
 }
 
+/// Reconciles every task of `fw` with master `i` and asserts each of
+/// `tasks` is TASK_RUNNING.
+async fn assert_all_running(cluster: &Cluster, i: usize, fw: &mut Subscriber, tasks: &[String]) {
+    let call = json!({
+        "type": "RECONCILE",
+        "framework_id": {"value": fw.framework_id},
+        "reconcile": {"tasks": []}
+    });
+    let reply = scheduler_call(cluster.ports[i], fw, &call)
+        .await
+        .expect("reconcile");
+    assert_eq!(reply.status, 202);
+    let mut seen = std::collections::BTreeMap::new();
+    let start = Instant::now();
+    while seen.len() < tasks.len() {
+        assert!(start.elapsed() < FAILOVER_DEADLINE, "reconciled {seen:?}");
+        let update = fw.next_of("UPDATE").await;
+        let status = &update["update"]["status"];
+        seen.insert(
+            status["task_id"]["value"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            status["state"].as_str().unwrap_or("").to_string(),
+        );
+    }
+    for task in tasks {
+        assert_eq!(
+            seen.get(task).map(String::as_str),
+            Some("TASK_RUNNING"),
+            "{seen:?}"
+        );
+    }
+}
+
 /// A scheduler call on `fw`'s stream to the master on `port`.
 async fn scheduler_call(port: u16, fw: &Subscriber, call: &Value) -> Result<Reply, String> {
     request(
@@ -406,36 +441,7 @@ async fn a_killed_leader_is_replaced_and_tasks_survive_and_reconcile() {
     );
 
     // Every task is RUNNING and reconciles as RUNNING.
-    let call = json!({
-        "type": "RECONCILE",
-        "framework_id": {"value": framework_id},
-        "reconcile": {"tasks": []}
-    });
-    let reply = scheduler_call(cluster.ports[new_leader], &fw, &call)
-        .await
-        .expect("reconcile");
-    assert_eq!(reply.status, 202);
-    let mut seen = std::collections::BTreeMap::new();
-    let start = Instant::now();
-    while seen.len() < tasks.len() {
-        assert!(start.elapsed() < FAILOVER_DEADLINE, "reconciled {seen:?}");
-        let update = fw.next_of("UPDATE").await;
-        let status = &update["update"]["status"];
-        seen.insert(
-            status["task_id"]["value"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-            status["state"].as_str().unwrap_or("").to_string(),
-        );
-    }
-    for task in &tasks {
-        assert_eq!(
-            seen.get(task).map(String::as_str),
-            Some("TASK_RUNNING"),
-            "{seen:?}"
-        );
-    }
+    assert_all_running(&cluster, new_leader, &mut fw, &tasks).await;
 
     // The killed master comes back as a follower that names the leader.
     cluster.restart(leader);
@@ -787,32 +793,5 @@ async fn tasks_run_on_with_no_master_and_the_cluster_restarts_from_its_registry(
     cluster.wait_agents(leader, 1).await;
     let mut fw = subscribe_at(cluster.ports[leader], subscribe_call(Some(&framework_id))).await;
     assert_eq!(fw.framework_id, framework_id);
-    let call = json!({
-        "type": "RECONCILE",
-        "framework_id": {"value": framework_id},
-        "reconcile": {"tasks": []}
-    });
-    let reply = scheduler_call(cluster.ports[leader], &fw, &call)
-        .await
-        .expect("reconcile");
-    assert_eq!(reply.status, 202);
-    let mut seen = std::collections::BTreeMap::new();
-    while seen.len() < tasks.len() {
-        let update = fw.next_of("UPDATE").await;
-        let status = &update["update"]["status"];
-        seen.insert(
-            status["task_id"]["value"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-            status["state"].as_str().unwrap_or("").to_string(),
-        );
-    }
-    for task in &tasks {
-        assert_eq!(
-            seen.get(task).map(String::as_str),
-            Some("TASK_RUNNING"),
-            "{seen:?}"
-        );
-    }
+    assert_all_running(&cluster, leader, &mut fw, &tasks).await;
 }
