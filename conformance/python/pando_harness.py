@@ -779,7 +779,74 @@ HA_AGENT_FLAGS = {
 }
 
 
-class HaCluster:
+class _LeadingMasters:
+    """What both HA cluster kinds answer about their masters, given
+    `self.ports`, `self.agents`, `self.running(i)` and `self.check_alive()`."""
+
+    def elected(self, i):
+        """`master/elected` of master i as a bool; None if it does not answer."""
+        if not self.running(i):
+            return None
+        try:
+            resp = get(self.ports[i], "/metrics/snapshot", timeout=2.0)
+            if resp.status != 200:
+                return None
+            return resp.json().get("master/elected") == 1
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
+
+    def leaders(self):
+        """Indexes of the running masters that report master/elected 1."""
+        return [i for i in range(len(self.ports)) if self.elected(i)]
+
+    def wait_leader(self, timeout=30.0, exclude=()):
+        """Wait until exactly one running master leads (not one in
+        `exclude`); return its index."""
+        def single():
+            found = self.leaders()
+            if len(found) == 1 and found[0] not in exclude:
+                return [found[0]]
+            return None
+
+        return wait_until(single, timeout, "exactly one master with master/elected 1",
+                          interval=0.05, check=self.check_alive)[0]
+
+    def state(self, i):
+        resp = get(self.ports[i], "/master/state")
+        assert resp.status == 200, resp
+        return resp.json()
+
+    def masters(self, i):
+        """GET /master/masters on master i: {"leader": "host:port", "masters": [...]}."""
+        resp = get(self.ports[i], "/master/masters", timeout=2.0)
+        assert resp.status == 200, resp
+        return resp.json()
+
+    def leader_pid(self, i):
+        """How /master/state names master i as the leader."""
+        return f"master@{self.addresses[i]}"
+
+    # -- agents
+
+    def wait_agents(self, leader, count, timeout=30.0):
+        """Wait until master `leader` reports `count` active agents; learn their ids."""
+        def registered():
+            slaves = [s for s in self.state(leader).get("slaves", []) if s.get("active")]
+            return slaves if len(slaves) >= count else None
+
+        slaves = wait_until(registered, timeout, f"{count} active agents on master{leader}",
+                            interval=0.1, check=self.check_alive)
+        for agent in self.agents:
+            slave = next((s for s in slaves if s.get("port") == agent.port
+                          or s.get("pid", "").endswith(f":{agent.port}")), None)
+            if slave is not None:
+                agent.id = slave["id"]
+        return slaves
+
+    # -- everything
+
+
+class HaCluster(_LeadingMasters):
     """`masters` masters with `--registry=replicated_log` and agents that
     know every one of them (`--master=host:port,host:port,...`), ready when
     the constructor returns: one master leads and every agent is active.
@@ -868,64 +935,6 @@ class HaCluster:
         assert not self.running(i), f"master{i} is still running"
         self._start_master(i)
         self.killed.discard(i)
-
-    def elected(self, i):
-        """`master/elected` of master i as a bool; None if it does not answer."""
-        if not self.running(i):
-            return None
-        try:
-            resp = get(self.ports[i], "/metrics/snapshot", timeout=2.0)
-            if resp.status != 200:
-                return None
-            return resp.json().get("master/elected") == 1
-        except (OSError, http.client.HTTPException, ValueError):
-            return None
-
-    def leaders(self):
-        """Indexes of the running masters that report master/elected 1."""
-        return [i for i in range(len(self.ports)) if self.elected(i)]
-
-    def wait_leader(self, timeout=30.0, exclude=()):
-        """Wait until exactly one running master leads (not one in
-        `exclude`); return its index."""
-        def single():
-            found = self.leaders()
-            if len(found) == 1 and found[0] not in exclude:
-                return [found[0]]
-            return None
-
-        return wait_until(single, timeout, "exactly one master with master/elected 1",
-                          interval=0.05, check=self.check_alive)[0]
-
-    def state(self, i):
-        resp = get(self.ports[i], "/master/state")
-        assert resp.status == 200, resp
-        return resp.json()
-
-    def leader_pid(self, i):
-        """How /master/state names master i as the leader."""
-        return f"master@{self.addresses[i]}"
-
-    # -- agents
-
-    def wait_agents(self, leader, count, timeout=30.0):
-        """Wait until master `leader` reports `count` active agents; learn their ids."""
-        def registered():
-            slaves = [s for s in self.state(leader).get("slaves", []) if s.get("active")]
-            return slaves if len(slaves) >= count else None
-
-        slaves = wait_until(registered, timeout, f"{count} active agents on master{leader}",
-                            interval=0.1, check=self.check_alive)
-        by_port = {s.get("port"): s for s in slaves}
-        for agent in self.agents:
-            slave = by_port.get(agent.port)
-            if slave is None:
-                slave = next((s for s in slaves if s.get("pid", "").endswith(f":{agent.port}")), None)
-            if slave is not None:
-                agent.id = slave["id"]
-        return slaves
-
-    # -- everything
 
     def check_alive(self):
         """Raise if an agent, or a master not killed on purpose, has exited."""
@@ -1039,7 +1048,7 @@ class LocalAgent:
         self.id = None
 
 
-class LocalHaCluster:
+class LocalHaCluster(_LeadingMasters):
     """`pando local --ha --agents=N`: three `pando master` child processes
     on ports P, P+1, P+2 (Raft-replicated registry) and N in-process agents
     that know all three. Ready when the constructor returns: one master
@@ -1138,68 +1147,6 @@ class LocalHaCluster:
             pass
         wait_until(lambda: not process_running(self.master_pids[i]), 10,
                    f"master {i + 1} (pid {self.master_pids[i]}) to exit", interval=0.02)
-
-    def elected(self, i):
-        """`master/elected` of master i as a bool; None if it does not answer."""
-        if not self.running(i):
-            return None
-        try:
-            resp = get(self.ports[i], "/metrics/snapshot", timeout=2.0)
-            if resp.status != 200:
-                return None
-            return resp.json().get("master/elected") == 1
-        except (OSError, http.client.HTTPException, ValueError):
-            return None
-
-    def leaders(self):
-        """Indexes of the running masters that report master/elected 1."""
-        return [i for i in range(len(self.ports)) if self.elected(i)]
-
-    def wait_leader(self, timeout=30.0, exclude=()):
-        """Wait until exactly one running master leads (not one in
-        `exclude`); return its index."""
-        def single():
-            found = self.leaders()
-            if len(found) == 1 and found[0] not in exclude:
-                return [found[0]]
-            return None
-
-        return wait_until(single, timeout, "exactly one master with master/elected 1",
-                          interval=0.05, check=self.check_alive)[0]
-
-    def state(self, i):
-        resp = get(self.ports[i], "/master/state")
-        assert resp.status == 200, resp
-        return resp.json()
-
-    def masters(self, i):
-        """GET /master/masters on master i: {"leader": "host:port", "masters": [...]}."""
-        resp = get(self.ports[i], "/master/masters", timeout=2.0)
-        assert resp.status == 200, resp
-        return resp.json()
-
-    def leader_pid(self, i):
-        """How /master/state names master i as the leader."""
-        return f"master@{self.addresses[i]}"
-
-    # -- agents
-
-    def wait_agents(self, leader, count, timeout=30.0):
-        """Wait until master `leader` reports `count` active agents; learn their ids."""
-        def registered():
-            slaves = [s for s in self.state(leader).get("slaves", []) if s.get("active")]
-            return slaves if len(slaves) >= count else None
-
-        slaves = wait_until(registered, timeout, f"{count} active agents on master{leader}",
-                            interval=0.1, check=self.check_alive)
-        for agent in self.agents:
-            slave = next((s for s in slaves if s.get("port") == agent.port
-                          or s.get("pid", "").endswith(f":{agent.port}")), None)
-            if slave is not None:
-                agent.id = slave["id"]
-        return slaves
-
-    # -- everything
 
     def check_alive(self):
         """Raise if `pando local`, or a master not killed on purpose, has exited."""
