@@ -1083,8 +1083,12 @@ impl Agent {
         });
     }
 
-    /// Polls the group's OOM counter and ends the container when the
-    /// kernel killed inside it, as Mesos's memory isolator does.
+    /// Watches the group's OOM counter and ends the container when the
+    /// kernel killed inside it, as Mesos's memory isolator does. It waits
+    /// on the group's [`ContainerGroup::oom_notifier`] (woken by memory
+    /// events and by the group's removal), and checks every
+    /// `OOM_RECHECK` whether the container still lives; without a notifier
+    /// it polls every 100 ms.
     fn spawn_oom_watch(
         self: &Arc<Self>,
         fw: String,
@@ -1097,8 +1101,21 @@ impl Agent {
         }
         let agent = Arc::clone(self);
         tokio::spawn(async move {
+            let notifier = group
+                .oom_notifier()
+                .and_then(|fd| tokio::io::unix::AsyncFd::new(fd).ok());
             loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                match &notifier {
+                    Some(fd) => {
+                        if let Ok(Ok(mut ready)) =
+                            tokio::time::timeout(OOM_RECHECK, fd.readable()).await
+                        {
+                            drain(fd.get_ref());
+                            ready.clear_ready();
+                        }
+                    }
+                    None => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
                 let live = {
                     let state = agent.lock();
                     state
@@ -1982,6 +1999,25 @@ impl Agent {
             }
         })
         .await;
+    }
+}
+
+/// How often an OOM watch with a notifier checks that its container
+/// still lives (the notifier also fires when the group is removed).
+const OOM_RECHECK: Duration = Duration::from_secs(5);
+
+/// Reads what a notifier fd holds (an eventfd counter or inotify events),
+/// so it is not readable again until the next event.
+fn drain(fd: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: `buf` is writable for its length and `fd` is open and
+        // non-blocking, so read returns at once.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return;
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! every process in it, and removes it. Usage and OOM kills are read from
 //! the controllers' files.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -329,6 +330,48 @@ impl ContainerGroup {
         !self.v2
             && keyed(&text, "under_oom").unwrap_or(0) > 0
             && read_u64(&dir.join("memory.failcnt")).unwrap_or(0) > 0
+    }
+
+    /// A file descriptor that becomes readable when the group's memory
+    /// events change, so OOM kills are noticed without polling: on v1 an
+    /// eventfd registered for `memory.oom_control` through
+    /// `cgroup.event_control` (as Mesos's memory isolator does), on v2 an
+    /// inotify watch on `memory.events`. Both also fire when the group is
+    /// removed. `None` without a memory controller or when registration
+    /// fails; the caller then polls [`ContainerGroup::oom_killed`].
+    pub fn oom_notifier(&self) -> Option<std::os::fd::OwnedFd> {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let dir = self.controller_dir("memory")?;
+        if self.v2 {
+            let path =
+                std::ffi::CString::new(dir.join("memory.events").as_os_str().as_bytes()).ok()?;
+            // SAFETY: inotify_init1 takes only flags; a negative result is
+            // an error and owns nothing.
+            let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+            if fd < 0 {
+                return None;
+            }
+            // SAFETY: `fd` was just returned to us and is owned by nothing else.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            // SAFETY: `path` is a NUL-terminated string alive for the call.
+            let watch =
+                unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY) };
+            return (watch >= 0).then_some(fd);
+        }
+        let control = std::fs::File::open(dir.join("memory.oom_control")).ok()?;
+        // SAFETY: eventfd takes an initial value and flags; a negative
+        // result is an error and owns nothing.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` was just returned to us and is owned by nothing else.
+        let event = unsafe { OwnedFd::from_raw_fd(fd) };
+        let line = format!("{} {}", event.as_raw_fd(), control.as_raw_fd());
+        // The kernel keeps its own reference to `memory.oom_control`, so
+        // `control` may be closed once registered.
+        std::fs::write(dir.join("cgroup.event_control"), line).ok()?;
+        Some(event)
     }
 
     /// The group's memory limit and peak usage in bytes, for the OOM message.
@@ -666,6 +709,55 @@ mod tests {
 #[cfg(test)]
 mod root_tests {
     use super::*;
+
+    #[test]
+    fn the_oom_notifier_stays_quiet_then_fires_when_the_group_goes() {
+        // SAFETY: geteuid has no side effects.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let root = format!("pando-unit-{}", uuid::Uuid::new_v4());
+        let mode = IsolationMode::Cgroups {
+            cpu: false,
+            mem: true,
+            pids: false,
+        };
+        let isolator = Isolator::new(mode, &root);
+        let limits = Limits {
+            cpus: None,
+            mem_mb: Some(64.0),
+            pids: None,
+        };
+        let group = isolator.create(&format!("{root}/a"), &limits).unwrap();
+        let readable = |fd: &std::os::fd::OwnedFd| {
+            use std::os::fd::AsRawFd;
+            let mut poll = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, for the length given.
+            unsafe { libc::poll(&mut poll, 1, 2000) > 0 }
+        };
+        let Some(fd) = group.oom_notifier() else {
+            group.destroy(Duration::from_secs(5)).unwrap();
+            return; // no memory controller here
+        };
+        use std::os::fd::AsRawFd;
+        let mut quiet = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, for the length given.
+        assert_eq!(unsafe { libc::poll(&mut quiet, 1, 50) }, 0, "no OOM yet");
+        assert!(!group.oom_killed());
+        group.destroy(Duration::from_secs(5)).unwrap();
+        assert!(readable(&fd), "the group's removal wakes the watcher");
+        for dir in isolator.load(&root).dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 
     #[test]
     fn destroy_removes_the_group_and_sweep_leaves_young_groups() {
