@@ -88,6 +88,31 @@ pub struct SimulateFlags {
     /// fresh cluster); the report gives min, median and max.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Run real tasks instead of simulated agents: start ONE real `pando
+    /// agent` process (`--agents` is not used), and let the frameworks
+    /// launch `--tasks` command tasks running `true` on it. The report
+    /// times first ACCEPT → last TASK_FINISHED and gives the agent's cost
+    /// per task.
+    #[arg(long)]
+    pub real: bool,
+    /// With `--real`: the agent's isolation, `cgroups` or `posix`. Without
+    /// it, cgroups when they are usable (root, and a test group can be
+    /// made), else posix, and the report says why.
+    #[arg(long)]
+    pub isolation: Option<String>,
+    /// With `--real`: the agent's `--cgroups_root` (default
+    /// `pando-sim-<pid>`); it is removed, with anything left in it, when
+    /// the run ends.
+    #[arg(long)]
+    pub cgroups_root: Option<String>,
+    /// With `--real`: the agent's RUST_LOG (its log is kept only when the
+    /// agent fails).
+    #[arg(long, default_value = "warn")]
+    pub agent_log: String,
+    /// With `--real`: write the agent's log to this file and keep it
+    /// (default: a temporary file, removed at the end).
+    #[arg(long)]
+    pub agent_log_file: Option<std::path::PathBuf>,
 }
 
 impl SimulateFlags {
@@ -124,6 +149,18 @@ impl SimulateFlags {
         }
         if self.failover && self.runs == 0 {
             return Err(FlagsError::Invalid("--runs must be at least 1".into()));
+        }
+        if self.real && (self.failover || self.master.is_some()) {
+            return Err(FlagsError::Invalid(
+                "--real starts its own master and agent; drop --failover and --master".into(),
+            ));
+        }
+        if let Some(i) = self.isolation.as_deref() {
+            if !self.real || !matches!(i, "cgroups" | "posix") {
+                return Err(FlagsError::Invalid(format!(
+                    "--isolation must be 'cgroups' or 'posix', and needs --real (got '{i}')"
+                )));
+            }
         }
         if self.calls_in_flight == 0 {
             return Err(FlagsError::Invalid(

@@ -62,6 +62,9 @@ pub struct Tally {
     pub call_errors: AtomicU64,
     /// The first failed call's answer, for the report.
     pub first_call_error: Mutex<Option<String>>,
+    /// The first task that ended in another state than TASK_FINISHED:
+    /// its state, reason and message.
+    pub first_failure: Mutex<Option<String>>,
     /// Offer-to-launch latencies (ms) and TASK_RUNNING times (s since start).
     pub samples: Mutex<Samples>,
     /// Notified when `finished` reaches `target`.
@@ -81,6 +84,10 @@ pub struct Samples {
     pub accepted_ms: Vec<f64>,
     /// Any call sent → answered 202, in ms.
     pub call_ms: Vec<f64>,
+    /// The first ACCEPT sent, in seconds since the workload started.
+    pub first_accept_at: Option<f64>,
+    /// TASK_FINISHED received, in seconds since the workload started.
+    pub finished_at: Vec<f64>,
 }
 
 impl Tally {
@@ -99,6 +106,7 @@ impl Tally {
             acknowledged: AtomicU64::new(0),
             call_errors: AtomicU64::new(0),
             first_call_error: Mutex::new(None),
+            first_failure: Mutex::new(None),
             samples: Mutex::new(Samples::default()),
             done: Notify::new(),
             stopping: AtomicBool::new(false),
@@ -288,6 +296,9 @@ impl SimFramework {
                         "TASK_FINISHED" => {
                             let ours = launched.remove(task_id).is_some();
                             if ours {
+                                if let Ok(mut s) = tally.samples.lock() {
+                                    s.finished_at.push(tally.start.elapsed().as_secs_f64());
+                                }
                                 let n = tally.finished.fetch_add(1, Ordering::Relaxed) + 1;
                                 if n >= tally.target {
                                     tally.done.notify_one();
@@ -298,6 +309,15 @@ impl SimFramework {
                             let ours = launched.remove(task_id).is_some();
                             if ours {
                                 tally.failed.fetch_add(1, Ordering::Relaxed);
+                                if let Ok(mut first) = tally.first_failure.lock() {
+                                    first.get_or_insert_with(|| {
+                                        format!(
+                                            "{s} ({}): {}",
+                                            status["reason"].as_str().unwrap_or("no reason"),
+                                            status["message"].as_str().unwrap_or_default()
+                                        )
+                                    });
+                                }
                                 self.remaining += 1;
                             }
                         }
@@ -424,6 +444,10 @@ impl Caller {
             }
         });
         let n = task_ids.len() as u64;
+        if let Ok(mut s) = self.tally.samples.lock() {
+            let now = self.tally.start.elapsed().as_secs_f64();
+            s.first_accept_at.get_or_insert(now);
+        }
         self.tally.accepts.fetch_add(1, Ordering::Relaxed);
         self.tally.launched.fetch_add(n, Ordering::Relaxed);
         let tally = self.tally.clone();

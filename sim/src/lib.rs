@@ -13,6 +13,9 @@
 //! all have finished (or `--duration` passes), read the master's
 //! `/metrics/snapshot` and /proc figures, stop everything, print the report.
 //!
+//! `--real` runs real.rs instead: real command tasks on one real `pando
+//! agent` process, timed from the first ACCEPT to the last TASK_FINISHED.
+//!
 //! `--failover` runs failover.rs instead: three masters with a replicated
 //! registry, `kill -9` of the leader, and the time until a new leader
 //! accepts SUBSCRIBE and every agent has re-registered (leader.rs is how a
@@ -26,6 +29,7 @@ pub mod http;
 pub mod leader;
 pub mod master;
 pub mod profile;
+pub mod real;
 pub mod report;
 pub mod stats;
 
@@ -69,6 +73,9 @@ pub enum SimError {
     /// A failover run failed.
     #[error(transparent)]
     Failover(#[from] failover::FailoverError),
+    /// A `--real` run's agent failed.
+    #[error(transparent)]
+    Real(#[from] real::RealError),
     /// The master died during the run.
     #[error("the master exited during the run (its log: {0})")]
     MasterDied(String),
@@ -92,6 +99,19 @@ pub fn run_blocking(flags: SimulateFlags) -> Result<i32, SimError> {
             print!("{}", report.to_text());
         }
         return Ok(if report.complete() { 0 } else { 1 });
+    }
+    if flags.real {
+        let report = runtime.block_on(real::run(flags))?;
+        if json {
+            println!("{}", report.to_json());
+        } else {
+            print!("{}", report.to_text());
+        }
+        return Ok(if report.finished >= report.tasks {
+            0
+        } else {
+            1
+        });
     }
     let report = runtime.block_on(run(flags))?;
     if json {
@@ -244,7 +264,7 @@ pub async fn run(flags: SimulateFlags) -> Result<Report, SimError> {
 /// Starts `--frameworks` simulated frameworks against the master at
 /// `addr`, sharing `--tasks` among those that launch; each subscribes with
 /// `failover_timeout` (seconds) and runs until `stop`.
-fn spawn_frameworks(
+pub(crate) fn spawn_frameworks(
     flags: &SimulateFlags,
     addr: &str,
     http: &Http,

@@ -171,6 +171,9 @@ pub struct ProcSample {
     pub at: Instant,
     /// utime + stime, in seconds.
     pub cpu_seconds: f64,
+    /// cutime + cstime, in seconds: the children it has waited for (an
+    /// agent's executors, and through them their tasks).
+    pub children_cpu_seconds: f64,
     /// VmRSS, in bytes.
     pub rss_bytes: u64,
     /// VmHWM (peak RSS over the process's life), in bytes.
@@ -183,10 +186,11 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     let at = Instant::now();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let ticks = cpu_ticks(&stat)?;
+    let (ticks, children) = cpu_ticks(&stat)?;
     Some(ProcSample {
         at,
         cpu_seconds: ticks as f64 / clock_ticks_per_second(),
+        children_cpu_seconds: children as f64 / clock_ticks_per_second(),
         rss_bytes: status_kb(&status, "VmRSS:")? * 1024,
         peak_rss_bytes: status_kb(&status, "VmHWM:")? * 1024,
     })
@@ -201,16 +205,15 @@ pub fn cores_between(from: &ProcSample, to: &ProcSample) -> Option<f64> {
     Some((to.cpu_seconds - from.cpu_seconds) / wall)
 }
 
-/// utime + stime (fields 14 and 15) from a `/proc/<pid>/stat` line. The
-/// command name (field 2) may hold spaces, so fields are counted after its
-/// closing parenthesis.
-fn cpu_ticks(stat: &str) -> Option<u64> {
+/// utime + stime (fields 14 and 15) and cutime + cstime (16 and 17) from
+/// a `/proc/<pid>/stat` line. The command name (field 2) may hold spaces,
+/// so fields are counted after its closing parenthesis.
+fn cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     let after = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
     // `after` starts at field 3 (state): utime is field 14, index 11.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    Some((field(11)? + field(12)?, field(13)? + field(14)?))
 }
 
 /// A `kB` line such as `VmRSS:   1234 kB` from `/proc/<pid>/status`.
@@ -240,7 +243,9 @@ mod tests {
     #[test]
     fn stat_fields_are_counted_after_the_command_name() {
         let line = "4242 (pando (x) y) S 1 2 3 4 5 6 7 8 9 10 150 50 0 0 20 0 1";
-        assert_eq!(cpu_ticks(line), Some(200));
+        assert_eq!(cpu_ticks(line), Some((200, 0)));
+        let line = "4242 (pando) S 1 2 3 4 5 6 7 8 9 10 150 50 30 12 20 0 1";
+        assert_eq!(cpu_ticks(line), Some((200, 42)));
     }
 
     #[test]

@@ -405,6 +405,7 @@ mod tests {
             running_at: vec![0.5, 1.0, 1.5, 2.0],
             accepted_ms: vec![5.0],
             call_ms: vec![1.0, 3.0],
+            ..Samples::default()
         };
         figures(&mut r, &samples);
         assert_eq!(r.accepted_p99_ms, Some(5.0));
