@@ -134,14 +134,7 @@ impl ChildMaster {
 
     /// The end of the master's log, for error messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(5)..].join("\n");
-        if tail.is_empty() {
-            "empty".into()
-        } else {
-            tail
-        }
+        log_tail(std::path::Path::new(&self.log), 5)
     }
 }
 
@@ -233,6 +226,19 @@ fn clock_ticks_per_second() -> f64 {
         ticks as f64
     } else {
         100.0
+    }
+}
+
+/// The last `lines` lines of a child's log file ("empty" when it has none),
+/// for error messages.
+pub fn log_tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let tail = all[all.len().saturating_sub(lines)..].join("\n");
+    if tail.is_empty() {
+        "empty".into()
+    } else {
+        tail
     }
 }
 

@@ -374,14 +374,7 @@ impl ChildAgent {
 
     /// The end of the agent's log, for error messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(8)..].join("\n");
-        if tail.is_empty() {
-            "empty".into()
-        } else {
-            tail
-        }
+        crate::master::log_tail(&self.log, 8)
     }
 
     /// Kills the agent (SIGKILL), then every executor and task it left
