@@ -14,7 +14,15 @@
 //!
 //! The subscription task SUBSCRIBEs with every unacknowledged update and
 //! task, reads the RecordIO event stream, and re-subscribes when the stream
-//! breaks. As in Mesos, a framework that checkpoints keeps its executor
+//! breaks. A SUBSCRIBE whose connection is up is never abandoned on a
+//! timer: a busy agent answers late, and one that registered the executor
+//! on a stream the executor already hung up would send its LAUNCH into the
+//! void. Only the registration window bounds it (the agent's own
+//! registration timeout ends the container sooner anyway). Likewise an
+//! UPDATE that does not reach the agent (the agent's accept queue was full,
+//! say) is posted again with a backoff, on the live subscription: it does
+//! not break the subscription, which for a framework that does not
+//! checkpoint would end the executor and fail its task. As in Mesos, a framework that checkpoints keeps its executor
 //! through an agent restart: the driver retries with a random backoff up to
 //! `MESOS_SUBSCRIPTION_BACKOFF_MAX` until `MESOS_RECOVERY_TIMEOUT` runs out.
 //! A framework that does not checkpoint gets a synthesized SHUTDOWN event
@@ -48,12 +56,14 @@ pub const EXECUTOR_API: &str = "/api/v1/executor";
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Mesos's interval between HEARTBEAT calls.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30 * 60);
-/// How long an open SUBSCRIBE stream may stay silent before SUBSCRIBED
-/// arrives; then the executor subscribes again, as Mesos's executors keep
-/// re-sending SUBSCRIBE until they are subscribed.
-pub const SUBSCRIBED_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a first subscription may take before the executor gives up.
+/// How long a first subscription may take before the executor gives up;
+/// it bounds an unanswered SUBSCRIBE too.
 pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(60);
+/// The first pause before an UPDATE that did not reach the agent is posted
+/// again; it doubles up to [`CALL_RETRY_MAX`].
+pub const CALL_RETRY_MIN: Duration = Duration::from_millis(50);
+/// The longest pause between posts of an UPDATE that does not get through.
+pub const CALL_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// Why a driver operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -277,10 +287,41 @@ async fn sender_loop(driver: Driver, mut outbox: mpsc::UnboundedReceiver<Call>) 
             },
             _ = heartbeat.tick() => driver.call(call::Type::Heartbeat),
         };
-        let kind = call.r#type();
+        post_call(&driver, &call).await;
+    }
+}
+
+/// Whether an UPDATE still awaits its acknowledgement (one that came
+/// through a re-subscription need not be posted again).
+fn still_pending(driver: &Driver, call: &Call) -> bool {
+    let Some(uuid) = call.update.as_ref().and_then(|u| u.status.uuid.as_ref()) else {
+        return false;
+    };
+    driver
+        .pending()
+        .updates
+        .iter()
+        .any(|u| u.status.uuid.as_ref() == Some(uuid))
+}
+
+/// Posts one call until the agent answers it. An UPDATE that fails in
+/// transport (no connection, no answer within [`CALL_TIMEOUT`]) is posted
+/// again after a doubling backoff for as long as it is unacknowledged: the
+/// agent drops duplicates by uuid, and if the agent is really gone the
+/// event stream breaks and the subscription task takes over. MESSAGE and
+/// HEARTBEAT are best effort, as in Mesos. A refusal is not retried here:
+/// 403 (the agent does not count us as subscribed, it may have restarted)
+/// and 503 (it is still recovering) force a fresh SUBSCRIBE, which carries
+/// the pending updates.
+async fn post_call(driver: &Driver, call: &Call) {
+    let kind = call.r#type();
+    let body = to_json(call);
+    let mut backoff = CALL_RETRY_MIN;
+    let mut failures = 0u32;
+    loop {
         let posted = tokio::time::timeout(
             CALL_TIMEOUT,
-            driver.client().post(EXECUTOR_API, to_json(&call)),
+            driver.client().post(EXECUTOR_API, body.clone()),
         )
         .await
         .unwrap_or_else(|_| {
@@ -290,7 +331,12 @@ async fn sender_loop(driver: Driver, mut outbox: mpsc::UnboundedReceiver<Call>) 
             })
         });
         match posted {
-            Ok(response) if response.status == hyper::StatusCode::ACCEPTED => {}
+            Ok(response) if response.status == hyper::StatusCode::ACCEPTED => {
+                if failures > 0 {
+                    tracing::info!(call = kind.as_str_name(), failures, "call got through");
+                }
+                return;
+            }
             Ok(response) => {
                 tracing::warn!(
                     call = kind.as_str_name(),
@@ -298,20 +344,29 @@ async fn sender_loop(driver: Driver, mut outbox: mpsc::UnboundedReceiver<Call>) 
                     body = %String::from_utf8_lossy(&response.body),
                     "agent refused a call"
                 );
-                // 403: the agent does not count us as subscribed (it may
-                // have restarted); 503: it is still recovering. Either way a
-                // fresh SUBSCRIBE carries the pending updates.
                 if matches!(
                     response.status,
                     hyper::StatusCode::FORBIDDEN | hyper::StatusCode::SERVICE_UNAVAILABLE
                 ) {
                     driver.inner.reconnect.notify_waiters();
                 }
+                return;
+            }
+            Err(error) if kind == call::Type::Update => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(call = kind.as_str_name(), %error, "call to the agent failed; posting it again");
+                }
             }
             Err(error) => {
-                tracing::warn!(call = kind.as_str_name(), %error, "call to the agent failed; re-subscribing");
-                driver.inner.reconnect.notify_waiters();
+                tracing::warn!(call = kind.as_str_name(), %error, "call to the agent failed; dropped");
+                return;
             }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(CALL_RETRY_MAX);
+        if !still_pending(driver, call) {
+            return;
         }
     }
 }
@@ -322,20 +377,28 @@ async fn subscription_loop(driver: Driver, tx: mpsc::UnboundedSender<Incoming>) 
     let mut ever_subscribed = false;
     let mut give_up_at: Option<Instant> = None;
     loop {
+        // The window runs from the first attempt of each (re)subscription,
+        // and bounds every attempt in it: a SUBSCRIBE still unanswered is
+        // not abandoned before then.
+        let window = if ever_subscribed {
+            env.recovery_timeout
+        } else {
+            env.recovery_timeout.min(REGISTRATION_WINDOW)
+        };
+        let deadline = *give_up_at.get_or_insert_with(|| Instant::now() + window);
         let body = to_json(&driver.subscribe_call());
         let mut subscribed = false;
-        let opened =
-            tokio::time::timeout(SUBSCRIBED_TIMEOUT, driver.client().open(EXECUTOR_API, body))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(HttpError::Connect {
-                        endpoint: env.agent_endpoint.clone(),
-                        source: std::io::ErrorKind::TimedOut.into(),
-                    })
-                });
+        let opened = tokio::time::timeout_at(deadline, driver.client().open(EXECUTOR_API, body))
+            .await
+            .unwrap_or_else(|_| {
+                Err(HttpError::Connect {
+                    endpoint: env.agent_endpoint.clone(),
+                    source: std::io::ErrorKind::TimedOut.into(),
+                })
+            });
         match opened {
             Ok(response) if response.status() == hyper::StatusCode::OK => {
-                subscribed = pump(&driver, response.into_body(), &tx).await;
+                subscribed = pump(&driver, response.into_body(), &tx, deadline).await;
             }
             Ok(response) => {
                 tracing::warn!(status = %response.status(), "agent refused SUBSCRIBE");
@@ -356,15 +419,11 @@ async fn subscription_loop(driver: Driver, tx: mpsc::UnboundedSender<Incoming>) 
             driver.synthesize_shutdown(&tx);
             return;
         }
-        let window = if ever_subscribed {
-            env.recovery_timeout
-        } else {
-            env.recovery_timeout.min(REGISTRATION_WINDOW)
-        };
-        let deadline = *give_up_at.get_or_insert_with(|| Instant::now() + window);
+        // A stream that just broke starts the recovery window.
+        let deadline = *give_up_at.get_or_insert_with(|| Instant::now() + env.recovery_timeout);
         let now = Instant::now();
         if now >= deadline {
-            tracing::info!(?window, "could not reach the agent in time; shutting down");
+            tracing::info!("could not reach the agent in time; shutting down");
             driver.synthesize_shutdown(&tx);
             return;
         }
@@ -384,21 +443,21 @@ fn jitter(max: Duration) -> Duration {
 }
 
 /// Reads one subscription's event stream until it ends; returns whether it
-/// got as far as SUBSCRIBED.
+/// got as far as SUBSCRIBED, which must come by `subscribed_by`.
 async fn pump(
     driver: &Driver,
     mut body: hyper::body::Incoming,
     tx: &mpsc::UnboundedSender<Incoming>,
+    subscribed_by: Instant,
 ) -> bool {
     let mut decoder = Decoder::default();
     let mut subscribed = false;
-    let subscribed_by = Instant::now() + SUBSCRIBED_TIMEOUT;
     loop {
         let frame = tokio::select! {
             frame = body.frame() => frame,
             _ = driver.inner.reconnect.notified() => return subscribed,
             _ = tokio::time::sleep_until(subscribed_by), if !subscribed => {
-                tracing::warn!("no SUBSCRIBED event in time; subscribing again");
+                tracing::warn!("no SUBSCRIBED event within the registration window");
                 return false;
             }
         };

@@ -792,3 +792,70 @@ async fn the_authentication_token_is_sent_and_hidden_from_the_task() {
     );
     assert!(!executor.logs().contains("s3cret"));
 }
+
+/// A busy agent's full accept queue drops an UPDATE's connection: the
+/// update is posted again on the live subscription, and an executor whose
+/// framework does not checkpoint keeps running (it used to re-subscribe,
+/// which for such a framework means shutting down, and the agent failed
+/// the task with "Executor terminated").
+#[tokio::test]
+async fn an_update_that_does_not_get_through_is_posted_again_without_resubscribing() {
+    let agent = FakeAgent::start(false).await;
+    agent.state.drop_updates.store(2, Ordering::SeqCst);
+    let options = Options {
+        checkpoint: false,
+        ..Options::default()
+    };
+    let mut executor = ExecutorProcess::start("command", &agent, options);
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    agent.send(&launch(shell_task("t1", "true")));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+    assert_eq!(
+        states(&agent.updates()),
+        vec![TaskStarting, TaskRunning, TaskFinished],
+        "{}",
+        executor.logs()
+    );
+    assert_eq!(agent.subscribes().len(), 1, "{}", executor.logs());
+}
+
+/// A CPU-starved agent answers SUBSCRIBE late: the executor waits for the
+/// answer on its open connection instead of hanging up and subscribing
+/// again (the agent would have sent the LAUNCH on the stream it hung up).
+#[tokio::test]
+async fn a_late_answer_to_subscribe_is_waited_for() {
+    let agent = FakeAgent::start(false).await;
+    agent
+        .state
+        .delay_next_subscribe_ms
+        .store(6_000, Ordering::SeqCst);
+    let options = Options {
+        checkpoint: false,
+        ..Options::default()
+    };
+    let mut executor = ExecutorProcess::start("command", &agent, options);
+    eventually(
+        "SUBSCRIBE",
+        || executor.logs(),
+        || agent.subscribes().len() == 1,
+    )
+    .await;
+    eventually(
+        "the answer to SUBSCRIBE",
+        || executor.logs(),
+        || executor.logs().contains("subscribed agent"),
+    )
+    .await;
+    agent.send(&launch(shell_task("t1", "true")));
+    assert_eq!(executor.exit_code().await, 0, "{}", executor.logs());
+    assert_eq!(
+        states(&agent.updates()),
+        vec![TaskStarting, TaskRunning, TaskFinished]
+    );
+    assert_eq!(agent.subscribes().len(), 1, "{}", executor.logs());
+}

@@ -77,6 +77,12 @@ pub struct State {
     pub auto_ack: AtomicBool,
     /// How many of the next UPDATE calls to refuse with 403.
     pub refuse_updates: std::sync::atomic::AtomicUsize,
+    /// How many of the next UPDATE calls to drop: the connection closes
+    /// without an answer, as when a busy agent's accept queue overflows.
+    pub drop_updates: std::sync::atomic::AtomicUsize,
+    /// How long to sit on the next SUBSCRIBE before answering it, as a
+    /// CPU-starved agent does (milliseconds; 0: answer at once).
+    pub delay_next_subscribe_ms: std::sync::atomic::AtomicU64,
     /// GET /health requests served (HTTP health checks).
     pub health_probes: std::sync::atomic::AtomicUsize,
     pub task_killing: AtomicBool,
@@ -132,7 +138,12 @@ impl FakeAgent {
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(state, req).await) }
+                        async move {
+                            // None: hang up without answering.
+                            handle(state, req)
+                                .await
+                                .ok_or_else(|| std::io::Error::other("call dropped"))
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -243,11 +254,11 @@ fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
         .unwrap()
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<ResponseBody> {
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Option<Response<ResponseBody>> {
     let path = req.uri().path().to_string();
     if req.method() == hyper::Method::GET && path == "/health" {
         state.health_probes.fetch_add(1, Ordering::SeqCst);
-        return full(StatusCode::OK, "ok");
+        return Some(full(StatusCode::OK, "ok"));
     }
     let authorization = req
         .headers()
@@ -256,21 +267,33 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<ResponseB
     state.authorizations.lock().unwrap().push(authorization);
     let body = req.into_body().collect().await.unwrap().to_bytes();
     match path.as_str() {
-        "/api/v1/executor" => executor_call(state, &body),
-        "/api/v1" | "/api/v1/operator" => operator_call(state, &body).await,
-        _ => full(StatusCode::NOT_FOUND, ""),
+        "/api/v1/executor" => executor_call(state, &body).await,
+        "/api/v1" | "/api/v1/operator" => Some(operator_call(state, &body).await),
+        _ => Some(full(StatusCode::NOT_FOUND, "")),
     }
 }
 
-fn executor_call(state: Arc<State>, body: &[u8]) -> Response<ResponseBody> {
+async fn executor_call(state: Arc<State>, body: &[u8]) -> Option<Response<ResponseBody>> {
     let call: Call = match from_json(body) {
         Ok(call) => call,
-        Err(e) => return full(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return Some(full(StatusCode::BAD_REQUEST, e.to_string())),
     };
+    if call.r#type() == call::Type::Update
+        && state
+            .drop_updates
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        return None;
+    }
     state.calls.lock().unwrap().push(call.clone());
     state.changed.notify_waiters();
-    match call.r#type() {
+    Some(match call.r#type() {
         call::Type::Subscribe => {
+            let delay = state.delay_next_subscribe_ms.swap(0, Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
             let (tx, rx) = mpsc::unbounded_channel();
             let subscribed = subscribed_event(state.task_killing.load(Ordering::SeqCst));
             tx.send(recordio::frame(to_json(&subscribed).as_bytes()))
@@ -288,7 +311,7 @@ fn executor_call(state: Arc<State>, body: &[u8]) -> Response<ResponseBody> {
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok();
             if refuse {
-                return full(StatusCode::FORBIDDEN, "Executor is not subscribed");
+                return Some(full(StatusCode::FORBIDDEN, "Executor is not subscribed"));
             }
             if state.auto_ack.load(Ordering::SeqCst) {
                 let status = call.update.unwrap().status;
@@ -299,7 +322,7 @@ fn executor_call(state: Arc<State>, body: &[u8]) -> Response<ResponseBody> {
             full(StatusCode::ACCEPTED, "")
         }
         _ => full(StatusCode::ACCEPTED, ""),
-    }
+    })
 }
 
 fn subscribed_event(task_killing: bool) -> Event {
