@@ -58,6 +58,9 @@ pub enum AgentError {
     /// The executor must subscribe first (HTTP 403).
     #[error("{0}")]
     Forbidden(String),
+    /// Not yet: the caller should retry soon (HTTP 503).
+    #[error("{0}")]
+    Unavailable(String),
     /// Recovery failed.
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
@@ -974,6 +977,7 @@ impl Agent {
                 env: self.executor_env(&state, &framework, executor),
                 limits: executor.limits,
                 base_env: self.config.executor_env.clone(),
+                builtin_executor: executor.command_executor || executor.default_executor,
             }
         };
         let runtime = self.runtime_dir(&container_id);
@@ -1728,6 +1732,17 @@ impl Agent {
                 .executors
                 .get_mut(&call.executor_id.value)
                 .ok_or_else(|| AgentError::NotFound("Executor cannot be found".into()))?;
+            // The launcher moves the executor into its cgroup just after
+            // spawning it, and records its pid after that: no task may
+            // reach it before (see `containerizer::join_after_spawn`).
+            if executor.state == ExecutorState::Registering
+                && executor.pid.is_none()
+                && !executor.recovered
+            {
+                return Err(AgentError::Unavailable(
+                    "Executor is still being launched".into(),
+                ));
+            }
             // A task still STAGING that a re-attached executor does not
             // know never reached it: the agent died first (Mesos drops it).
             if std::mem::take(&mut executor.recovered) {

@@ -3,9 +3,11 @@
 //! hybrid layouts and pure v2 (through cgroups-rs); or plain process groups
 //! where cgroups are unavailable (`posix/cpu,posix/mem`).
 //!
-//! A container's processes join its cgroup before they exec (the launcher
-//! writes `0` to each `cgroup.procs` between fork and exec), so nothing the
-//! container runs ever lives outside it. Teardown freezes the group, kills
+//! A container's first process joins its cgroup before it can start any
+//! other (a built-in executor is moved in by pid just after it is spawned,
+//! anything else writes `0` to each `cgroup.procs` between fork and exec;
+//! see `containerizer`), so nothing the container runs lives outside it.
+//! On v1 the group is made only in the hierarchies Pando uses. Teardown freezes the group, kills
 //! every process in it, and removes it. Usage and OOM kills are read from
 //! the controllers' files.
 
@@ -121,6 +123,14 @@ impl Isolator {
             reason: format!("{e}{}", e.source_message()),
         };
         let mut builder = CgroupBuilder::new(name);
+        if !hierarchies::is_cgroup2_unified_mode() {
+            // On v1 each controller is a hierarchy of its own, and a group
+            // made in every one of them costs a mkdir (and an rmdir) each;
+            // cpuset's is the worst: copying cpuset.cpus and .mems into a
+            // new group makes the kernel rebuild its scheduling domains.
+            // Make the group only where Pando limits or reads something.
+            builder = builder.set_specified_controllers(v1_controllers(cpu, mem, pids));
+        }
         if cpu {
             if let Some(cpus) = limits.cpus {
                 let cpus = cpus.max(MIN_CPUS);
@@ -559,6 +569,25 @@ impl ContainerGroup {
     }
 }
 
+/// The v1 hierarchies a container's group lives in: freezer always (the
+/// teardown freezes the group before it kills), cpu and cpuacct (usage)
+/// for `cgroups/cpu`, memory (limit, usage, OOM events) for `cgroups/mem`,
+/// pids for `cgroups/pids`; never cpuset, blkio, devices and the rest,
+/// which Pando neither limits nor reads.
+fn v1_controllers(cpu: bool, mem: bool, pids: bool) -> Vec<String> {
+    let mut controllers = vec!["freezer".to_string()];
+    if cpu {
+        controllers.extend(["cpu".to_string(), "cpuacct".to_string()]);
+    }
+    if mem {
+        controllers.push("memory".to_string());
+    }
+    if pids {
+        controllers.push("pids".to_string());
+    }
+    controllers
+}
+
 /// The cgroup v2 `cpu.weight` for v1 `cpu.shares`: proportional, so v1's
 /// default 1024 becomes v2's default 100 and containers keep their ratios,
 /// clamped to the 1..=10000 the kernel accepts.
@@ -785,6 +814,60 @@ mod root_tests {
         assert!(group.dirs.iter().all(|d| !d.exists()));
         assert!(isolator.sweep_empty(Duration::ZERO) > 0);
         assert!(young.dirs.iter().all(|d| !d.exists()));
+        for dir in isolator.load(&root).dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
+    #[test]
+    fn on_v1_a_group_lives_only_in_the_hierarchies_isolation_uses() {
+        // SAFETY: geteuid has no side effects.
+        if unsafe { libc::geteuid() } != 0 || hierarchies::is_cgroup2_unified_mode() {
+            return;
+        }
+        let root = format!("pando-unit-{}", uuid::Uuid::new_v4());
+        let mode = IsolationMode::Cgroups {
+            cpu: true,
+            mem: true,
+            pids: false,
+        };
+        let isolator = Isolator::new(mode, &root);
+        let limits = Limits {
+            cpus: Some(0.5),
+            mem_mb: Some(64.0),
+            pids: None,
+        };
+        let group = isolator.create(&format!("{root}/a"), &limits).unwrap();
+        let hierarchies: Vec<String> = group
+            .dirs
+            .iter()
+            .filter_map(|d| {
+                d.strip_prefix("/sys/fs/cgroup")
+                    .ok()?
+                    .components()
+                    .next()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            })
+            .collect();
+        for used in ["freezer", "memory"] {
+            assert!(hierarchies.iter().any(|h| h == used), "{hierarchies:?}");
+        }
+        for unused in ["cpuset", "pids", "blkio", "devices"] {
+            assert!(
+                !hierarchies
+                    .iter()
+                    .any(|h| h.split(',').any(|c| c == unused)),
+                "{hierarchies:?}"
+            );
+            assert!(!Path::new("/sys/fs/cgroup")
+                .join(unused)
+                .join(&root)
+                .exists());
+        }
+        assert!(group.controller_dir("cpu").is_some());
+        assert!(group.controller_dir("cpuacct").is_some());
+        group.destroy(Duration::from_secs(5)).unwrap();
+        assert!(group.dirs.iter().all(|d| !d.exists()));
         for dir in isolator.load(&root).dirs {
             let _ = std::fs::remove_dir(dir);
         }

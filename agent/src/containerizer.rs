@@ -3,10 +3,18 @@
 //!
 //! Launching a container is: create the sandbox (with `stdout` and
 //! `stderr`), fetch the URIs into it, create the cgroup with the container's
-//! limits, then fork; between fork and exec the child joins the cgroup,
-//! starts its own session (so posix isolation can kill the process group),
-//! drops to `user` when asked, and execs the command with the sandbox as its
-//! working directory.
+//! limits, then start the command in a process group of its own (so posix
+//! isolation can kill the group) with the sandbox as its working directory.
+//!
+//! A built-in executor that needs no user switch runs no code between fork
+//! and exec, so
+//! std spawns with `posix_spawn` (a vfork-style clone) instead of copying
+//! the agent's page tables, and the agent then writes the child's pid into
+//! the group's `cgroup.procs` files. The child runs outside its group for
+//! that moment, which is safe: see [`join_after_spawn`]. Any other command
+//! (a nested container's task may fork at once) joins between fork and
+//! exec, and so does one that drops to `user` (an unprivileged process may
+//! not write `cgroup.procs`): those fork.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -68,6 +76,12 @@ pub struct LaunchSpec {
     /// When set, the process starts from exactly these variables instead
     /// of the agent's environment (`--executor_environment_variables`).
     pub base_env: Option<Vec<(String, String)>>,
+    /// The process is one of Pando's built-in executors (command or
+    /// default), which start nothing before the agent sends them a task:
+    /// it may join its group just after it is spawned (see
+    /// [`join_after_spawn`]). Any other command, a custom executor
+    /// included, joins before exec.
+    pub builtin_executor: bool,
 }
 
 /// A launched container's process and group.
@@ -252,13 +266,41 @@ pub async fn launch(
     if let Some((uid, gid, home)) = &user {
         command.env("USER", spec.user.clone().unwrap_or_default());
         command.env("HOME", home);
-        chown_tree(&spec.sandbox, *uid, *gid);
-        let name = spec.user.clone().unwrap_or_default();
-        identity = Some((*uid, *gid, supplementary_groups(&name, *gid)));
+        // SAFETY: geteuid and getegid have no side effects.
+        let same = unsafe { libc::geteuid() == *uid && libc::getegid() == *gid };
+        // The agent's own user (root, for most frameworks here) needs no
+        // switch, nor the chown of a sandbox it already owns.
+        if !same {
+            chown_tree(&spec.sandbox, *uid, *gid);
+            let name = spec.user.clone().unwrap_or_default();
+            identity = Some((*uid, *gid, supplementary_groups(&name, *gid)));
+        }
     }
     let group = isolator.create(&isolator.group_name(&spec.container_id), &spec.limits)?;
-    let procs: Vec<CString> = group
-        .procs_files()
+    let procs_files = group.procs_files();
+    let fail = |group: &ContainerGroup, source: std::io::Error| {
+        let _ = group.destroy(std::time::Duration::from_secs(2));
+        ContainerizerError::Spawn {
+            command: value.clone(),
+            source,
+        }
+    };
+    if identity.is_none() && spec.builtin_executor {
+        command.process_group(0);
+        let mut child = command.spawn().map_err(|e| fail(&group, e))?;
+        let joined = match child.id() {
+            Some(pid) => join_after_spawn(&procs_files, pid).map(|()| pid),
+            None => Err(std::io::Error::other("the spawned process has no pid")),
+        };
+        return match joined {
+            Ok(pid) => Ok(Launched { child, pid, group }),
+            Err(error) => {
+                let _ = child.start_kill();
+                Err(fail(&group, error))
+            }
+        };
+    }
+    let procs: Vec<CString> = procs_files
         .iter()
         .filter_map(|p| CString::new(p.as_os_str().as_bytes()).ok())
         .collect();
@@ -290,18 +332,27 @@ pub async fn launch(
             Ok(())
         });
     }
-    let child = match command.spawn() {
-        Ok(child) => child,
-        Err(source) => {
-            let _ = group.destroy(std::time::Duration::from_secs(2));
-            return Err(ContainerizerError::Spawn {
-                command: value,
-                source,
-            });
-        }
-    };
+    let child = command.spawn().map_err(|e| fail(&group, e))?;
     let pid = child.id().unwrap_or(0);
     Ok(Launched { child, pid, group })
+}
+
+/// Moves a just-spawned process into its group by writing its pid to
+/// every `cgroup.procs` file (the whole thread group moves).
+///
+/// The process ran outside the group from its exec until now. That is
+/// safe because a built-in executor starts no other process before it has
+/// a task, and the agent hands out tasks only after this returns: the
+/// executor gets its LAUNCH on its SUBSCRIBE stream, and the agent answers
+/// a SUBSCRIBE with 503 while the executor's pid is not yet recorded, which
+/// happens after [`launch`] returns (the executor retries). Custom
+/// executors, which may fork at once, are not launched this way.
+fn join_after_spawn(procs: &[PathBuf], pid: u32) -> std::io::Result<()> {
+    let pid = pid.to_string();
+    for path in procs {
+        std::fs::write(path, &pid)?;
+    }
+    Ok(())
 }
 
 fn open_log(path: &Path) -> Result<std::fs::File, ContainerizerError> {

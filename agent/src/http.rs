@@ -71,6 +71,7 @@ impl From<AgentError> for HttpError {
     fn from(e: AgentError) -> HttpError {
         match e {
             AgentError::Forbidden(m) => HttpError::Forbidden(m),
+            AgentError::Unavailable(m) => HttpError::Unavailable(m),
             other => HttpError::BadRequest(other.to_string()),
         }
     }

@@ -500,6 +500,7 @@ async fn launch_nested(
         env,
         limits,
         base_env: agent.config.executor_env.clone(),
+        builtin_executor: false,
     };
     let done = Arc::new(tokio::sync::Notify::new());
     agent.lock().nested.insert(
