@@ -39,15 +39,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use pando_proto::json::{from_json, to_json};
 use pando_proto::mesos::v1::executor::{call, event, Call, Event};
 use pando_proto::mesos::v1::{TaskId, TaskInfo, TaskStatus};
 use pando_proto::recordio::Decoder;
+use prost::Message as _;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use crate::env::ExecutorEnv;
-use crate::http::{AgentClient, HttpError};
+use crate::http::{AgentClient, HttpError, PROTOBUF};
 
 /// The agent's executor API path.
 pub const EXECUTOR_API: &str = "/api/v1/executor";
@@ -315,13 +315,15 @@ fn still_pending(driver: &Driver, call: &Call) -> bool {
 /// the pending updates.
 async fn post_call(driver: &Driver, call: &Call) {
     let kind = call.r#type();
-    let body = to_json(call);
+    let body = Bytes::from(call.encode_to_vec());
     let mut backoff = CALL_RETRY_MIN;
     let mut failures = 0u32;
     loop {
         let posted = tokio::time::timeout(
             CALL_TIMEOUT,
-            driver.client().post(EXECUTOR_API, body.clone()),
+            driver
+                .client()
+                .post_as(EXECUTOR_API, PROTOBUF, body.clone()),
         )
         .await
         .unwrap_or_else(|_| {
@@ -386,16 +388,19 @@ async fn subscription_loop(driver: Driver, tx: mpsc::UnboundedSender<Incoming>) 
             env.recovery_timeout.min(REGISTRATION_WINDOW)
         };
         let deadline = *give_up_at.get_or_insert_with(|| Instant::now() + window);
-        let body = to_json(&driver.subscribe_call());
+        let body = Bytes::from(driver.subscribe_call().encode_to_vec());
         let mut subscribed = false;
-        let opened = tokio::time::timeout_at(deadline, driver.client().open(EXECUTOR_API, body))
-            .await
-            .unwrap_or_else(|_| {
-                Err(HttpError::Connect {
-                    endpoint: env.agent_endpoint.clone(),
-                    source: std::io::ErrorKind::TimedOut.into(),
-                })
-            });
+        let opened = tokio::time::timeout_at(
+            deadline,
+            driver.client().open_as(EXECUTOR_API, PROTOBUF, body),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(HttpError::Connect {
+                endpoint: env.agent_endpoint.clone(),
+                source: std::io::ErrorKind::TimedOut.into(),
+            })
+        });
         match opened {
             Ok(response) if response.status() == hyper::StatusCode::OK => {
                 subscribed = pump(&driver, response.into_body(), &tx, deadline).await;
@@ -482,7 +487,10 @@ async fn pump(
                     return subscribed;
                 }
             };
-            let event: Event = match from_json(&record) {
+            // The agent's own events: prost's decoding is enough (no
+            // check of proto2 required fields, which needs the reflection
+            // tables this avoids building).
+            let event = match Event::decode(&record[..]) {
                 Ok(event) => event,
                 Err(error) => {
                     tracing::warn!(%error, "undecodable event ignored");

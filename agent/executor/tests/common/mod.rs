@@ -25,6 +25,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use pando_proto::codec::ContentType;
 use pando_proto::json::{from_json, to_json};
 use pando_proto::mesos::v1::agent;
 use pando_proto::mesos::v1::executor::{call, event, Call, Event};
@@ -74,6 +75,8 @@ pub struct State {
     pub authorizations: Mutex<Vec<Option<String>>>,
     pub operator_calls: Mutex<Vec<agent::Call>>,
     stream: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
+    /// The encoding the current subscription asked for.
+    stream_codec: Mutex<Option<ContentType>>,
     pub auto_ack: AtomicBool,
     /// How many of the next UPDATE calls to refuse with 403.
     pub refuse_updates: std::sync::atomic::AtomicUsize,
@@ -173,7 +176,13 @@ impl FakeAgent {
 
     /// Pushes an event onto the current subscription stream.
     pub fn send(&self, event: &Event) {
-        let record = recordio::frame(to_json(event).as_bytes());
+        let codec = self
+            .state
+            .stream_codec
+            .lock()
+            .unwrap()
+            .unwrap_or(ContentType::Json);
+        let record = recordio::frame(&codec.encode(event));
         let stream = self.state.stream.lock().unwrap();
         stream
             .as_ref()
@@ -265,16 +274,32 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Option<Response<Re
         .get(hyper::header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap().to_string());
     state.authorizations.lock().unwrap().push(authorization);
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let codec = header(hyper::header::CONTENT_TYPE)
+        .and_then(|v| ContentType::from_content_type(&v))
+        .unwrap_or(ContentType::Json);
+    let accept = ContentType::negotiate(header(hyper::header::ACCEPT).as_deref())
+        .unwrap_or(ContentType::Json);
     let body = req.into_body().collect().await.unwrap().to_bytes();
     match path.as_str() {
-        "/api/v1/executor" => executor_call(state, &body).await,
+        "/api/v1/executor" => executor_call(state, &body, codec, accept).await,
         "/api/v1" | "/api/v1/operator" => Some(operator_call(state, &body).await),
         _ => Some(full(StatusCode::NOT_FOUND, "")),
     }
 }
 
-async fn executor_call(state: Arc<State>, body: &[u8]) -> Option<Response<ResponseBody>> {
-    let call: Call = match from_json(body) {
+async fn executor_call(
+    state: Arc<State>,
+    body: &[u8],
+    codec: ContentType,
+    accept: ContentType,
+) -> Option<Response<ResponseBody>> {
+    let call: Call = match codec.decode(body) {
         Ok(call) => call,
         Err(e) => return Some(full(StatusCode::BAD_REQUEST, e.to_string())),
     };
@@ -296,12 +321,13 @@ async fn executor_call(state: Arc<State>, body: &[u8]) -> Option<Response<Respon
             }
             let (tx, rx) = mpsc::unbounded_channel();
             let subscribed = subscribed_event(state.task_killing.load(Ordering::SeqCst));
-            tx.send(recordio::frame(to_json(&subscribed).as_bytes()))
+            tx.send(recordio::frame(&accept.encode(&subscribed)))
                 .unwrap();
             *state.stream.lock().unwrap() = Some(tx);
+            *state.stream_codec.lock().unwrap() = Some(accept);
             Response::builder()
                 .status(StatusCode::OK)
-                .header("content-type", "application/json")
+                .header("content-type", accept.mime())
                 .body(ChannelBody(rx).boxed())
                 .unwrap()
         }
@@ -316,7 +342,12 @@ async fn executor_call(state: Arc<State>, body: &[u8]) -> Option<Response<Respon
             if state.auto_ack.load(Ordering::SeqCst) {
                 let status = call.update.unwrap().status;
                 if let Some(stream) = state.stream.lock().unwrap().as_ref() {
-                    let _ = stream.send(recordio::frame(to_json(&ack(&status)).as_bytes()));
+                    let codec = state
+                        .stream_codec
+                        .lock()
+                        .unwrap()
+                        .unwrap_or(ContentType::Json);
+                    let _ = stream.send(recordio::frame(&codec.encode(&ack(&status))));
                 }
             }
             full(StatusCode::ACCEPTED, "")
