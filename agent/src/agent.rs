@@ -1347,7 +1347,7 @@ impl Agent {
                 containerizer::kill_process_group(pid, libc::SIGKILL);
             }
             if let Some(pid) = pid {
-                containerizer::kill_process_group(pid, libc::SIGKILL);
+                containerizer::kill_exited_group(pid, libc::SIGKILL);
             }
             if let Some(group) = group {
                 if let Err(e) = group.destroy(Duration::from_secs(10)) {

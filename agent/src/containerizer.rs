@@ -453,6 +453,25 @@ pub fn link_volumes(
     Ok(())
 }
 
+/// Sends a signal to what is left of the process group of a container
+/// whose first process has exited and been reaped. Its children were
+/// reparented when it died, so a walk of `/proc` for its descendants
+/// (which reads every process's `stat`, per container, under a thousand
+/// live containers) would find nothing, and its pid alone may already name
+/// a new process; the group id stays reserved while any member lives, so
+/// signalling it reaches only what the container left.
+pub fn kill_exited_group(pgid: u32, signal: i32) {
+    if pgid == 0 {
+        return;
+    }
+    // SAFETY: kill(2) has no memory effects; the negative pid names the
+    // process group the launcher created, which the kernel does not hand
+    // out again while any of its members is alive.
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), signal);
+    }
+}
+
 /// Sends a signal to a process group and to every descendant of its
 /// leader (posix teardown). Without a cgroup the group is all the agent
 /// knows of a container, but an executor may start its task in a group of
