@@ -125,7 +125,7 @@ pub fn dynamic_from_json(
         return Err(JsonError::NotAnObject);
     };
     let mut message = DynamicMessage::new(descriptor);
-    merge_object(&mut message, object, "")?;
+    merge_object(&mut message, object, &Path::Root)?;
     Ok(message)
 }
 
@@ -133,33 +133,44 @@ pub fn dynamic_from_json(
 /// message, in the style of protobuf's `InitializationErrorString`.
 pub fn missing_required_fields(message: &DynamicMessage) -> Vec<String> {
     let mut missing = Vec::new();
-    collect_missing(message, "", &mut missing);
+    collect_missing(message, &Path::Root, &mut missing);
     missing
 }
 
-fn collect_missing(message: &DynamicMessage, prefix: &str, missing: &mut Vec<String>) {
-    for field in declared_fields(&message.descriptor()) {
-        let path = join_path(prefix, field.name());
-        if field.cardinality() == Cardinality::Required && !message.has_field(&field) {
-            missing.push(path);
+fn collect_missing(message: &DynamicMessage, path: &Path<'_>, missing: &mut Vec<String>) {
+    let meta = meta_of(&message.descriptor());
+    // Most messages hold no required field at any depth (a DECLINE's
+    // filters, a task's resources): they need no walk at all.
+    if !meta.requires {
+        return;
+    }
+    for declared in &meta.fields {
+        let field = &declared.field;
+        let has = message.has_field(field);
+        if !has {
+            if field.cardinality() == Cardinality::Required {
+                missing.push(Path::Field(path, field.name()).render());
+            }
             continue;
         }
-        if !message.has_field(&field) {
+        if !declared.requires {
             continue;
         }
-        match &*message.get_field(&field) {
+        let path = Path::Field(path, field.name());
+        match &*message.get_field(field) {
             Value::Message(inner) => collect_missing(inner, &path, missing),
             Value::List(items) => {
                 for (i, item) in items.iter().enumerate() {
                     if let Value::Message(inner) = item {
-                        collect_missing(inner, &format!("{path}[{i}]"), missing);
+                        collect_missing(inner, &Path::Index(&path, i), missing);
                     }
                 }
             }
             Value::Map(entries) => {
                 for (key, value) in entries {
                     if let Value::Message(inner) = value {
-                        collect_missing(inner, &format!("{path}[{}]", map_key_text(key)), missing);
+                        let key = map_key_text(key);
+                        collect_missing(inner, &Path::Key(&path, &key), missing);
                     }
                 }
             }
@@ -168,24 +179,138 @@ fn collect_missing(message: &DynamicMessage, prefix: &str, missing: &mut Vec<Str
     }
 }
 
-fn join_path(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() {
-        name.to_string()
-    } else {
-        format!("{prefix}.{name}")
+/// Where a value sits in the document, built as the reader descends and
+/// turned into text (`subscribe.framework_info.name`, `resources[2]`) only
+/// when an error has to name it.
+enum Path<'a> {
+    /// The top-level object.
+    Root,
+    /// A field of the object at the parent path.
+    Field(&'a Path<'a>, &'a str),
+    /// An element of the repeated field at the parent path.
+    Index(&'a Path<'a>, usize),
+    /// An entry of the map field at the parent path.
+    Key(&'a Path<'a>, &'a str),
+}
+
+impl Path<'_> {
+    fn render(&self) -> String {
+        let mut out = String::new();
+        self.render_into(&mut out);
+        out
+    }
+
+    fn render_into(&self, out: &mut String) {
+        match self {
+            Path::Root => {}
+            Path::Field(parent, name) => {
+                parent.render_into(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+            }
+            Path::Index(parent, i) => {
+                parent.render_into(out);
+                let _ = write!(out, "[{i}]");
+            }
+            Path::Key(parent, key) => {
+                parent.render_into(out);
+                let _ = write!(out, "[{key}]");
+            }
+        }
     }
 }
 
-/// The fields of a message in declaration order, which is the order Mesos
-/// writes them in.
-fn declared_fields(descriptor: &MessageDescriptor) -> Vec<FieldDescriptor> {
-    descriptor
-        .descriptor_proto()
-        .field
+/// What the codec needs to know about one message type, worked out once
+/// from its descriptor instead of on every message.
+struct MessageMeta {
+    /// The fields in declaration order, which is the order Mesos writes
+    /// them in (the descriptor's own iterator goes by field number).
+    fields: Vec<DeclaredField>,
+    /// Whether this message, or any message reachable from it, declares a
+    /// required field: if not, the required-field check skips it.
+    requires: bool,
+}
+
+/// One field of a [`MessageMeta`].
+struct DeclaredField {
+    field: FieldDescriptor,
+    /// Whether an unset value is still written (see [`emits_default`]).
+    emits_default: bool,
+    /// Whether the field's message type (if any) has required fields at
+    /// some depth.
+    requires: bool,
+}
+
+/// The metadata of every message type in the pool, keyed by full name.
+fn meta_table() -> &'static std::collections::HashMap<String, MessageMeta> {
+    static TABLE: std::sync::OnceLock<std::collections::HashMap<String, MessageMeta>> =
+        std::sync::OnceLock::new();
+    TABLE.get_or_init(build_meta_table)
+}
+
+fn build_meta_table() -> std::collections::HashMap<String, MessageMeta> {
+    use std::collections::{HashMap, HashSet};
+    let messages: Vec<MessageDescriptor> = descriptor_pool().all_messages().collect();
+    // A type "requires" if it declares a required field or holds a type
+    // that does; types can nest themselves, so iterate to a fixed point.
+    let mut requires: HashSet<String> = messages
         .iter()
-        .filter_map(|f| u32::try_from(f.number()).ok())
-        .filter_map(|number| descriptor.get_field(number))
-        .collect()
+        .filter(|m| m.fields().any(|f| f.cardinality() == Cardinality::Required))
+        .map(|m| m.full_name().to_string())
+        .collect();
+    loop {
+        let before = requires.len();
+        for m in &messages {
+            if requires.contains(m.full_name()) {
+                continue;
+            }
+            let holds = m.fields().any(|f| match f.kind() {
+                Kind::Message(inner) => requires.contains(inner.full_name()),
+                _ => false,
+            });
+            if holds {
+                requires.insert(m.full_name().to_string());
+            }
+        }
+        if requires.len() == before {
+            break;
+        }
+    }
+    let mut table = HashMap::with_capacity(messages.len());
+    for m in &messages {
+        let fields = m
+            .descriptor_proto()
+            .field
+            .iter()
+            .filter_map(|f| u32::try_from(f.number()).ok())
+            .filter_map(|number| m.get_field(number))
+            .map(|field| DeclaredField {
+                emits_default: emits_default(&field),
+                requires: match field.kind() {
+                    Kind::Message(inner) => requires.contains(inner.full_name()),
+                    _ => false,
+                },
+                field,
+            })
+            .collect();
+        table.insert(
+            m.full_name().to_string(),
+            MessageMeta {
+                fields,
+                requires: requires.contains(m.full_name()),
+            },
+        );
+    }
+    table
+}
+
+/// The metadata of one message type.
+fn meta_of(descriptor: &MessageDescriptor) -> &'static MessageMeta {
+    meta_table()
+        .get(descriptor.full_name())
+        .expect("every message type in the pool has metadata, built from the same pool")
 }
 
 // ---------------------------------------------------------------------------
@@ -196,15 +321,16 @@ fn declared_fields(descriptor: &MessageDescriptor) -> Vec<FieldDescriptor> {
 pub fn write_message(message: &DynamicMessage, out: &mut String) {
     out.push('{');
     let mut first = true;
-    for field in declared_fields(&message.descriptor()) {
+    for declared in &meta_of(&message.descriptor()).fields {
+        let field = &declared.field;
         let value = if field.is_list() || field.is_map() {
-            match &*message.get_field(&field) {
+            match &*message.get_field(field) {
                 Value::List(items) if items.is_empty() => continue,
                 Value::Map(entries) if entries.is_empty() => continue,
-                _ => message.get_field(&field),
+                _ => message.get_field(field),
             }
-        } else if message.has_field(&field) || emits_default(&field) {
-            message.get_field(&field)
+        } else if declared.emits_default || message.has_field(field) {
+            message.get_field(field)
         } else {
             continue;
         };
@@ -242,17 +368,11 @@ fn write_value(kind: &Kind, value: &Value, out: &mut String) {
         Value::F64(f) => write_double(*f, out),
         Value::String(s) => write_string(s, out),
         Value::Bytes(b) => write_string(&base64::engine::general_purpose::STANDARD.encode(b), out),
-        Value::EnumNumber(number) => {
-            let name = match kind {
-                Kind::Enum(e) => e.get_value(*number).map(|v| v.name().to_string()),
-                _ => None,
-            };
-            match name {
-                Some(name) => write_string(&name, out),
-                // A number this schema does not know: keep it rather than lie.
-                None => write_display(number, out),
-            }
-        }
+        Value::EnumNumber(number) => match kind.as_enum().and_then(|e| e.get_value(*number)) {
+            Some(v) => write_string(v.name(), out),
+            // A number this schema does not know: keep it rather than lie.
+            None => write_display(number, out),
+        },
         Value::Message(inner) => write_message(inner, out),
         Value::List(items) => {
             out.push('[');
@@ -414,7 +534,7 @@ fn shortest_digits(text: &str) -> (String, i32) {
 fn merge_object(
     message: &mut DynamicMessage,
     object: &serde_json::Map<String, Json>,
-    prefix: &str,
+    path: &Path<'_>,
 ) -> Result<(), JsonError> {
     let descriptor = message.descriptor();
     for (name, json) in object {
@@ -422,8 +542,7 @@ fn merge_object(
         let Some(field) = descriptor.get_field_by_name(name) else {
             continue;
         };
-        let path = join_path(prefix, name);
-        merge_field(message, &field, json, &path)?;
+        merge_field(message, &field, json, &Path::Field(path, name))?;
     }
     Ok(())
 }
@@ -432,7 +551,7 @@ fn merge_field(
     message: &mut DynamicMessage,
     field: &FieldDescriptor,
     json: &Json,
-    path: &str,
+    path: &Path<'_>,
 ) -> Result<(), JsonError> {
     if json.is_null() {
         return Ok(());
@@ -447,7 +566,7 @@ fn merge_field(
         let key_field = entry.map_entry_key_field();
         let value_field = entry.map_entry_value_field();
         for (key, value) in entries {
-            let entry_path = format!("{path}[{key}]");
+            let entry_path = Path::Key(path, key);
             let key = parse_map_key(&key_field.kind(), key)
                 .ok_or_else(|| field_error(&entry_path, "invalid map key"))?;
             let Some(value) = parse_single(&value_field, value, &entry_path)? else {
@@ -466,7 +585,7 @@ fn merge_field(
             other => vec![other],
         };
         for (i, item) in items.into_iter().enumerate() {
-            let item_path = format!("{path}[{i}]");
+            let item_path = Path::Index(path, i);
             if let Json::Array(_) = item {
                 return Err(field_error(&item_path, "nested arrays are not allowed"));
             }
@@ -487,9 +606,9 @@ fn merge_field(
     Ok(())
 }
 
-fn field_error(path: &str, reason: impl Into<String>) -> JsonError {
+fn field_error(path: &Path<'_>, reason: impl Into<String>) -> JsonError {
     JsonError::Field {
-        path: path.to_string(),
+        path: path.render(),
         reason: reason.into(),
     }
 }
@@ -512,7 +631,7 @@ fn parse_map_key(kind: &Kind, key: &str) -> Option<MapKey> {
 fn parse_single(
     field: &FieldDescriptor,
     json: &Json,
-    path: &str,
+    path: &Path<'_>,
 ) -> Result<Option<Value>, JsonError> {
     if json.is_null() {
         return Ok(None);
