@@ -588,7 +588,7 @@ mod tests {
                 role: Some("r1".into()),
                 ..Default::default()
             }],
-            disk: Some(pb::resource::DiskInfo {
+            disk: Some(Box::new(pb::resource::DiskInfo {
                 persistence: Some(pb::resource::disk_info::Persistence {
                     id: "v1".into(),
                     principal: None,
@@ -598,7 +598,7 @@ mod tests {
                     ..Default::default()
                 }),
                 source: None,
-            }),
+            })),
             ..Default::default()
         };
         link_volumes(work.path(), &sandbox, std::slice::from_ref(&volume)).unwrap();

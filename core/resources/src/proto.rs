@@ -499,7 +499,7 @@ impl Resource {
         };
         write_value(&self.value, &mut out);
         out.reservations = self.reservations.iter().map(reservation_to_proto).collect();
-        out.disk = self.disk.as_ref().map(disk_to_proto);
+        out.disk = self.disk.as_ref().map(|d| Box::new(disk_to_proto(d)));
         out.revocable = self.revocable.then_some(pb::resource::RevocableInfo {});
         out.shared = self.shared.then_some(pb::resource::SharedInfo {});
         out.allocation_info =
@@ -553,7 +553,7 @@ pub fn convert_format(r: &mut pb::Resource, format: ResourceFormat) -> Result<()
                 },
                 Some(mut info) => {
                     info.r#type = Some(ReservationType::Dynamic as i32);
-                    info
+                    *info
                 }
             };
             r.reservations.push(pb::resource::ReservationInfo {
@@ -567,12 +567,12 @@ pub fn convert_format(r: &mut pb::Resource, format: ResourceFormat) -> Result<()
                 [] => r.role = Some(role::UNRESERVED.to_string()),
                 [only] => {
                     if only.r#type == Some(ReservationType::Dynamic as i32) {
-                        r.reservation = Some(pb::resource::ReservationInfo {
+                        r.reservation = Some(Box::new(pb::resource::ReservationInfo {
                             r#type: None,
                             role: None,
                             principal: only.principal.clone(),
                             labels: only.labels.clone(),
-                        });
+                        }));
                     }
                     r.role = only.role.clone();
                     if format == ResourceFormat::PreReservationRefinement {
@@ -686,10 +686,10 @@ mod tests {
     fn reads_the_pre_refinement_format() {
         let legacy = pb::Resource {
             role: Some("eng".into()),
-            reservation: Some(pb::resource::ReservationInfo {
+            reservation: Some(Box::new(pb::resource::ReservationInfo {
                 principal: Some("ops".into()),
                 ..Default::default()
-            }),
+            })),
             ..cpus(2.0)
         };
         let r = Resource::from_proto(&legacy).unwrap();
@@ -762,10 +762,10 @@ mod tests {
     fn upgrades_raw_messages() {
         let mut legacy = pb::Resource {
             role: Some("eng".into()),
-            reservation: Some(pb::resource::ReservationInfo {
+            reservation: Some(Box::new(pb::resource::ReservationInfo {
                 principal: Some("p".into()),
                 ..Default::default()
-            }),
+            })),
             ..cpus(1.0)
         };
         convert_format(&mut legacy, ResourceFormat::PostReservationRefinement).unwrap();
@@ -918,10 +918,10 @@ mod tests {
         rejects(
             &pb::Resource {
                 role: Some("eng".into()),
-                reservation: Some(pb::resource::ReservationInfo {
+                reservation: Some(Box::new(pb::resource::ReservationInfo {
                     principal: Some("x".into()),
                     ..Default::default()
-                }),
+                })),
                 ..stack(vec![info(ReservationType::Dynamic, "eng")])
             },
             "principal",
@@ -946,7 +946,7 @@ mod tests {
         rejects(
             &pb::Resource {
                 role: Some("eng".into()),
-                reservation: Some(info(ReservationType::Dynamic, "eng")),
+                reservation: Some(Box::new(info(ReservationType::Dynamic, "eng"))),
                 ..cpus(1.0)
             },
             "must not be set",
@@ -978,7 +978,7 @@ mod tests {
         );
         let disk = |d: pb::resource::DiskInfo| pb::Resource {
             name: "disk".into(),
-            disk: Some(d),
+            disk: Some(Box::new(d)),
             ..cpus(10.0)
         };
         rejects(

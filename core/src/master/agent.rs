@@ -24,13 +24,12 @@ use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::master as operator;
 use pando_proto::mesos::v1::scheduler as sched;
 use pando_resources::Resources;
-use tokio::sync::mpsc;
 
 use crate::allocator::AgentSpec;
 
 use super::state::{
-    is_terminal, registry_op, time_info, unix_now, Agent, Framework, Master, MasterError,
-    RegistryOp, UnreachableAgent,
+    is_terminal, registry_op, time_info, unix_now, Agent, AgentLinkSender, Framework, Master,
+    MasterError, RegistryOp, UnreachableAgent,
 };
 
 impl Master {
@@ -39,7 +38,7 @@ impl Master {
     pub fn register_agent(
         &mut self,
         register: RegisterAgent,
-        link: mpsc::UnboundedSender<MasterMessage>,
+        link: AgentLinkSender,
     ) -> Result<(String, u64), MasterError> {
         let mut info = register.agent_info;
         if self.machine_down(&info.hostname) {
@@ -91,8 +90,9 @@ impl Master {
     pub fn reregister_agent(
         &mut self,
         reregister: ReregisterAgent,
-        link: mpsc::UnboundedSender<MasterMessage>,
+        link: AgentLinkSender,
     ) -> Result<(String, u64), MasterError> {
+        let limit = self.flags.max_completed_tasks_per_framework;
         let info = reregister.agent_info;
         let Some(agent_id) = info.id.as_ref().map(|i| i.value.clone()) else {
             return Err(MasterError::BadRequest(
@@ -100,11 +100,11 @@ impl Master {
             ));
         };
         if self.gone_agents.contains_key(&agent_id) {
-            let _ = link.send(MasterMessage {
+            let _ = link.send(Box::new(MasterMessage {
                 message: Some(ToAgent::Shutdown(ShutdownAgent {
                     message: Some("Agent has been marked gone".into()),
                 })),
-            });
+            }));
             return Err(MasterError::Forbidden(format!(
                 "agent {agent_id} has been marked gone"
             )));
@@ -236,7 +236,7 @@ impl Master {
             };
             // A task the master had given up on is tracked once, as running.
             fw.unreachable_tasks.remove(&task_id);
-            fw.completed_tasks.retain(|t| t.task_id != task.task_id);
+            fw.completed_tasks.remove(&task.task_id.value);
             agent.tasks.insert((fw_id.clone(), task_id.clone()));
             fw.tasks.insert(task_id, task.clone());
             self.publish(operator::Event {
@@ -276,7 +276,7 @@ impl Master {
                 let mut t = task.clone();
                 t.state = status.state;
                 t.statuses.push(status.clone());
-                fw.completed_tasks.push_back(t);
+                fw.completed_tasks.push(&t, limit);
             }
             self.metrics
                 .count_task_state(false, status.state, status.state);
@@ -344,12 +344,12 @@ impl Master {
     }
 
     /// Tells an agent on a DOWN machine to shut down.
-    fn refuse_for_maintenance(&self, link: &mpsc::UnboundedSender<MasterMessage>) -> MasterError {
-        let _ = link.send(MasterMessage {
+    fn refuse_for_maintenance(&self, link: &AgentLinkSender) -> MasterError {
+        let _ = link.send(Box::new(MasterMessage {
             message: Some(ToAgent::Shutdown(ShutdownAgent {
                 message: Some("Agent's machine is DOWN for maintenance".into()),
             })),
-        });
+        }));
         MasterError::Forbidden("the agent's machine is DOWN for maintenance".into())
     }
 
@@ -608,6 +608,7 @@ impl Master {
     /// MARK_AGENT_GONE: the agent will never come back; its tasks are
     /// TASK_GONE_BY_OPERATOR (or TASK_LOST) and it is told to shut down.
     pub fn mark_gone(&mut self, agent_id: &str) -> Result<(), MasterError> {
+        let limit = self.flags.max_completed_tasks_per_framework;
         if self.gone_agents.contains_key(agent_id) {
             return Ok(());
         }
@@ -658,7 +659,7 @@ impl Master {
                     if let Some(fw) = self.frameworks.get_mut(&fw_id) {
                         if let Some(mut t) = fw.unreachable_tasks.remove(&task.task_id.value) {
                             t.state = status.state;
-                            fw.completed_tasks.push_back(t);
+                            fw.completed_tasks.push(&t, limit);
                         }
                     }
                     self.forward_update(&fw_id, status);
@@ -686,6 +687,7 @@ impl Master {
         reason: pb::task_status::Reason,
         message: String,
     ) {
+        let limit = self.flags.max_completed_tasks_per_framework;
         let Some(agent) = self.agents.remove(agent_id) else {
             return;
         };
@@ -727,7 +729,7 @@ impl Master {
                     if partition_aware && unreachable_since.is_some() && !was_terminal {
                         fw.unreachable_tasks.insert(task_id.clone(), t);
                     } else {
-                        fw.completed_tasks.push_back(t);
+                        fw.completed_tasks.push(&t, limit);
                     }
                 }
             }

@@ -268,6 +268,7 @@ impl Master {
     /// TEARDOWN, or the end of the failover timeout: kills the framework's
     /// tasks, tells its agents to shut it down, and keeps it as completed.
     pub fn remove_framework(&mut self, framework_id: &str) {
+        let limit = self.flags.max_completed_tasks_per_framework;
         let Some(mut fw) = self.frameworks.remove(framework_id) else {
             return;
         };
@@ -317,11 +318,11 @@ impl Master {
                     ..Default::default()
                 });
             }
-            fw.completed_tasks.push_back(task);
+            fw.completed_tasks.push(&task, limit);
         }
         for (_, mut task) in std::mem::take(&mut fw.unreachable_tasks) {
             task.state = pb::TaskState::TaskKilled as i32;
-            fw.completed_tasks.push_back(task);
+            fw.completed_tasks.push(&task, limit);
         }
         for (agent_id, executor_id) in fw.executors.keys() {
             agents.insert(agent_id.clone());
@@ -348,10 +349,6 @@ impl Master {
         fw.active = false;
         fw.failover_deadline = None;
         fw.unregistered_time = Some(unix_now());
-        let limit = self.flags.max_completed_tasks_per_framework;
-        while fw.completed_tasks.len() > limit {
-            fw.completed_tasks.pop_front();
-        }
         self.publish(operator::Event {
             r#type: Some(operator::event::Type::FrameworkRemoved as i32),
             framework_removed: Some(operator::event::FrameworkRemoved {

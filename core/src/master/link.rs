@@ -103,7 +103,7 @@ impl AgentLink for AgentLinkService {
             Ok(pair) => pair,
             Err(MasterError::Forbidden(message)) => {
                 // A gone agent already got ShutdownAgent on the stream.
-                let stream = UnboundedReceiverStream::new(receiver).map(Ok);
+                let stream = UnboundedReceiverStream::new(receiver).map(|m| Ok(*m));
                 tracing::warn!("refused agent: {message}");
                 return Ok(Response::new(Box::pin(stream)));
             }
@@ -127,7 +127,7 @@ impl AgentLink for AgentLinkService {
                 m.agent_disconnected(&agent_id, session);
             }
         });
-        let stream = UnboundedReceiverStream::new(receiver).map(Ok);
+        let stream = UnboundedReceiverStream::new(receiver).map(|m| Ok(*m));
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -22,6 +22,7 @@
 #![allow(deprecated)]
 
 pub mod agent;
+pub mod completed;
 pub mod flags;
 pub mod framework;
 pub mod ha;

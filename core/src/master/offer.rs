@@ -685,9 +685,9 @@ impl Master {
                 status_update_state: None,
                 status_update_uuid: None,
                 labels: task.labels.clone(),
-                discovery: task.discovery.clone(),
-                container: task.container.clone(),
-                health_check: task.health_check.clone(),
+                discovery: task.discovery.clone().map(Box::new),
+                container: task.container.clone().map(Box::new),
+                health_check: task.health_check.clone().map(Box::new),
                 kill_policy: task.kill_policy,
                 user: task
                     .command

@@ -13,6 +13,7 @@ use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::master as operator;
 use pando_resources::{role, ResourceConversion, ResourceFormat, ResourceQuantities, Resources};
 
+use super::completed::CompletedTask;
 use super::metrics::TERMINAL_TASK_METRICS;
 use super::state::{is_terminal, time_info, Agent, Framework, Master, MasterError, MESOS_VERSION};
 
@@ -151,7 +152,7 @@ impl Master {
                 }
             }
             unreachable_tasks.extend(fw.unreachable_tasks.values().cloned());
-            completed_tasks.extend(fw.completed_tasks.iter().cloned());
+            completed_tasks.extend(fw.completed_tasks.iter().map(CompletedTask::task));
         }
         operator::response::GetTasks {
             pending_tasks: Vec::new(),

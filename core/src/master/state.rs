@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::allocator::{Allocator, Config as AllocatorConfig, Time};
 
+use super::completed::CompletedTasks;
 use super::flags::{FlagsError, MasterFlags};
 use super::metrics::Metrics;
 use super::registrar::Registrar;
@@ -109,7 +110,7 @@ pub struct Framework {
     /// Tasks on unreachable agents (partition-aware frameworks only).
     pub unreachable_tasks: BTreeMap<String, pb::Task>,
     /// Completed tasks, newest last, bounded by the flag.
-    pub completed_tasks: VecDeque<pb::Task>,
+    pub completed_tasks: CompletedTasks,
     /// Executors it runs, by (agent id, executor id).
     pub executors: BTreeMap<(String, String), pb::ExecutorInfo>,
     /// Its outstanding offers.
@@ -135,7 +136,7 @@ impl Framework {
             failover_deadline: None,
             tasks: BTreeMap::new(),
             unreachable_tasks: BTreeMap::new(),
-            completed_tasks: VecDeque::new(),
+            completed_tasks: CompletedTasks::default(),
             executors: BTreeMap::new(),
             offers: BTreeSet::new(),
             inverse_offers: BTreeSet::new(),
@@ -187,6 +188,14 @@ impl Framework {
     }
 }
 
+/// The sending end of an agent's link session, as the master holds it.
+///
+/// Messages are boxed: a `MasterMessage` is a oneof of every master→agent
+/// message (about 3 KB inline, for RunTask's TaskInfo), and an unbounded
+/// channel allocates its slots 32 at a time, so an unboxed channel cost
+/// each connected agent about 100 KB before it was sent anything.
+pub type AgentLinkSender = mpsc::UnboundedSender<Box<MasterMessage>>;
+
 /// An agent the master has admitted and not removed.
 #[derive(Debug)]
 pub struct Agent {
@@ -199,7 +208,7 @@ pub struct Agent {
     /// Capabilities it declared.
     pub capabilities: Vec<pb::agent_info::Capability>,
     /// The link to it, while connected.
-    pub link: Option<mpsc::UnboundedSender<MasterMessage>>,
+    pub link: Option<AgentLinkSender>,
     /// Which link session is current; stale sessions' events are ignored.
     pub session: u64,
     /// Deactivated by the operator (no offers).
@@ -232,7 +241,7 @@ impl Agent {
         version: String,
         address: Option<String>,
         capabilities: Vec<pb::agent_info::Capability>,
-        (link, session): (mpsc::UnboundedSender<MasterMessage>, u64),
+        (link, session): (AgentLinkSender, u64),
         total: Resources,
     ) -> Agent {
         Agent {
@@ -269,9 +278,9 @@ impl Agent {
     pub fn send(&self, message: master_message::Message) -> bool {
         match &self.link {
             Some(link) => link
-                .send(MasterMessage {
+                .send(Box::new(MasterMessage {
                     message: Some(message),
-                })
+                }))
                 .is_ok(),
             None => false,
         }
@@ -681,10 +690,7 @@ impl Master {
                 .tasks
                 .remove(&(framework_id.to_string(), task_id.to_string()));
         }
-        fw.completed_tasks.push_back(task);
-        while fw.completed_tasks.len() > limit {
-            fw.completed_tasks.pop_front();
-        }
+        fw.completed_tasks.push(&task, limit);
     }
 
     /// Applies a status update to a task the master tracks: its state,
@@ -712,6 +718,9 @@ impl Master {
         let mut kept = status.clone();
         kept.data = None;
         if task.statuses.last().map(|s| s.state) != Some(status.state) {
+            // A task sees two or three states; growing by one keeps a
+            // 370-byte status from costing a four-slot vector.
+            task.statuses.reserve_exact(1);
             task.statuses.push(kept);
         } else if let Some(last) = task.statuses.last_mut() {
             *last = kept;

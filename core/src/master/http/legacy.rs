@@ -13,6 +13,7 @@
 //! endpoint also answers under `.json`, and `?jsonp=f` wraps the body in
 //! `f(...)`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
@@ -203,10 +204,10 @@ fn task_json(task: &pb::Task, role: &str) -> Value {
         v["labels"] = proto_value(labels)["labels"].clone();
     }
     if let Some(d) = &task.discovery {
-        v["discovery"] = proto_value(d);
+        v["discovery"] = proto_value(d.as_ref());
     }
     if let Some(c) = &task.container {
-        v["container"] = proto_value(c);
+        v["container"] = proto_value(c.as_ref());
     }
     if let Some(user) = &task.user {
         v["user"] = json!(user);
@@ -231,7 +232,7 @@ fn framework_json(master: &Master, fw: &Framework) -> Value {
     let mut completed: Vec<Value> = fw
         .completed_tasks
         .iter()
-        .map(|t| task_json(t, &role))
+        .map(|t| task_json(&t.task(), &role))
         .collect();
     completed.extend(done.iter().map(|t| task_json(t, &role)));
     json!({
@@ -413,17 +414,21 @@ const SUMMARY_STATES: [pb::TaskState; 11] = [
     pb::TaskState::TaskDropped,
 ];
 
-/// Task counts by state for the tasks `keep` selects, every state written.
-fn task_counts(master: &Master, keep: impl Fn(&pb::Task) -> bool) -> Map<String, Value> {
+/// Task counts by state for the tasks `keep(framework_id, agent_id)`
+/// selects, every state written.
+fn task_counts(master: &Master, keep: impl Fn(&str, &str) -> bool) -> Map<String, Value> {
     let mut counts: BTreeMap<i32, u64> = BTreeMap::new();
     for fw in master.frameworks.values() {
-        let tasks = fw
+        let known = fw
             .tasks
             .values()
             .chain(fw.unreachable_tasks.values())
-            .chain(fw.completed_tasks.iter());
-        for t in tasks.filter(|t| keep(t)) {
-            *counts.entry(t.state).or_default() += 1;
+            .map(|t| (t.agent_id.value.as_str(), t.state));
+        let completed = fw.completed_tasks.iter().map(|t| (t.agent_id(), t.state()));
+        for (agent_id, state) in known.chain(completed) {
+            if keep(fw.id(), agent_id) {
+                *counts.entry(state).or_default() += 1;
+            }
         }
     }
     SUMMARY_STATES
@@ -447,7 +452,7 @@ fn state_summary(master: &Master) -> Value {
             let mut v = slave_json(master, agent);
             let id = agent.id().to_string();
             if let Some(obj) = v.as_object_mut() {
-                obj.extend(task_counts(master, |t| t.agent_id.value == id));
+                obj.extend(task_counts(master, |_, agent_id| agent_id == id));
                 let framework_ids: std::collections::BTreeSet<String> =
                     agent.tasks.iter().map(|(fw, _)| fw.clone()).collect();
                 obj.insert("framework_ids".into(), json!(framework_ids));
@@ -470,7 +475,7 @@ fn state_summary(master: &Master) -> Value {
             });
             let id = fw.id().to_string();
             if let Some(obj) = v.as_object_mut() {
-                obj.extend(task_counts(master, |t| t.framework_id.value == id));
+                obj.extend(task_counts(master, |framework_id, _| framework_id == id));
                 let slave_ids: std::collections::BTreeSet<String> = fw
                     .tasks
                     .values()
@@ -536,17 +541,21 @@ async fn tasks_endpoint(
             continue;
         }
         let role = fw.info.role.clone().unwrap_or_else(|| "*".into());
-        let all = fw
+        let wanted = |task_id: &str| q.get("task_id").is_none_or(|id| id == task_id);
+        let known = fw
             .tasks
             .values()
             .chain(fw.unreachable_tasks.values())
-            .chain(fw.completed_tasks.iter());
-        for t in all {
-            if q.get("task_id").is_some_and(|id| *id != t.task_id.value) {
-                continue;
-            }
+            .filter(|t| wanted(&t.task_id.value))
+            .map(Cow::Borrowed);
+        let completed = fw
+            .completed_tasks
+            .iter()
+            .filter(|t| wanted(t.task_id()))
+            .map(|t| Cow::Owned(t.task()));
+        for t in known.chain(completed) {
             let started = t.statuses.first().and_then(|s| s.timestamp).unwrap_or(0.0);
-            list.push((started, task_json(t, &role)));
+            list.push((started, task_json(&t, &role)));
         }
     }
     list.sort_by(|a, b| a.0.total_cmp(&b.0));
