@@ -72,6 +72,12 @@ pub struct SimulateFlags {
     /// (the master allows 200 concurrent streams per connection).
     #[arg(long, default_value_t = 100)]
     pub agents_per_connection: usize,
+    /// The refuse_seconds with which a launching framework declines offers
+    /// it has no use for right now (at `--max_active`, or nothing left to
+    /// launch); it REVIVEs when it wants offers again. 120 s is Marathon's
+    /// and Spark's default. Decliners always refuse for 5 s.
+    #[arg(long, default_value_t = 120.0)]
+    pub refuse_unneeded_seconds: f64,
     /// How many scheduler calls one framework may have in flight.
     #[arg(long, default_value_t = 8)]
     pub calls_in_flight: usize,

@@ -140,6 +140,12 @@ pub struct SimFramework {
     /// framework (and its tasks) down when its stream closes; the failover
     /// benchmark uses a long one so tasks outlive the framework's stream.
     pub failover_timeout: f64,
+    /// The refuse_seconds of a DECLINE of an offer the framework has no
+    /// use for right now (at its `max_active` cap, or nothing left to
+    /// launch). Real frameworks decline those for long and REVIVE when they
+    /// want offers again: Marathon's `--decline_offer_duration` and Spark's
+    /// `spark.mesos.rejectOfferDuration` both default to 120 s.
+    pub refuse_unneeded_seconds: f64,
 }
 
 /// A task launched and not yet finished.
@@ -148,10 +154,16 @@ struct Launched {
     running: bool,
 }
 
-/// The refuse_seconds of a DECLINE: long for frameworks with nothing to
-/// launch, short for an offer that was merely too small.
-const REFUSE_IDLE_SECONDS: f64 = 5.0;
+/// The refuse_seconds of a decliner's DECLINE (Mesos's default filter),
+/// and of a DECLINE of an offer that was merely too small.
+const REFUSE_DECLINER_SECONDS: f64 = 5.0;
 const REFUSE_SMALL_SECONDS: f64 = 1.0;
+
+/// A framework that wants to launch and has had no offer for this long
+/// sends REVIVE, at most once per [`REVIVE_INTERVAL`] (Marathon's
+/// `--min_revive_offers_interval` is 5 s).
+const STARVED_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+const REVIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl SimFramework {
     /// How many tasks it may launch now, with `active` launched and not
@@ -196,6 +208,17 @@ impl SimFramework {
         let (returned_tx, mut returned_rx) = mpsc::unbounded_channel::<Vec<String>>();
         let mut launched: HashMap<String, Launched> = HashMap::new();
         let mut sequence: u64 = 0;
+        // Offer interest, as a real framework manages it: SUPPRESS once
+        // nothing is left to launch, REVIVE when that changes or when
+        // the framework wants offers and has seen none for a while.
+        let mut suppressed = false;
+        // Declined offers for `refuse_unneeded_seconds` since the last
+        // REVIVE: those agents stay filtered until the framework revives.
+        let mut declined_long = false;
+        let mut last_offer = Instant::now();
+        let mut last_revive: Option<Instant> = None;
+        let mut starvation = tokio::time::interval(std::time::Duration::from_millis(500));
+        starvation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let event = tokio::select! {
                 event = events.next() => event.map_err(|e| FrameworkError::Http(index, e))?,
@@ -204,6 +227,21 @@ impl SimFramework {
                         if launched.remove(&id).is_some() {
                             self.remaining += 1;
                         }
+                    }
+                    continue;
+                }
+                _ = starvation.tick() => {
+                    let wants = self.profile != Profile::Decliner
+                        && self.launchable(launched.len()) > 0;
+                    let revived_lately = last_revive.is_some_and(|at| at.elapsed() < REVIVE_INTERVAL);
+                    if wants && !caller.framework_id.is_empty()
+                        && (suppressed || declined_long || last_offer.elapsed() >= STARVED_AFTER)
+                        && !revived_lately
+                    {
+                        caller.simple_call("REVIVE");
+                        suppressed = false;
+                        declined_long = false;
+                        last_revive = Some(Instant::now());
                     }
                     continue;
                 }
@@ -224,6 +262,7 @@ impl SimFramework {
                 }
                 "OFFERS" => {
                     let received = Instant::now();
+                    last_offer = received;
                     let offers = event["offers"]["offers"]
                         .as_array()
                         .cloned()
@@ -267,12 +306,19 @@ impl SimFramework {
                         }
                     }
                     if !declines.is_empty() {
-                        let refuse = if self.remaining == 0 {
-                            REFUSE_IDLE_SECONDS
+                        let refuse = if self.profile == Profile::Decliner {
+                            REFUSE_DECLINER_SECONDS
+                        } else if self.launchable(launched.len()) == 0 {
+                            declined_long = true;
+                            self.refuse_unneeded_seconds
                         } else {
                             REFUSE_SMALL_SECONDS
                         };
                         caller.decline(declines, refuse);
+                    }
+                    if self.remaining == 0 && self.profile != Profile::Decliner && !suppressed {
+                        caller.simple_call("SUPPRESS");
+                        suppressed = true;
                     }
                 }
                 "UPDATE" => {
@@ -476,6 +522,15 @@ impl Caller {
         self.spawn_call(call, None, None);
     }
 
+    /// A call with no body of its own: REVIVE or SUPPRESS (of every role).
+    fn simple_call(&self, kind: &str) {
+        let call = json!({
+            "framework_id": {"value": self.framework_id},
+            "type": kind
+        });
+        self.spawn_call(call, None, None);
+    }
+
     fn acknowledge(&self, agent_id: Value, task_id: &str, uuid: &str) {
         self.tally.acknowledged.fetch_add(1, Ordering::Relaxed);
         let call = json!({
@@ -564,6 +619,7 @@ mod tests {
             },
             calls_in_flight: 1,
             failover_timeout: 0.0,
+            refuse_unneeded_seconds: 120.0,
         };
         assert_eq!(f.launchable(0), 60);
         assert_eq!(f.launchable(45), 15);

@@ -153,6 +153,7 @@ pub async fn run(flags: SimulateFlags) -> Result<Report, SimError> {
             task_cpus: flags.task_cpus,
             task_mem: flags.task_mem,
             max_active: flags.max_active,
+            refuse_unneeded_s: flags.refuse_unneeded_seconds,
             master: match pid {
                 Some(pid) => format!("child pid {pid} on {addr}"),
                 None => addr.clone(),
@@ -296,6 +297,7 @@ pub(crate) fn spawn_frameworks(
             task,
             calls_in_flight: flags.calls_in_flight,
             failover_timeout,
+            refuse_unneeded_seconds: flags.refuse_unneeded_seconds,
         };
         frameworks.push(tokio::spawn(framework.run(
             addr.to_string(),

@@ -105,6 +105,8 @@ pub struct Setup {
     pub task_mem: f64,
     /// `--max_active` (0: no limit).
     pub max_active: u64,
+    /// `--refuse_unneeded_seconds`.
+    pub refuse_unneeded_s: f64,
     /// Where the master was: "child pid N on 127.0.0.1:P" or the address.
     pub master: String,
 }
@@ -202,6 +204,13 @@ impl Report {
                 format!("at most {} tasks active per framework", s.max_active),
             );
         }
+        line(
+            "offer interest",
+            format!(
+                "SUPPRESS when done, REVIVE when starved; unneeded offers refused for {} s",
+                s.refuse_unneeded_s
+            ),
+        );
         line("master", s.master.clone());
         line(
             "agents registered",
@@ -341,6 +350,7 @@ impl Report {
                 "task_mem": s.task_mem,
                 "agent_resources": s.agent_resources,
                 "max_active": s.max_active,
+                "refuse_unneeded_seconds": s.refuse_unneeded_s,
                 "master": s.master,
             },
             "registration_seconds": self.registration_s,
