@@ -67,6 +67,8 @@ enum Sink {
     /// Applied at once to a registry in this process.
     InMemory {
         registry: Arc<Mutex<Registry>>,
+        /// Finds agents in `registry` across operations.
+        index: model::AgentIndex,
         progress: watch::Sender<Progress>,
     },
     /// Queued for the writer task.
@@ -119,7 +121,11 @@ impl Registrar {
         let (progress, receiver) = watch::channel(Progress::default());
         Registrar {
             recorded: 0,
-            sink: Sink::InMemory { registry, progress },
+            sink: Sink::InMemory {
+                registry,
+                index: model::AgentIndex::default(),
+                progress,
+            },
             progress: receiver,
             metrics: Arc::default(),
         }
@@ -149,10 +155,14 @@ impl Registrar {
     pub fn record(&mut self, op: Op) {
         self.recorded += 1;
         let operation = model::operation(op);
-        match &self.sink {
-            Sink::InMemory { registry, progress } => {
+        match &mut self.sink {
+            Sink::InMemory {
+                registry,
+                index,
+                progress,
+            } => {
                 if let Ok(mut r) = registry.lock() {
-                    model::apply(&mut r, &operation);
+                    model::apply_indexed(&mut r, index, &operation);
                 }
                 let committed = self.recorded;
                 progress.send_modify(|p| p.committed = committed);

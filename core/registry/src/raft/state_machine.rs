@@ -79,6 +79,8 @@ struct Shared {
     /// `dir/snapshot`.
     path: PathBuf,
     applied: RwLock<Applied>,
+    /// Finds agents in `applied.registry`; only `apply` uses it.
+    index: Mutex<model::AgentIndex>,
     snapshot: Mutex<Option<CurrentSnapshot>>,
 }
 
@@ -106,6 +108,7 @@ impl StateMachine {
             shared: Arc::new(Shared {
                 path,
                 applied: RwLock::new(applied),
+                index: Mutex::default(),
                 snapshot: Mutex::new(snapshot),
             }),
         })
@@ -228,7 +231,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let operations = request
                         .operations()
                         .map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
-                    model::apply_all(&mut applied.registry, &operations);
+                    let mut index = match self.shared.index.lock() {
+                        Ok(index) => index,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
+                    model::apply_all(&mut applied.registry, &mut index, &operations);
                 }
                 EntryPayload::Membership(membership) => {
                     applied.membership =
@@ -265,6 +272,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             membership: meta.last_membership.clone(),
             registry,
         };
+        if let Ok(mut index) = self.shared.index.lock() {
+            *index = model::AgentIndex::default();
+        }
         Ok(())
     }
 
