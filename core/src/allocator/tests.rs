@@ -340,6 +340,41 @@ fn a_huge_refuse_seconds_filters_forever_until_revive() {
 }
 
 #[test]
+fn declining_and_reviving_in_a_loop_keeps_the_filter_bookkeeping_bounded() {
+    // Marathon and Spark decline for 120 s and REVIVE when they want offers
+    // again; every REVIVE drops the filters, but their expiry entries used
+    // to stay queued until the 120 s were up.
+    let mut h = Harness::new();
+    for i in 0..20 {
+        h.agent(&format!("a{i}"), "cpus:1;mem:64");
+    }
+    h.framework("f1", &["r"]);
+    for round in 0..500 {
+        let offers = h.cycle();
+        assert_eq!(
+            offers.len(),
+            20,
+            "round {round}: every agent is offered again"
+        );
+        h.decline_all(&offers, Some(Duration::from_secs(120)));
+        assert!(h.cycle().is_empty(), "round {round}: the filters hold");
+        h.allocator.revive("f1", &[]).unwrap();
+    }
+    assert!(
+        h.allocator.filter_expiry.len() <= MIN_EXPIRY_COMPACTION,
+        "{} expiry entries for 20 live filters at most",
+        h.allocator.filter_expiry.len()
+    );
+    // Filters still expire on time after compactions.
+    let offers = h.cycle();
+    h.decline_all(&offers, Some(Duration::from_secs(120)));
+    h.advance(119);
+    assert!(h.cycle().is_empty());
+    h.advance(1);
+    assert_eq!(h.cycle().len(), 20);
+}
+
+#[test]
 fn a_decliner_does_not_starve_others_in_its_role() {
     let mut h = Harness::new();
     h.agent("a1", "cpus:1;mem:64");
