@@ -297,6 +297,10 @@ pub struct Allocator {
     /// `filter_expiry` is compacted when it grows past this; see
     /// [`Allocator::compact_filter_expiry`].
     compact_expiry_at: usize,
+    /// The agents on which each framework may have decline filters, so
+    /// that a REVIVE visits those instead of every agent. It may name an
+    /// agent whose filters are gone (expired, or the agent removed).
+    filtered_agents: HashMap<String, BTreeSet<String>>,
     /// Bumped when the set of eligible (framework, role) pairs changes.
     eligibility_epoch: u64,
     /// Set by events; cleared by a cycle.
@@ -319,6 +323,7 @@ impl Allocator {
             next_offer: 1,
             filter_expiry: BinaryHeap::new(),
             compact_expiry_at: MIN_EXPIRY_COMPACTION,
+            filtered_agents: HashMap::new(),
             eligibility_epoch: 0,
             dirty: false,
             cycles: 0,
@@ -421,6 +426,7 @@ impl Allocator {
             agent.inverse_offered.remove(id);
             agent.version += 1;
         }
+        self.filtered_agents.remove(id);
         self.frameworks.remove(id);
         self.touch_eligibility();
         Ok(decisions)
@@ -449,19 +455,28 @@ impl Allocator {
             roles.iter().cloned().collect()
         };
         fw.suppressed.retain(|r| !roles.contains(r));
-        for agent in self.agents.values_mut() {
-            let mut removed = false;
-            if let Some(by_role) = agent.filters.get_mut(id) {
-                let before = by_role.len();
-                by_role.retain(|r, _| !roles.contains(r));
-                removed = by_role.len() != before;
-                if by_role.is_empty() {
-                    agent.filters.remove(id);
-                }
-            }
-            if removed {
+        let filtered = self.filtered_agents.remove(id).unwrap_or_default();
+        let mut still_filtered = BTreeSet::new();
+        for agent_id in filtered {
+            let Some(agent) = self.agents.get_mut(&agent_id) else {
+                continue;
+            };
+            let Some(by_role) = agent.filters.get_mut(id) else {
+                continue;
+            };
+            let before = by_role.len();
+            by_role.retain(|r, _| !roles.contains(r));
+            if by_role.len() != before {
                 agent.version += 1;
             }
+            if by_role.is_empty() {
+                agent.filters.remove(id);
+            } else {
+                still_filtered.insert(agent_id);
+            }
+        }
+        if !still_filtered.is_empty() {
+            self.filtered_agents.insert(id.to_string(), still_filtered);
         }
         self.touch_eligibility();
         Ok(())
@@ -849,6 +864,12 @@ impl Allocator {
                         by_role.remove(&role_name);
                         if by_role.is_empty() {
                             a.filters.remove(&fw);
+                            if let Some(agents) = self.filtered_agents.get_mut(&fw) {
+                                agents.remove(&agent);
+                                if agents.is_empty() {
+                                    self.filtered_agents.remove(&fw);
+                                }
+                            }
                         }
                         a.version += 1;
                     }
@@ -1316,6 +1337,10 @@ impl Allocator {
                     },
                 );
             agent.version += 1;
+            self.filtered_agents
+                .entry(offer.framework.clone())
+                .or_default()
+                .insert(offer.agent.clone());
         }
         if let Some(when) = expires {
             self.filter_expiry.push(Reverse((
