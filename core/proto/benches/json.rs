@@ -131,45 +131,33 @@ fn main() {
     println!("| message | bytes | decode | encode |");
     println!("|---|---:|---:|---:|");
     for (name, value) in calls {
-        let text = value.to_string();
-        let call: Call = json::from_json(text.as_bytes()).expect("the call decodes");
-        // Encoding writes unset fields that have defaults, so compare the
-        // text of a second round, not the messages.
-        let written = json::to_json(&call);
-        let again: Call = json::from_json(written.as_bytes()).expect("its encoding decodes");
-        assert_eq!(json::to_json(&again), written, "{name} round-trips");
-        if benching {
-            let decode = time(budget, || {
-                black_box(json::from_json::<Call>(black_box(text.as_bytes())).ok());
-            });
-            let encode = time(budget, || {
-                black_box(json::to_json(black_box(&call)));
-            });
-            println!(
-                "| {name} call | {} | {decode:.1?} | {encode:.1?} |",
-                text.len()
-            );
-        }
+        measure::<Call>(&format!("{name} call"), &value, benching, budget);
     }
     for (name, value) in events {
-        let text = value.to_string();
-        let event: Event = json::from_json(text.as_bytes()).expect("the event decodes");
-        // Encoding writes unset fields that have defaults, so compare the
-        // text of a second round, not the messages.
-        let written = json::to_json(&event);
-        let again: Event = json::from_json(written.as_bytes()).expect("its encoding decodes");
-        assert_eq!(json::to_json(&again), written, "{name} round-trips");
-        if benching {
-            let decode = time(budget, || {
-                black_box(json::from_json::<Event>(black_box(text.as_bytes())).ok());
-            });
-            let encode = time(budget, || {
-                black_box(json::to_json(black_box(&event)));
-            });
-            println!(
-                "| {name} event | {} | {decode:.1?} | {encode:.1?} |",
-                text.len()
-            );
-        }
+        measure::<Event>(&format!("{name} event"), &value, benching, budget);
+    }
+}
+
+/// Checks that `value` round-trips as an `M`; when benching, prints a
+/// table row with its size and mean decode and encode times.
+fn measure<M>(name: &str, value: &Value, benching: bool, budget: Duration)
+where
+    M: prost::Message + prost::Name + Default,
+{
+    let text = value.to_string();
+    let message: M = json::from_json(text.as_bytes()).expect("the message decodes");
+    // Encoding writes unset fields that have defaults, so compare the text
+    // of a second round, not the messages.
+    let written = json::to_json(&message);
+    let again: M = json::from_json(written.as_bytes()).expect("its encoding decodes");
+    assert_eq!(json::to_json(&again), written, "{name} round-trips");
+    if benching {
+        let decode = time(budget, || {
+            black_box(json::from_json::<M>(black_box(text.as_bytes())).ok());
+        });
+        let encode = time(budget, || {
+            black_box(json::to_json(black_box(&message)));
+        });
+        println!("| {name} | {} | {decode:.1?} | {encode:.1?} |", text.len());
     }
 }
