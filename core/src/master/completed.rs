@@ -82,11 +82,6 @@ impl CompletedTasks {
     /// Remembers `task`, forgetting the oldest beyond `limit`.
     pub fn push(&mut self, task: &pb::Task, limit: usize) {
         self.tasks.push_back(CompletedTask::new(task));
-        self.truncate(limit);
-    }
-
-    /// Forgets the oldest tasks beyond `limit`.
-    pub fn truncate(&mut self, limit: usize) {
         while self.tasks.len() > limit {
             self.tasks.pop_front();
         }
@@ -95,16 +90,6 @@ impl CompletedTasks {
     /// Forgets the task with this id (it turned out to be running).
     pub fn remove(&mut self, task_id: &str) {
         self.tasks.retain(|t| t.task_id != task_id);
-    }
-
-    /// How many are remembered.
-    pub fn len(&self) -> usize {
-        self.tasks.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
     }
 
     /// The remembered tasks, oldest first.
