@@ -297,3 +297,175 @@ impl RunningTerm {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Leader services follow the tenure: they start when this master
+    //! leads, stop when it stands by, start again on the next term, and
+    //! stop for good at shutdown.
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use tokio::sync::{mpsc, watch};
+
+    use super::{LeaderService, LeaderServiceError, LeaderServices, LeaderTerm, Leading};
+    use crate::master::handle::{MasterHandle, TenureAnnouncer};
+    use crate::master::{Master, MasterFlags};
+
+    /// Counts its own starts and stops; fails its first `failures` runs.
+    #[derive(Default)]
+    struct Counter {
+        starts: AtomicU64,
+        stops: AtomicU64,
+        failures: AtomicU64,
+        generations: Mutex<Vec<u64>>,
+    }
+
+    impl LeaderService for Counter {
+        fn name(&self) -> &'static str {
+            "counter"
+        }
+
+        fn lead(self: Arc<Self>, mut term: LeaderTerm) -> Leading {
+            Box::pin(async move {
+                self.starts.fetch_add(1, Ordering::SeqCst);
+                if let Ok(mut g) = self.generations.lock() {
+                    g.push(term.generation());
+                }
+                let failing = self
+                    .failures
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if failing {
+                    self.stops.fetch_add(1, Ordering::SeqCst);
+                    return Err(LeaderServiceError {
+                        service: "counter",
+                        reason: "told to fail".into(),
+                    });
+                }
+                term.stepped_down().await;
+                self.stops.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+        }
+    }
+
+    struct Harness {
+        tenure: TenureAnnouncer,
+        counter: Arc<Counter>,
+        stop: watch::Sender<bool>,
+        supervisor: tokio::task::JoinHandle<()>,
+        _disconnects: mpsc::UnboundedReceiver<(String, String)>,
+    }
+
+    impl Harness {
+        fn start(leading: bool, failures: u64) -> Harness {
+            let flags = MasterFlags::with_defaults([127, 0, 0, 1].into(), 5050, "/tmp".into());
+            let master = Master::new(flags).expect("master");
+            let (tx, disconnects) = mpsc::unbounded_channel();
+            let (handle, tenure) = MasterHandle::new(Arc::new(Mutex::new(master)), tx, leading);
+            let counter = Arc::new(Counter {
+                failures: AtomicU64::new(failures),
+                ..Counter::default()
+            });
+            let services = LeaderServices::new(handle, vec![counter.clone()]);
+            let (stop, stopped) = watch::channel(false);
+            let supervisor = tokio::spawn(services.run(stopped));
+            Harness {
+                tenure,
+                counter,
+                stop,
+                supervisor,
+                _disconnects: disconnects,
+            }
+        }
+
+        fn counts(&self) -> (u64, u64) {
+            (
+                self.counter.starts.load(Ordering::SeqCst),
+                self.counter.stops.load(Ordering::SeqCst),
+            )
+        }
+
+        /// Lets the supervisor and the service run until they settle at
+        /// `expected` (starts, stops), with simulated time.
+        async fn settles_at(&self, expected: (u64, u64)) {
+            for _ in 0..1000 {
+                if self.counts() == expected {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(self.counts(), expected, "(starts, stops)");
+        }
+
+        async fn shut_down(self) -> (u64, u64) {
+            let _ = self.stop.send(true);
+            let counts = {
+                let counter = self.counter.clone();
+                self.supervisor.await.expect("the supervisor ends");
+                (
+                    counter.starts.load(Ordering::SeqCst),
+                    counter.stops.load(Ordering::SeqCst),
+                )
+            };
+            counts
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_service_runs_only_while_this_master_leads() {
+        let harness = Harness::start(false, 0);
+        harness.settles_at((0, 0)).await;
+
+        harness.tenure.installed(true);
+        harness.settles_at((1, 0)).await;
+
+        harness.tenure.installed(false);
+        harness.settles_at((1, 1)).await;
+
+        harness.tenure.installed(true);
+        harness.settles_at((2, 1)).await;
+        assert_eq!(
+            *harness.counter.generations.lock().expect("generations"),
+            vec![1, 3],
+            "each start belongs to the tenure that leads"
+        );
+
+        assert_eq!(harness.shut_down().await, (2, 2), "shutdown stops it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_leading_term_restarts_the_service_once() {
+        let harness = Harness::start(true, 0);
+        harness.settles_at((1, 0)).await;
+        // Re-elected in a new term without standing by in between.
+        harness.tenure.installed(true);
+        harness.settles_at((2, 1)).await;
+        assert_eq!(harness.shut_down().await, (2, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_service_is_restarted_within_its_term() {
+        let harness = Harness::start(true, 2);
+        // Two failed runs, then one that lasts.
+        harness.settles_at((3, 2)).await;
+        assert_eq!(harness.shut_down().await, (3, 3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_standby_master_refuses_work_and_names_the_leader() {
+        let flags = MasterFlags::with_defaults([127, 0, 0, 1].into(), 5050, "/tmp".into());
+        let leader = Master::new(flags.clone()).expect("master").info;
+        let standby = Master::standby(flags, Some(leader)).expect("standby");
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let (handle, _tenure) = MasterHandle::new(Arc::new(Mutex::new(standby)), tx, false);
+        let refusal = handle.leader().expect_err("a standby refuses");
+        assert_eq!(
+            refusal.to_string(),
+            "this master is not the leader; the leader is 127.0.0.1:5050"
+        );
+    }
+}

@@ -273,6 +273,7 @@ impl BoundMaster {
         // A fatal registry error ends the server like a shutdown, then is
         // returned.
         let (fatal_tx, mut fatal_rx) = watch::channel(None::<super::ha::HaError>);
+        let raft = registry.clone();
         if let Some(registry) = registry {
             match raft_listener {
                 None => routes = routes.add_service(registry.service()),
@@ -328,6 +329,10 @@ impl BoundMaster {
             if let Err(e) = ended {
                 tracing::warn!("a master loop ended abnormally: {e}");
             }
+        }
+        // Raft runs tasks of its own; they end with the master.
+        if let Some(raft) = raft {
+            raft.shutdown().await;
         }
         if let Some(e) = fatal_tx.send_replace(None) {
             return Err(ServeError::Ha(e));
