@@ -256,3 +256,227 @@ fn decode_event(content_type: ContentType, record: &Bytes) -> Result<Event, Tran
     };
     decoded.map_err(|reason| TransportError::Broken(format!("an event does not decode: {reason}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt as _, Full};
+    use hyper::service::service_fn;
+    use hyper::{Request, Response};
+    use hyper_util::rt::TokioIo;
+    use pando_proto::mesos::v1 as pb;
+    use pando_proto::mesos::v1::scheduler::{call, event};
+    use std::sync::Arc;
+    use tokio::net::TcpListener;
+    use tokio::task::JoinSet;
+
+    /// What a fake master answers: status, headers, body.
+    type Answer = (u16, Vec<(&'static str, String)>, Bytes);
+
+    /// A fake master on loopback that answers every request with
+    /// `answer(content type of the request, its call, its headers)`.
+    struct FakeMaster {
+        addr: String,
+        _tasks: JoinSet<()>,
+    }
+
+    async fn fake_master(
+        answer: impl Fn(ContentType, Call, &hyper::HeaderMap) -> Answer + Send + Sync + 'static,
+    ) -> FakeMaster {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let answer = Arc::new(answer);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let answer = answer.clone();
+                let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let answer = answer.clone();
+                    async move {
+                        let content_type = request
+                            .headers()
+                            .get("content-type")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(ContentType::from_content_type)
+                            .unwrap();
+                        let headers = request.headers().clone();
+                        let body = request.into_body().collect().await.unwrap().to_bytes();
+                        let call: Call = content_type.decode(&body).unwrap();
+                        let (status, extra, body) = answer(content_type, call, &headers);
+                        let mut response = Response::builder().status(status);
+                        for (name, value) in extra {
+                            response = response.header(name, value);
+                        }
+                        Ok::<_, std::convert::Infallible>(response.body(Full::new(body)).unwrap())
+                    }
+                });
+                connections.spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FakeMaster {
+            addr,
+            _tasks: tasks,
+        }
+    }
+
+    /// A master that leads: SUBSCRIBE opens stream `s-1` with SUBSCRIBED
+    /// as framework `fw-1`; other calls are accepted on `s-1` only.
+    async fn leader() -> FakeMaster {
+        fake_master(|content_type, call, headers| match call.r#type() {
+            call::Type::Subscribe => {
+                let subscribed = Event {
+                    r#type: Some(event::Type::Subscribed as i32),
+                    subscribed: Some(event::Subscribed {
+                        framework_id: pb::FrameworkId {
+                            value: "fw-1".into(),
+                        },
+                        heartbeat_interval_seconds: Some(15.0),
+                        master_info: None,
+                    }),
+                    ..Default::default()
+                };
+                let record = pando_proto::recordio::frame(&content_type.encode(&subscribed));
+                (200, vec![(STREAM_ID_HEADER, "s-1".to_string())], record)
+            }
+            _ if headers.get(STREAM_ID_HEADER).is_some_and(|v| v == "s-1") => {
+                (202, vec![], Bytes::new())
+            }
+            _ => (400, vec![], Bytes::from("The stream ID is not valid")),
+        })
+        .await
+    }
+
+    fn refusing(
+        status: u16,
+        reason: &'static str,
+    ) -> impl Fn(ContentType, Call, &hyper::HeaderMap) -> Answer {
+        move |_, _, _| (status, vec![], Bytes::from(reason))
+    }
+
+    fn subscribe() -> Call {
+        Call {
+            r#type: Some(call::Type::Subscribe as i32),
+            subscribe: Some(call::Subscribe {
+                framework_info: pb::FrameworkInfo {
+                    user: "root".into(),
+                    name: "test".into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn revive() -> Call {
+        Call {
+            r#type: Some(call::Type::Revive as i32),
+            ..Default::default()
+        }
+    }
+
+    async fn first_event(subscription: &mut Subscription) -> Event {
+        subscription.events.next().await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_subscribe_follows_the_redirect_to_the_leader_and_calls_go_there() {
+        for content_type in [ContentType::Json, ContentType::Protobuf] {
+            let leader = leader().await;
+            let location = format!("//{}/api/v1/scheduler", leader.addr);
+            let standby = fake_master(move |_, _, _| {
+                (307, vec![("Location", location.clone())], Bytes::new())
+            })
+            .await;
+            let transport = HttpTransport::new(&standby.addr, content_type).unwrap();
+            let mut subscription = transport.subscribe(subscribe()).await.unwrap();
+            assert_eq!(subscription.stream_id, "s-1");
+            assert_eq!(
+                first_event(&mut subscription)
+                    .await
+                    .subscribed
+                    .unwrap()
+                    .framework_id
+                    .value,
+                "fw-1"
+            );
+            assert_eq!(transport.leader(), Some(leader.addr.clone()));
+            assert_eq!(transport.call("s-1", revive()).await, Ok(()));
+            // A stream id of an older subscription is not sent anywhere.
+            assert_eq!(
+                transport.call("s-0", revive()).await,
+                Err(TransportError::Gone("s-0".into()))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_503_or_a_dead_master_moves_the_subscribe_on_to_the_next_master() {
+        let leader = leader().await;
+        let standby = fake_master(refusing(503, "No leader elected")).await;
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let masters = format!("{dead},{},{}", standby.addr, leader.addr);
+        let transport = HttpTransport::new(&masters, ContentType::Json).unwrap();
+        let subscription = transport.subscribe(subscribe()).await.unwrap();
+        assert_eq!(subscription.stream_id, "s-1");
+        assert_eq!(transport.leader(), Some(leader.addr.clone()));
+
+        // With no leader among them, the error names each master.
+        let masters = format!("{dead},{}", standby.addr);
+        let transport = HttpTransport::new(&masters, ContentType::Json).unwrap();
+        match transport.subscribe(subscribe()).await {
+            Err(TransportError::NoLeader(reason)) => {
+                assert!(reason.contains(&dead), "{reason}");
+                assert!(
+                    reason.contains(&format!("{} answered 503: No leader elected", standby.addr)),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected NoLeader, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_subscribe_carries_the_masters_reason() {
+        let master = fake_master(refusing(400, "Role '' is not a valid role")).await;
+        let transport = HttpTransport::new(&master.addr, ContentType::Json).unwrap();
+        let refused = transport.subscribe(subscribe()).await.unwrap_err();
+        assert_eq!(
+            refused,
+            TransportError::Refused {
+                status: 400,
+                reason: "Role '' is not a valid role".into()
+            }
+        );
+        assert!(!refused.is_transient());
+    }
+
+    #[tokio::test]
+    async fn credentials_go_with_every_request() {
+        let master = fake_master(|_, _, headers| {
+            // RFC 7617: base64 of "fw:secret".
+            match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                Some("Basic Znc6c2VjcmV0") => (503, vec![], Bytes::from("authenticated")),
+                _ => (401, vec![], Bytes::from("no credentials")),
+            }
+        })
+        .await;
+        let transport = HttpTransport::new(&master.addr, ContentType::Json)
+            .unwrap()
+            .with_basic_auth("fw", "secret");
+        match transport.subscribe(subscribe()).await {
+            Err(TransportError::NoLeader(reason)) => assert!(reason.contains("authenticated")),
+            other => panic!("expected the authenticated answer, got {other:?}"),
+        }
+    }
+}
