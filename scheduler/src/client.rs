@@ -9,12 +9,16 @@
 //!   Client::leading(masters) ── GET /master/redirect on each ── the leader
 //! ```
 //!
-//! Every request opens its own connection (the Mesos APIs need nothing
-//! more, and a restarted master is never reached through a stale socket),
-//! with a deadline on connecting and on the exchange, so an unreachable
-//! address fails fast and every error names the address it was talking to.
-//! The connection is driven inside the request's own future (and, for a
+//! By default every request opens its own connection (operator commands
+//! need nothing more, and a restarted master is never reached through a
+//! stale socket), driven inside the request's own future (and, for a
 //! stream, inside [`RecordStream::next`]), so no task outlives a request.
+//! A client made [`Client::with_keep_alive`] sends its whole-reply requests
+//! over a pool of keep-alive connections instead (its clones share it),
+//! for callers that make many calls, such as a framework's scheduler calls.
+//! Either way each request has a deadline on connecting and on the
+//! exchange, so an unreachable address fails fast, and every error names
+//! the address it was talking to.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -202,7 +206,20 @@ pub struct Client {
     timeout: Duration,
     /// `Basic <base64>`, when the master authenticates HTTP clients.
     authorization: Option<String>,
+    /// Keep-alive connections for whole-reply requests, shared by clones;
+    /// `None`: a connection per request.
+    pool: Option<Pool>,
 }
+
+/// hyper's pooled client, as [`Client::with_keep_alive`] uses it.
+type Pool = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
+/// How long an idle keep-alive connection is kept (the master closes idle
+/// connections after 30 s).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Client {
     /// A client for `addr` (`host:port`, `http://` allowed).
@@ -211,7 +228,23 @@ impl Client {
             addr: normalize_address(addr)?,
             timeout,
             authorization: None,
+            pool: None,
         })
+    }
+
+    /// Sends whole-reply requests over keep-alive connections, pooled per
+    /// address and shared by this client's clones. A request that never
+    /// left is sent again on a fresh connection; one that did is not.
+    pub fn with_keep_alive(mut self) -> Client {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(self.timeout));
+        let pool =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .build(connector);
+        self.pool = Some(pool);
+        self
     }
 
     /// Sends HTTP Basic credentials with every request.
@@ -361,6 +394,9 @@ impl Client {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Reply, ClientError> {
+        if let Some(pool) = &self.pool {
+            return self.pooled_request(pool, method, path, headers, body).await;
+        }
         let request = self.build(method, path, headers, body)?;
         let exchange = async {
             let (mut sender, connection) = self.connect().await?;
@@ -386,6 +422,50 @@ impl Client {
             };
             let (reply, ()) = tokio::join!(answer, connection);
             reply
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| self.timed_out())?
+    }
+
+    /// One request over the keep-alive pool, its answer read whole.
+    async fn pooled_request(
+        &self,
+        pool: &Pool,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Reply, ClientError> {
+        let mut request = self.build(method, path, headers, body)?;
+        *request.uri_mut() = format!("http://{}{path}", self.addr)
+            .parse()
+            .map_err(|e| self.http_error(path, e))?;
+        let exchange = async {
+            let response = pool.request(request).await.map_err(|e| {
+                if e.is_connect() {
+                    ClientError::Connect {
+                        addr: self.addr.clone(),
+                        reason: std::error::Error::source(&e)
+                            .map_or_else(|| e.to_string(), ToString::to_string),
+                    }
+                } else {
+                    self.http_error(path, e)
+                }
+            })?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| self.http_error(path, e))?
+                .to_bytes();
+            Ok(Reply {
+                status,
+                headers,
+                body,
+            })
         };
         tokio::time::timeout(self.timeout, exchange)
             .await

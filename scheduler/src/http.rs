@@ -66,7 +66,8 @@ impl HttpTransport {
     /// commas) speaking `content_type`.
     pub fn new(masters: &str, content_type: ContentType) -> Result<HttpTransport, ClientError> {
         let masters = master_list(masters)?;
-        let template = Client::new(&masters[0], DEFAULT_TIMEOUT)?;
+        // Calls go over keep-alive connections: a framework makes many.
+        let template = Client::new(&masters[0], DEFAULT_TIMEOUT)?.with_keep_alive();
         Ok(HttpTransport {
             masters,
             template,
@@ -277,6 +278,8 @@ mod tests {
     /// `answer(content type of the request, its call, its headers)`.
     struct FakeMaster {
         addr: String,
+        /// How many connections it accepted.
+        connections: Arc<std::sync::atomic::AtomicUsize>,
         _tasks: JoinSet<()>,
     }
 
@@ -286,11 +289,14 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let answer = Arc::new(answer);
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
             let mut connections = JoinSet::new();
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let answer = answer.clone();
                 let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                     let answer = answer.clone();
@@ -321,6 +327,7 @@ mod tests {
         });
         FakeMaster {
             addr,
+            connections: accepted,
             _tasks: tasks,
         }
     }
@@ -407,7 +414,14 @@ mod tests {
                 "fw-1"
             );
             assert_eq!(transport.leader(), Some(leader.addr.clone()));
-            assert_eq!(transport.call("s-1", revive()).await, Ok(()));
+            for _ in 0..3 {
+                assert_eq!(transport.call("s-1", revive()).await, Ok(()));
+            }
+            // The stream's connection, and one kept alive for the calls.
+            assert_eq!(
+                leader.connections.load(std::sync::atomic::Ordering::SeqCst),
+                2
+            );
             // A stream id of an older subscription is not sent anywhere.
             assert_eq!(
                 transport.call("s-0", revive()).await,
