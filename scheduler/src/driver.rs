@@ -38,7 +38,9 @@
 //! be and is sent again after a backoff; the calls behind it wait, so order
 //! holds across a failover. A 4xx refusal is final and goes back to the
 //! caller with the master's reason. TEARDOWN is sent once and ends the
-//! driver either way.
+//! driver either way. A call redirected (307) by the master the
+//! subscription is with also ends that subscription, in case the master
+//! keeps the stream open after it stopped leading.
 //!
 //! A SUBSCRIBE refused with a 4xx, or an ERROR event (the master removed the
 //! framework), ends the driver: the logic gets [`Incoming::Error`] and then
@@ -230,6 +232,10 @@ struct Shared {
     state: Mutex<State>,
     outbox: mpsc::UnboundedSender<Outgoing>,
     session: watch::Sender<Session>,
+    /// The stream id of a subscription whose master redirected a call
+    /// elsewhere (it no longer leads): its stream is dropped even if the
+    /// master keeps it open.
+    stale: watch::Sender<Option<String>>,
     /// Set to true to stop both tasks.
     stop: watch::Sender<bool>,
 }
@@ -270,6 +276,7 @@ impl Driver {
             state: Mutex::new(state),
             outbox,
             session: watch::Sender::new(Session::Connecting),
+            stale: watch::Sender::new(None),
             stop: watch::Sender::new(false),
         });
         let mut tasks = JoinSet::new();
@@ -698,6 +705,9 @@ async fn deliver(
                 return Err(DriverError::Undelivered { call: name, source });
             }
             Err(error) => {
+                if matches!(error, TransportError::NotLeader { .. }) {
+                    shared.stale.send_replace(Some(stream_id));
+                }
                 failures += 1;
                 if failures == 1 {
                     tracing::warn!(call = name, %error, "call did not get through; sending it again");
@@ -787,10 +797,18 @@ async fn pump(
 ) -> (Ended, bool) {
     let mut interval = DEFAULT_HEARTBEAT_INTERVAL;
     let mut subscribed = false;
+    let mut stale = shared.stale.subscribe();
     loop {
         let silence = interval * MISSED_HEARTBEATS;
         let next = tokio::select! {
             next = subscription.events.next() => next,
+            Ok(()) = stale.changed() => {
+                if stale.borrow_and_update().as_deref() == Some(subscription.stream_id.as_str()) {
+                    let reason = "the master no longer leads (it redirected a call)".to_string();
+                    return (Ended::Broken(TransportError::Broken(reason)), subscribed);
+                }
+                continue;
+            }
             () = tokio::time::sleep(silence) => {
                 let reason = format!(
                     "no event for {}s ({MISSED_HEARTBEATS} heartbeat intervals)",
@@ -1128,6 +1146,34 @@ mod tests {
             (stream.stream_id.clone(), call::Type::Kill)
         );
         assert_eq!(kill.await.unwrap(), Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_redirected_by_a_master_that_stopped_leading_moves_to_the_new_leader() {
+        let (driver, mut incoming, mut master, old) = subscribed(Config::new(framework())).await;
+        master.answer_calls(vec![Err(TransportError::NotLeader {
+            master: "m1:5050".into(),
+            location: "//m2:5050/api/v1/scheduler".into(),
+        })]);
+        let revive = tokio::spawn({
+            let driver = driver.clone();
+            async move { driver.revive(vec![]).await }
+        });
+        assert_eq!(master.next_call().await.0, old.stream_id);
+        // The old stream is still open, but the driver subscribes again.
+        let (_, new) = master.next_subscribe().await;
+        assert!(matches!(
+            next(&mut incoming).await,
+            Incoming::Disconnected(TransportError::Broken(_))
+        ));
+        new.send(fake::subscribed("fw-1", 15.0));
+        let (stream_id, call) = master.next_call().await;
+        assert_eq!(
+            (stream_id, kind(&call)),
+            (new.stream_id.clone(), call::Type::Revive)
+        );
+        assert_eq!(revive.await.unwrap(), Ok(()));
+        drop(old);
     }
 
     #[tokio::test(start_paused = true)]
