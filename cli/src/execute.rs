@@ -289,6 +289,8 @@ pub async fn run(mut flags: ExecuteFlags) -> Result<i32, ExecuteError> {
     // time.
     let mut deadline = tokio::time::Instant::now() + timeout;
     let mut subscribed = false;
+    // Why the first subscription has not come yet, if the driver said.
+    let mut not_yet: Option<TransportError> = None;
     let mut placement: Option<Placement> = None;
     let mut last_state: Option<pb::TaskState> = None;
     let mut sandbox_shown = false;
@@ -301,9 +303,10 @@ pub async fn run(mut flags: ExecuteFlags) -> Result<i32, ExecuteError> {
             _ = tokio::time::sleep_until(deadline), if placement.is_none() => {
                 if !subscribed {
                     driver.stop().await;
+                    let why = not_yet.map(|e| format!(" ({e})")).unwrap_or_default();
                     return Err(ExecuteError::Stream {
                         master,
-                        reason: format!("no subscription within {}s", timeout.as_secs_f64()),
+                        reason: format!("no subscription within {}s{why}", timeout.as_secs_f64()),
                     });
                 }
                 let _ = tokio::time::timeout(timeout, driver.teardown()).await;
@@ -362,6 +365,8 @@ pub async fn run(mut flags: ExecuteFlags) -> Result<i32, ExecuteError> {
                 }
                 if subscribed {
                     println!("Disconnected from {master} ({reason}); subscribing again");
+                } else {
+                    not_yet = Some(reason);
                 }
             }
             Incoming::Offers(offers) => {

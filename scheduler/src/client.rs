@@ -530,14 +530,20 @@ impl Client {
         let request = self.build("POST", path, &all, body)?;
         let open = async {
             let (mut sender, mut connection) = self.connect().await?;
+            let send = sender.send_request(request);
+            tokio::pin!(send);
+            // A peer that answers and closes (HTTP/1.0 style) ends the
+            // connection as the answer arrives: the answer still counts.
+            let mut open = true;
             let response = tokio::select! {
-                response = sender.send_request(request) => {
-                    response.map_err(|e| self.http_error(path, e))?
-                }
+                biased;
+                response = &mut send => response,
                 () = &mut connection => {
-                    return Err(self.http_error(path, "the connection closed before an answer"));
+                    open = false;
+                    send.await
                 }
-            };
+            }
+            .map_err(|e| self.http_error(path, e))?;
             let reply = Reply {
                 status: response.status().as_u16(),
                 headers: response.headers().clone(),
@@ -546,7 +552,7 @@ impl Client {
             let stream = RecordStream {
                 addr: self.addr.clone(),
                 body: response.into_body(),
-                connection: Some(connection),
+                connection: open.then_some(connection),
                 decoder: recordio::Decoder::new(recordio::DEFAULT_MAX_RECORD_SIZE),
             };
             Ok((reply, stream))
@@ -739,5 +745,42 @@ mod tests {
             err.to_string().contains(&format!("127.0.0.1:{port}")),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_answer_from_a_peer_that_closes_at_once_still_counts() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let peer = tokio::spawn(async move {
+            for _ in 0..20 {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = vec![0; 4096];
+                let _ = socket.read(&mut request).await.unwrap();
+                socket
+                    .write_all(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 17\r\n\r\nNo leader elected")
+                    .await
+                    .unwrap();
+                // Dropping the socket closes the connection right away.
+            }
+        });
+        let client = Client::new(&addr, Duration::from_secs(5)).unwrap();
+        for _ in 0..20 {
+            let (reply, stream) = client
+                .open_stream(
+                    "/api/v1/scheduler",
+                    ContentType::Json,
+                    &[],
+                    Bytes::from("{}"),
+                )
+                .await
+                .unwrap();
+            assert_eq!(reply.status, 503);
+            assert_eq!(
+                stream.into_text(Duration::from_secs(5)).await,
+                "No leader elected"
+            );
+        }
+        peer.await.unwrap();
     }
 }
