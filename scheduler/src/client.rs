@@ -167,14 +167,15 @@ pub fn pid_address(pid: &str) -> Option<String> {
     pid.rsplit_once('@').map(|(_, addr)| addr.to_string())
 }
 
-/// The `host:port` in a redirect's `Location` (`//host:port/path` as Mesos
-/// writes it, or `http://host:port/path`).
+/// The `host:port` in a redirect's `Location`: `//host:port/path` as Mesos
+/// writes it, `http://host:port/path`, or a bare `host:port` (the example
+/// in Mesos's scheduler API documentation).
 pub fn leader_address(location: &str) -> Option<String> {
     let rest = location
         .trim()
         .trim_start_matches("http:")
         .trim_start_matches("https:")
-        .strip_prefix("//")?;
+        .trim_start_matches("//");
     let addr = rest.split('/').next()?;
     normalize_address(addr).ok()
 }
@@ -692,6 +693,10 @@ mod tests {
         assert_eq!(
             leader_address("http://m2:5050/api/v1/scheduler").as_deref(),
             Some("m2:5050")
+        );
+        assert_eq!(
+            leader_address("masterhost2:5050").as_deref(),
+            Some("masterhost2:5050")
         );
         assert_eq!(leader_address("/api/v1/scheduler"), None);
     }

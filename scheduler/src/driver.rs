@@ -24,8 +24,9 @@
 //! it ends, breaks, or stays silent for [`MISSED_HEARTBEATS`] heartbeat
 //! intervals (the interval SUBSCRIBED announced; the master sends HEARTBEAT
 //! events every interval). Five is what the Mesos scheduler HTTP API
-//! documentation suggests to schedulers; pymesos reads heartbeats but does
-//! not time them out, so a half-open TCP connection hangs it forever. The
+//! documentation suggests to schedulers ("Network partitions" in
+//! `docs/scheduler-http-api.md`); pymesos reads heartbeats but does not
+//! time them out, so a half-open TCP connection hangs it forever. The
 //! task then subscribes again after a randomised, doubling backoff, and
 //! after every re-subscription it reconciles the tasks it knows are not
 //! terminal (it tracks task states from UPDATEs and from its own LAUNCHes),
@@ -68,7 +69,9 @@ pub const MISSED_HEARTBEATS: u32 = 5;
 /// up to [`BACKOFF_MAX`] (and a random part of it is taken off, so many
 /// frameworks do not come back in step).
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
-/// The longest pause between tries.
+/// The longest pause between tries. Mesos's documentation suggests up to
+/// 15 s; Pando's masters elect a new leader in about a second, so a
+/// framework should not sleep through most of a failover.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Why a driver call failed.
