@@ -1252,6 +1252,8 @@ mod tests {
             unreachable.clone(),
             unreachable.clone(),
         ]);
+        // A transport shared as a trait object drives a driver too.
+        let transport: Arc<dyn Transport> = Arc::new(transport);
         let (_driver, mut incoming) = Driver::start(Config::new(framework()), transport);
         assert_eq!(
             next(&mut incoming).await,

@@ -114,7 +114,7 @@ pub trait Transport: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), TransportError>>;
 }
 
-impl<T: Transport> Transport for Arc<T> {
+impl<T: Transport + ?Sized> Transport for Arc<T> {
     fn subscribe(&self, call: Call) -> BoxFuture<'_, Result<Subscription, TransportError>> {
         (**self).subscribe(call)
     }
