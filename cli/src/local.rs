@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use pando_agent::flags::{AgentFlags, IsolationMode};
 use pando_core::master::{BoundMaster, MasterFlags};
 
-use crate::client::Client;
 use crate::ports::{self, PortsError};
 use crate::progress::Progress;
+use pando_scheduler::client::Client;
 
 /// Why the local cluster could not run.
 #[derive(Debug, thiserror::Error)]
