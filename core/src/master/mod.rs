@@ -28,6 +28,7 @@ pub mod framework;
 pub mod ha;
 pub mod handle;
 pub mod http;
+pub mod in_process;
 pub mod leader;
 pub mod link;
 pub mod maintenance;
@@ -41,6 +42,8 @@ pub mod scheduler;
 pub mod server;
 pub mod session;
 pub mod state;
+#[cfg(test)]
+mod testing;
 
 pub use flags::MasterFlags;
 pub use handle::MasterHandle;
