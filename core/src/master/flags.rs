@@ -177,9 +177,10 @@ pub struct MasterFlags {
     #[arg(long, default_value = "15secs", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
     /// Largest value of one adapter record (`/registry/records`), in bytes
-    /// (at most 16 MiB: a record travels between masters in one message).
+    /// (at most 4 MiB: a record must reach the other masters within one
+    /// `--raft_heartbeat_interval`).
     #[arg(long, default_value_t = 1024 * 1024,
-          value_parser = clap::value_parser!(u64).range(1..=16 * 1024 * 1024))]
+          value_parser = clap::value_parser!(u64).range(1..=4 * 1024 * 1024))]
     pub max_record_bytes: u64,
     /// Largest sum of keys and values in one adapter record namespace, in
     /// bytes.

@@ -34,10 +34,13 @@
 //! overwrite the new version 2 (the ABA problem). A counter that never goes
 //! back rules that out, as Mesos's UUID-versioned variables do.
 //!
-//! Bounds: a value may hold `--max_record_bytes`; a namespace's keys and
-//! values together `--max_namespace_bytes`. A write past either is refused,
-//! naming the limit and its flag, and changes nothing (a write that shrinks
-//! a namespace already over a lowered quota is let through). Names: a
+//! Bounds: a value may hold `--max_record_bytes` (1 MiB by default, at
+//! most 4 MiB); a namespace's keys and values together
+//! `--max_namespace_bytes` (64 MiB). A write past either is refused, naming
+//! the limit and its flag, and changes nothing (a write that shrinks a
+//! namespace already over a lowered quota is let through). The record limit
+//! is low because every write must reach a follower's disk within one
+//! `--raft_heartbeat_interval` (see `docs/operations.md`). Names: a
 //! namespace is 1 to 128 bytes without `/` or control characters; a key is
 //! 1 to 1024 bytes without control characters (`/` is allowed).
 //!

@@ -209,10 +209,11 @@ pub struct Writer {
 const MAX_BATCH: usize = 1024;
 
 /// Nor do they grow past this many encoded bytes by taking more operations
-/// (one operation larger than this, an adapter record near
-/// `--max_record_bytes`, goes alone). Raft sends entries to the other
-/// masters in messages of bounded size, and writes each whole.
-const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// (one operation larger than this goes alone). An entry must reach a
+/// follower, and be on its disk, within one `--raft_heartbeat_interval`
+/// (openraft's AppendEntries timeout), or the leader loses its lease;
+/// adapter records make operations large enough for that to matter.
+const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 impl Writer {
     /// Writes until the registrar is dropped or a write fails.
@@ -339,7 +340,7 @@ mod tests {
             Op::PutRecord(operation::PutRecord {
                 namespace: "yarn".into(),
                 key: key.into(),
-                value: vec![0u8; 3 * 1024 * 1024].into(),
+                value: vec![0u8; 1024 * 1024].into(),
                 version: 1,
             })
         };
@@ -358,7 +359,7 @@ mod tests {
             .iter()
             .map(|b| b.operations.len())
             .collect();
-        // Small operations ride along; two 3 MB records never share one.
+        // Small operations ride along; two 1 MiB records never share a batch.
         assert_eq!(sizes, vec![3, 2]);
     }
 
