@@ -175,17 +175,28 @@ async fn records_are_stored_fetched_swapped_listed_and_expunged() {
     let weak = call(&master, "PUT", "/marathon/k", &[("If-Match", "3")], b"x").await;
     assert_eq!(weak.status, 400, "{}", weak.text());
 
-    // The registry holds the records (and /registrar(1)/registry, which
-    // needs no credentials, does not show their values).
+    // The registry holds the records; /registrar(1)/registry, which needs
+    // no credentials, names them but does not show their values.
     let registry = master
         .get("/registrar(1)/registry")
         .await
         .expect("registry");
-    assert!(
-        !registry.text().contains("aaaaaaaaaa"),
-        "{}",
-        registry.text()
+    let r = registry.json();
+    assert_eq!(
+        r["records"][0],
+        json!({"namespace": "chronos", "key": "app/3", "version": 6, "size": 50}),
+        "{r}"
     );
+    assert_eq!(r["records"].as_array().map(Vec::len), Some(4), "{r}");
+    assert!(!registry.text().contains("aaaaaaaaaa"), "{r}");
+    // And the metrics count them: three 55-byte records and one in chronos.
+    let metrics = master
+        .get("/metrics/snapshot")
+        .await
+        .expect("metrics")
+        .json();
+    assert_eq!(metrics["registrar/records"], json!(4.0));
+    assert_eq!(metrics["registrar/records_bytes"], json!(220.0));
 }
 
 #[tokio::test]

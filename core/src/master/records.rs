@@ -290,6 +290,16 @@ impl Records {
             .collect()
     }
 
+    /// How many records there are, in every namespace.
+    pub fn count(&self) -> usize {
+        self.namespaces.values().map(|ns| ns.records.len()).sum()
+    }
+
+    /// The sum of every record's key and value lengths.
+    pub fn bytes(&self) -> u64 {
+        self.namespaces.values().map(|ns| ns.bytes).sum()
+    }
+
     /// The sum of the keys' and values' lengths in `namespace`.
     pub fn namespace_bytes(&self, namespace: &str) -> u64 {
         self.namespaces.get(namespace).map_or(0, |ns| ns.bytes)
@@ -705,6 +715,7 @@ mod tests {
             .put("yarn", "key3", value("x"), Expect::Any)
             .unwrap();
         assert_eq!(records.namespace_bytes("yarn"), 4 + 5 + 20 + 5);
+        assert_eq!((records.count(), records.bytes()), (4, 34 + 5));
     }
 
     #[test]
