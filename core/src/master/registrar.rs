@@ -213,7 +213,7 @@ const MAX_BATCH: usize = 1024;
 /// follower, and be on its disk, within one `--raft_heartbeat_interval`
 /// (openraft's AppendEntries timeout), or the leader loses its lease;
 /// adapter records make operations large enough for that to matter.
-const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
 impl Writer {
     /// Writes until the registrar is dropped or a write fails.
@@ -340,7 +340,7 @@ mod tests {
             Op::PutRecord(operation::PutRecord {
                 namespace: "yarn".into(),
                 key: key.into(),
-                value: vec![0u8; 1024 * 1024].into(),
+                value: vec![0u8; 512 * 1024].into(),
                 version: 1,
             })
         };
@@ -359,7 +359,7 @@ mod tests {
             .iter()
             .map(|b| b.operations.len())
             .collect();
-        // Small operations ride along; two 1 MiB records never share a batch.
+        // Small operations ride along; two 512 KiB records never share a batch.
         assert_eq!(sizes, vec![3, 2]);
     }
 

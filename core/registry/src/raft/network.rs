@@ -54,7 +54,7 @@ pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 /// AppendEntries may carry. Far below [`MAX_MESSAGE`]: openraft gives an
 /// AppendEntries one heartbeat interval to be sent, decoded and written
 /// on the follower, and a leader whose appends time out loses its lease.
-pub const APPEND_ENTRIES_BUDGET: usize = 8 * 1024 * 1024;
+pub const APPEND_ENTRIES_BUDGET: usize = 1024 * 1024;
 
 /// How many of `entries`, from the first, fit in one AppendEntries, or
 /// `None` when they all do. At least one always fits.
@@ -309,10 +309,10 @@ mod tests {
     fn large_entries_are_sent_a_few_at_a_time_and_a_single_one_always_goes() {
         let small: Vec<Entry> = (1..=300).map(|i| entry(i, 1000)).collect();
         assert_eq!(entries_that_fit(&small), None);
-        // 3 MB entries: base64 makes each 4 MB, two fit in 8 MiB.
-        let large: Vec<Entry> = (1..=5).map(|i| entry(i, 3_000_000)).collect();
+        // 300 kB entries: base64 makes each 400 kB, two fit in 1 MiB.
+        let large: Vec<Entry> = (1..=5).map(|i| entry(i, 300_000)).collect();
         assert_eq!(entries_that_fit(&large), Some(2));
-        let huge: Vec<Entry> = (1..=2).map(|i| entry(i, 10_000_000)).collect();
+        let huge: Vec<Entry> = (1..=2).map(|i| entry(i, 2_000_000)).collect();
         assert_eq!(entries_that_fit(&huge), Some(1));
     }
 }
