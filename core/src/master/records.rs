@@ -10,7 +10,7 @@
 //!
 //! ```text
 //!  HTTP /registry/records (http/records.rs) ─┐
-//!  in-process adapters ──────────────────────┼─► Master::put_record ... (this file)
+//!  in-process adapters (MasterHandle) ───────┼─► Master::put_record ... (this file)
 //!                                            │        │ checks against Records (in memory)
 //!                                            │        ▼
 //!                                            │   registrar: PutRecord / DeleteRecord
@@ -55,6 +55,7 @@ use bytes::Bytes;
 use pando_registry::Registry;
 
 use super::flags::MasterFlags;
+use super::handle::MasterHandle;
 use super::registrar::Barrier;
 use super::state::{registry_op, Master, RegistryOp};
 
@@ -125,6 +126,9 @@ pub enum RecordsError {
     /// held the call's change: retry with the leading master.
     #[error("not the leading master: {0}")]
     NotLeader(String),
+    /// The master's state cannot be reached (its lock is poisoned).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// What a write expects of the record it changes: its compare-and-swap
@@ -533,6 +537,61 @@ impl Master {
     }
 }
 
+/// The records calls for adapters in the master's process: each locks the
+/// master of this process (whichever object leads now), makes the call,
+/// and waits for the registry. On a standby they fail with
+/// [`RecordsError::NotLeader`]; an adapter waits for
+/// [`MasterHandle::leading`] and tries again.
+impl MasterHandle {
+    fn master(&self) -> Result<std::sync::MutexGuard<'_, Master>, RecordsError> {
+        self.lock()
+            .map_err(|e| RecordsError::Unavailable(e.to_string()))
+    }
+
+    /// Writes a record if `expect` holds; see [`Master::put_record`].
+    pub async fn put_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Bytes,
+        expect: Expect,
+    ) -> Result<Written, RecordsError> {
+        let pending = self.master()?.put_record(namespace, key, value, expect);
+        pending.committed().await
+    }
+
+    /// Deletes a record if `expect` holds; see [`Master::delete_record`].
+    pub async fn delete_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        expect: Expect,
+    ) -> Result<(), RecordsError> {
+        let pending = self.master()?.delete_record(namespace, key, expect);
+        pending.committed().await
+    }
+
+    /// The record under `key` in `namespace`, if any.
+    pub async fn get_record(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Record>, RecordsError> {
+        let pending = self.master()?.get_record(namespace, key);
+        pending.committed().await
+    }
+
+    /// The keys in `namespace` starting with `prefix`, with their versions.
+    pub async fn list_records(
+        &self,
+        namespace: &str,
+        prefix: &str,
+    ) -> Result<Vec<Listed>, RecordsError> {
+        let pending = self.master()?.list_records(namespace, prefix);
+        pending.committed().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -823,6 +882,62 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(written.version, 3, "the counter goes on from the registry");
+    }
+
+    #[tokio::test]
+    async fn an_adapter_in_the_process_uses_records_through_the_handle() {
+        let master = Master::new(flags()).unwrap();
+        let (disconnects, _closed) = tokio::sync::mpsc::unbounded_channel();
+        let (handle, _announcer) = MasterHandle::new(
+            std::sync::Arc::new(std::sync::Mutex::new(master)),
+            disconnects,
+            true,
+        );
+        // The YARN face's id counter, advanced by compare-and-swap (from a
+        // task of its own: the calls' futures are Send).
+        let spawned = handle.clone();
+        let first = tokio::spawn(async move {
+            spawned
+                .put_record("yarn", "next-application-id", value("1"), Expect::Absent)
+                .await
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let record = handle
+            .get_record("yarn", "next-application-id")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.version(), first.version);
+        handle
+            .put_record(
+                "yarn",
+                "next-application-id",
+                value("2"),
+                Expect::Version(record.version()),
+            )
+            .await
+            .unwrap();
+        let stale = handle
+            .put_record(
+                "yarn",
+                "next-application-id",
+                value("2"),
+                Expect::Version(record.version()),
+            )
+            .await;
+        assert!(matches!(stale, Err(RecordsError::Conflict { .. })));
+        let listed = handle.list_records("yarn", "next-").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        handle
+            .delete_record("yarn", "next-application-id", Expect::Any)
+            .await
+            .unwrap();
+        assert_eq!(
+            handle.get_record("yarn", "next-application-id").await,
+            Ok(None)
+        );
     }
 
     #[tokio::test]

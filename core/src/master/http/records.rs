@@ -224,7 +224,9 @@ fn error_response(error: &RecordsError) -> Response {
             StatusCode::PAYLOAD_TOO_LARGE
         }
         RecordsError::NotFound { .. } => StatusCode::NOT_FOUND,
-        RecordsError::NotLeader(_) => StatusCode::SERVICE_UNAVAILABLE,
+        RecordsError::NotLeader(_) | RecordsError::Unavailable(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
     };
     let mut response = text(status, error.to_string());
     if let RecordsError::Conflict { current, .. } = error {
