@@ -35,6 +35,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod offer;
 pub mod operator;
+pub mod records;
 pub mod recovery;
 pub mod registrar;
 pub mod reservation;
