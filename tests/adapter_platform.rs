@@ -137,7 +137,7 @@ impl Local {
         let started = Instant::now();
         let client =
             Client::new(&format!("127.0.0.1:{port}"), Duration::from_secs(2)).expect("an address");
-        while !client.get_json("/master/state").await.is_ok() {
+        while client.get_json("/master/state").await.is_err() {
             assert!(
                 started.elapsed() < DEADLINE,
                 "pando local did not restart the master on port {port}"
