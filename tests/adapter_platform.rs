@@ -8,6 +8,8 @@
 //! (asked through reconciliation, as a framework would), and every record
 //! reads back with the bytes and version it was written with.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -87,33 +89,6 @@ impl Local {
         }
     }
 
-    /// The pid of the `pando master` child listening on `port`.
-    fn master_pid(&self, port: u16) -> Option<u32> {
-        let wanted = format!("--port={port}");
-        let parent = self.child.id();
-        std::fs::read_dir("/proc")
-            .ok()?
-            .flatten()
-            .find_map(|entry| {
-                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-                let ppid: u32 = stat
-                    .rsplit_once(')')?
-                    .1
-                    .split_whitespace()
-                    .nth(1)?
-                    .parse()
-                    .ok()?;
-                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-                let args: Vec<String> = cmdline
-                    .split(|b| *b == 0)
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect();
-                (ppid == parent && args.iter().any(|a| a == "master") && args.contains(&wanted))
-                    .then_some(pid)
-            })
-    }
-
     /// Kills the leading master with SIGKILL; returns its port.
     async fn kill_leader(&self) -> u16 {
         let leader = self.leader().await;
@@ -122,7 +97,7 @@ impl Local {
             .rsplit_once(':')
             .and_then(|(_, p)| p.parse().ok())
             .expect("the leader's port");
-        let pid = self.master_pid(port).expect("the leader's process");
+        let pid = support::master_pid(self.child.id(), port).expect("the leader's process");
         let killed = Command::new("kill")
             .args(["-9", &pid.to_string()])
             .status()
@@ -171,16 +146,7 @@ async fn next<T>(
     what: &str,
     wanted: impl Fn(Incoming) -> Option<T>,
 ) -> T {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let item = tokio::time::timeout_at(deadline, incoming.recv())
-            .await
-            .unwrap_or_else(|_| panic!("the driver did not hand over {what} in time"))
-            .expect("the driver is running");
-        if let Some(found) = wanted(item) {
-            return found;
-        }
-    }
+    support::next_incoming(incoming, DEADLINE, what, wanted).await
 }
 
 fn sleeper(task_id: &str, agent_id: &pb::AgentId) -> pb::TaskInfo {
