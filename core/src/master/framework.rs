@@ -67,19 +67,17 @@ impl Master {
             .map(|i| i.value.clone())
             .filter(|v| !v.is_empty());
 
-        let checked = (|| -> Result<_, String> {
+        let checked = (|| -> Result<_, FrameworkInfoError> {
             validate_framework_info(&info)?;
             let roles = subscribed_roles(&info);
             let suppressed: BTreeSet<String> = subscribe.suppressed_roles.iter().cloned().collect();
             if let Some(bad) = suppressed.difference(&roles).next() {
-                return Err(format!(
-                    "Suppressed roles {{ {bad} }} are not contained in the set of roles"
-                ));
+                return Err(FrameworkInfoError::SuppressedRoleNotSubscribed(bad.clone()));
             }
             let constraints = convert_constraints(subscribe.offer_constraints.as_ref(), &roles)?;
             if let Some(id) = &requested_id {
                 if self.completed_frameworks.iter().any(|f| f.id() == id) {
-                    return Err("Framework has been removed".to_string());
+                    return Err(FrameworkInfoError::Removed);
                 }
                 if let Some(existing) = self.frameworks.get(id) {
                     validate_update(&existing.info, &info)?;
@@ -89,8 +87,8 @@ impl Master {
         })();
         let (roles, suppressed, constraints) = match checked {
             Ok(v) => v,
-            Err(message) => {
-                let _ = sender.send(error_event(message));
+            Err(refusal) => {
+                let _ = sender.send(error_event(refusal.to_string()));
                 return Subscription {
                     framework_id: requested_id.unwrap_or_default(),
                     stream_id,
@@ -692,20 +690,17 @@ impl Master {
         let Some(existing) = self.frameworks.get(&id) else {
             return Err(MasterError::BadRequest("Framework cannot be found".into()));
         };
-        validate_framework_info(&info).map_err(MasterError::BadRequest)?;
-        validate_update(&existing.info, &info).map_err(MasterError::BadRequest)?;
+        validate_framework_info(&info)?;
+        validate_update(&existing.info, &info)?;
         if info.principal.is_none() {
             info.principal = existing.info.principal.clone();
         }
         let roles = subscribed_roles(&info);
         let suppressed: BTreeSet<String> = update.suppressed_roles.iter().cloned().collect();
         if let Some(bad) = suppressed.difference(&roles).next() {
-            return Err(MasterError::BadRequest(format!(
-                "Suppressed roles {{ {bad} }} are not contained in the set of roles"
-            )));
+            return Err(FrameworkInfoError::SuppressedRoleNotSubscribed(bad.clone()).into());
         }
-        let constraints = convert_constraints(update.offer_constraints.as_ref(), &roles)
-            .map_err(MasterError::BadRequest)?;
+        let constraints = convert_constraints(update.offer_constraints.as_ref(), &roles)?;
         if let Some(fw) = self.frameworks.get_mut(&id) {
             fw.info = info;
             fw.suppressed_roles = suppressed.clone();
@@ -805,88 +800,168 @@ pub fn subscribed_roles(info: &pb::FrameworkInfo) -> BTreeSet<String> {
     }
 }
 
-/// Mesos's FrameworkInfo validation, with its messages.
-pub fn validate_framework_info(info: &pb::FrameworkInfo) -> Result<(), String> {
+/// Why a FrameworkInfo (at SUBSCRIBE or UPDATE_FRAMEWORK) is refused, with
+/// Mesos's messages: SUBSCRIBE answers them in an ERROR event,
+/// UPDATE_FRAMEWORK with a 400.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FrameworkInfoError {
+    /// A MULTI_ROLE framework set the single `role`.
+    #[error("'FrameworkInfo.role' must not be set when the framework is MULTI_ROLE capable")]
+    RoleWithMultiRole,
+    /// A role is listed twice.
+    #[error("'FrameworkInfo.roles' contains duplicate items: {{ {0} }}")]
+    DuplicateRole(String),
+    /// A listed role is not a valid role name.
+    #[error("'FrameworkInfo.roles' contains invalid role: {0}")]
+    InvalidRoles(String),
+    /// A framework without MULTI_ROLE listed `roles`.
+    #[error("'FrameworkInfo.roles' must not be set when the framework is not MULTI_ROLE capable")]
+    RolesWithoutMultiRole,
+    /// The single `role` is not a valid role name.
+    #[error("'FrameworkInfo.role' is not a valid role: {0}")]
+    InvalidRole(String),
+    /// The framework id breaks Mesos's id rules.
+    #[error(transparent)]
+    InvalidId(#[from] IdError),
+    /// The failover timeout is negative or not a number.
+    #[error("The framework failover_timeout ({0}) is invalid")]
+    FailoverTimeout(f64),
+    /// A re-subscription or update changed the principal.
+    #[error("Changing framework's principal is not allowed.")]
+    PrincipalChanged,
+    /// A re-subscription or update changed the user.
+    #[error(
+        "Updating 'FrameworkInfo.user' is unsupported; attempted to update from '{from}' to '{to}'"
+    )]
+    UserChanged {
+        /// The user it had.
+        from: String,
+        /// The user it asked for.
+        to: String,
+    },
+    /// A re-subscription or update changed checkpointing.
+    #[error("Updating 'FrameworkInfo.checkpoint' is unsupported; attempted to update from '{from}' to '{to}'")]
+    CheckpointChanged {
+        /// The setting it had.
+        from: bool,
+        /// The setting it asked for.
+        to: bool,
+    },
+    /// A suppressed role is not one the framework subscribes to.
+    #[error("Suppressed roles {{ {0} }} are not contained in the set of roles")]
+    SuppressedRoleNotSubscribed(String),
+    /// Offer constraints name a role the framework does not subscribe to.
+    #[error("Offer constraints specify `role_constraints` for a role '{0}'not contained in the set of roles")]
+    ConstraintRole(String),
+    /// An offer constraint selects something other than an attribute name.
+    #[error("Offer constraints: only 'attribute_name' selectors are supported")]
+    ConstraintSelector,
+    /// An offer constraint uses a regular-expression predicate.
+    #[error("Offer constraints: regular-expression predicates are not supported")]
+    ConstraintRegex,
+    /// The framework was torn down; its id may not subscribe again.
+    #[error("Framework has been removed")]
+    Removed,
+}
+
+/// Why an id (framework, task, executor) breaks Mesos's rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// It is empty.
+    #[error("ID must not be empty")]
+    Empty,
+    /// It is longer than 255 characters.
+    #[error("ID '{0}' is longer than 255 characters")]
+    TooLong(String),
+    /// It is `.` or `..`.
+    #[error("'{0}' is disallowed")]
+    Disallowed(String),
+    /// It contains a slash, a backslash or a control character.
+    #[error("'{0}' contains invalid characters")]
+    InvalidCharacters(String),
+}
+
+impl From<FrameworkInfoError> for MasterError {
+    fn from(e: FrameworkInfoError) -> MasterError {
+        MasterError::BadRequest(e.to_string())
+    }
+}
+
+/// Mesos's FrameworkInfo validation.
+pub fn validate_framework_info(info: &pb::FrameworkInfo) -> Result<(), FrameworkInfoError> {
+    use FrameworkInfoError as E;
     let multi_role = info
         .capabilities
         .iter()
         .any(|c| c.r#type == Some(pb::framework_info::capability::Type::MultiRole as i32));
     if multi_role {
         if info.role.is_some() {
-            return Err(
-                "'FrameworkInfo.role' must not be set when the framework is MULTI_ROLE capable"
-                    .into(),
-            );
+            return Err(E::RoleWithMultiRole);
         }
         let mut seen = BTreeSet::new();
         for r in &info.roles {
             if !seen.insert(r) {
-                return Err(format!(
-                    "'FrameworkInfo.roles' contains duplicate items: {{ {r} }}"
-                ));
+                return Err(E::DuplicateRole(r.clone()));
             }
         }
         for r in &info.roles {
-            role::validate(r)
-                .map_err(|e| format!("'FrameworkInfo.roles' contains invalid role: {e}"))?;
+            role::validate(r).map_err(|e| E::InvalidRoles(e.to_string()))?;
         }
     } else {
         if !info.roles.is_empty() {
-            return Err(
-                "'FrameworkInfo.roles' must not be set when the framework is not MULTI_ROLE capable"
-                    .into(),
-            );
+            return Err(E::RolesWithoutMultiRole);
         }
         role::validate(info.role.as_deref().unwrap_or("*"))
-            .map_err(|e| format!("'FrameworkInfo.role' is not a valid role: {e}"))?;
+            .map_err(|e| E::InvalidRole(e.to_string()))?;
     }
     if let Some(id) = info.id.as_ref().filter(|i| !i.value.is_empty()) {
         validate_id(&id.value)?;
     }
     if let Some(timeout) = info.failover_timeout {
         if !timeout.is_finite() || timeout < 0.0 {
-            return Err(format!(
-                "The framework failover_timeout ({timeout}) is invalid"
-            ));
+            return Err(E::FailoverTimeout(timeout));
         }
     }
     Ok(())
 }
 
 /// What may not change when a framework re-subscribes or updates.
-fn validate_update(old: &pb::FrameworkInfo, new: &pb::FrameworkInfo) -> Result<(), String> {
+fn validate_update(
+    old: &pb::FrameworkInfo,
+    new: &pb::FrameworkInfo,
+) -> Result<(), FrameworkInfoError> {
     if new.principal.is_some() && old.principal != new.principal {
-        return Err("Changing framework's principal is not allowed.".into());
+        return Err(FrameworkInfoError::PrincipalChanged);
     }
     if new.user != old.user {
-        return Err(format!(
-            "Updating 'FrameworkInfo.user' is unsupported; attempted to update from '{}' to '{}'",
-            old.user, new.user
-        ));
+        return Err(FrameworkInfoError::UserChanged {
+            from: old.user.clone(),
+            to: new.user.clone(),
+        });
     }
-    if new.checkpoint.unwrap_or(false) != old.checkpoint.unwrap_or(false) {
-        return Err(format!(
-            "Updating 'FrameworkInfo.checkpoint' is unsupported; attempted to update from '{}' to '{}'",
-            old.checkpoint.unwrap_or(false),
-            new.checkpoint.unwrap_or(false)
-        ));
+    let (from, to) = (
+        old.checkpoint.unwrap_or(false),
+        new.checkpoint.unwrap_or(false),
+    );
+    if from != to {
+        return Err(FrameworkInfoError::CheckpointChanged { from, to });
     }
     Ok(())
 }
 
 /// Mesos's rules for framework, task and executor ids.
-pub fn validate_id(id: &str) -> Result<(), String> {
+pub fn validate_id(id: &str) -> Result<(), IdError> {
     if id.is_empty() {
-        return Err("ID must not be empty".into());
+        return Err(IdError::Empty);
     }
     if id.len() > 255 {
-        return Err(format!("ID '{id}' is longer than 255 characters"));
+        return Err(IdError::TooLong(id.to_string()));
     }
     if id == "." || id == ".." {
-        return Err(format!("'{id}' is disallowed"));
+        return Err(IdError::Disallowed(id.to_string()));
     }
     if id.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
-        return Err(format!("'{id}' contains invalid characters"));
+        return Err(IdError::InvalidCharacters(id.to_string()));
     }
     Ok(())
 }
@@ -895,7 +970,7 @@ pub fn validate_id(id: &str) -> Result<(), String> {
 fn convert_constraints(
     constraints: Option<&sched::OfferConstraints>,
     roles: &BTreeSet<String>,
-) -> Result<std::collections::BTreeMap<String, RoleConstraints>, String> {
+) -> Result<std::collections::BTreeMap<String, RoleConstraints>, FrameworkInfoError> {
     use sched::attribute_constraint::predicate::Predicate as P;
     use sched::attribute_constraint::selector::Selector as Sel;
     let mut out = std::collections::BTreeMap::new();
@@ -904,9 +979,7 @@ fn convert_constraints(
     };
     for (role_name, rc) in &constraints.role_constraints {
         if !roles.contains(role_name) {
-            return Err(format!(
-                "Offer constraints specify `role_constraints` for a role '{role_name}'not contained in the set of roles"
-            ));
+            return Err(FrameworkInfoError::ConstraintRole(role_name.clone()));
         }
         let mut groups = Vec::new();
         for group in &rc.groups {
@@ -914,24 +987,15 @@ fn convert_constraints(
             for c in &group.attribute_constraints {
                 let attribute = match &c.selector.selector {
                     Some(Sel::AttributeName(name)) => name.clone(),
-                    _ => {
-                        return Err(
-                            "Offer constraints: only 'attribute_name' selectors are supported"
-                                .into(),
-                        )
-                    }
+                    _ => return Err(FrameworkInfoError::ConstraintSelector),
                 };
-                let predicate =
-                    match &c.predicate.predicate {
-                        Some(P::Exists(_)) => Predicate::Exists,
-                        Some(P::NotExists(_)) => Predicate::NotExists,
-                        Some(P::TextEquals(t)) => Predicate::TextEquals(t.value.clone()),
-                        Some(P::TextNotEquals(t)) => Predicate::TextNotEquals(t.value.clone()),
-                        _ => return Err(
-                            "Offer constraints: regular-expression predicates are not supported"
-                                .into(),
-                        ),
-                    };
+                let predicate = match &c.predicate.predicate {
+                    Some(P::Exists(_)) => Predicate::Exists,
+                    Some(P::NotExists(_)) => Predicate::NotExists,
+                    Some(P::TextEquals(t)) => Predicate::TextEquals(t.value.clone()),
+                    Some(P::TextNotEquals(t)) => Predicate::TextNotEquals(t.value.clone()),
+                    _ => return Err(FrameworkInfoError::ConstraintRegex),
+                };
                 converted.push(Constraint {
                     attribute,
                     predicate,
@@ -942,4 +1006,106 @@ fn convert_constraints(
         out.insert(role_name.clone(), RoleConstraints { groups });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    //! A FrameworkInfo is refused with the words Mesos uses.
+
+    use pando_proto::mesos::v1 as pb;
+
+    use super::{validate_framework_info, validate_id, validate_update};
+
+    fn info() -> pb::FrameworkInfo {
+        pb::FrameworkInfo {
+            user: "alice".into(),
+            name: "f".into(),
+            ..Default::default()
+        }
+    }
+
+    fn multi_role(roles: &[&str]) -> pb::FrameworkInfo {
+        pb::FrameworkInfo {
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            capabilities: vec![pb::framework_info::Capability {
+                r#type: Some(pb::framework_info::capability::Type::MultiRole as i32),
+            }],
+            ..info()
+        }
+    }
+
+    fn refusal(info: &pb::FrameworkInfo) -> String {
+        validate_framework_info(info)
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn a_framework_info_is_refused_with_mesos_messages() {
+        assert!(validate_framework_info(&info()).is_ok());
+        assert_eq!(
+            refusal(&multi_role(&["a", "a"])),
+            "'FrameworkInfo.roles' contains duplicate items: { a }"
+        );
+        let mut both = multi_role(&["a"]);
+        both.role = Some("b".into());
+        assert_eq!(
+            refusal(&both),
+            "'FrameworkInfo.role' must not be set when the framework is MULTI_ROLE capable"
+        );
+        let mut roles_without_capability = info();
+        roles_without_capability.roles = vec!["a".into()];
+        assert_eq!(
+            refusal(&roles_without_capability),
+            "'FrameworkInfo.roles' must not be set when the framework is not MULTI_ROLE capable"
+        );
+        let mut negative = info();
+        negative.failover_timeout = Some(-1.0);
+        assert_eq!(
+            refusal(&negative),
+            "The framework failover_timeout (-1) is invalid"
+        );
+        let mut bad_id = info();
+        bad_id.id = Some(pb::FrameworkId { value: "..".into() });
+        assert_eq!(refusal(&bad_id), "'..' is disallowed");
+    }
+
+    #[test]
+    fn a_resubscription_may_not_change_user_principal_or_checkpointing() {
+        let old = info();
+        let mut new = info();
+        new.user = "bob".into();
+        assert_eq!(
+            validate_update(&old, &new).expect_err("refused").to_string(),
+            "Updating 'FrameworkInfo.user' is unsupported; attempted to update from 'alice' to 'bob'"
+        );
+        let mut new = info();
+        new.checkpoint = Some(true);
+        assert_eq!(
+            validate_update(&old, &new).expect_err("refused").to_string(),
+            "Updating 'FrameworkInfo.checkpoint' is unsupported; attempted to update from 'false' to 'true'"
+        );
+        let mut new = info();
+        new.principal = Some("mallory".into());
+        assert_eq!(
+            validate_update(&old, &new)
+                .expect_err("refused")
+                .to_string(),
+            "Changing framework's principal is not allowed."
+        );
+    }
+
+    #[test]
+    fn ids_follow_mesos_rules() {
+        assert!(validate_id("task-1").is_ok());
+        assert_eq!(
+            validate_id("").expect_err("empty").to_string(),
+            "ID must not be empty"
+        );
+        assert_eq!(
+            validate_id("a/b").expect_err("slash").to_string(),
+            "'a/b' contains invalid characters"
+        );
+        assert!(validate_id(&"x".repeat(256)).is_err());
+    }
 }
