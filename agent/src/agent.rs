@@ -286,6 +286,10 @@ pub struct Agent {
     pub retry_wakeup: tokio::sync::Notify,
 }
 
+/// The exit status reported for an executor whose wait status is unknown,
+/// as Mesos's agent reports it.
+pub const UNKNOWN_EXIT_STATUS: i32 = -1;
+
 fn id_of(task: &pb::TaskInfo) -> String {
     task.task_id.value.clone()
 }
@@ -1237,7 +1241,7 @@ impl Agent {
         container_id: &str,
         status: Option<i32>,
     ) {
-        let (group, pid, updates, framework) = {
+        let (group, pid, updates, framework, generated) = {
             let mut state = self.lock();
             let agent_id = Self::agent_id(&state);
             let Some(framework) = state.frameworks.get_mut(fw) else {
@@ -1300,6 +1304,7 @@ impl Agent {
                 executor.pid,
                 updates,
                 framework.info.clone(),
+                executor.command_executor,
             )
         };
         let executor_id = pb::ExecutorId {
@@ -1308,14 +1313,20 @@ impl Agent {
         for status in updates {
             self.status_update(&framework, Some(&executor_id), status, false);
         }
-        {
+        // As Mesos's agent: the master hears of an executor's exit only
+        // for executors the framework defined; the command executor of a
+        // task is the agent's own, and the framework learns of its end
+        // from the task's update alone. The exit status is always set
+        // (-1 when it is unknown, e.g. the executor ended while the agent
+        // was down), because schedulers read it unconditionally.
+        if !generated {
             let mut state = self.lock();
             let message = Up::ExecutorExited(link::ExecutorExited {
                 framework_id: pb::FrameworkId {
                     value: fw.to_string(),
                 },
                 executor_id: executor_id.clone(),
-                status,
+                status: Some(status.unwrap_or(UNKNOWN_EXIT_STATUS)),
             });
             self.send_or_keep(&mut state, message);
         }

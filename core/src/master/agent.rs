@@ -429,7 +429,9 @@ impl Master {
                                 value: agent_id.to_string(),
                             }),
                             executor_id: Some(exited.executor_id.clone()),
-                            status: exited.status,
+                            // Schedulers (pymesos among them) read the
+                            // status unconditionally; Mesos always sets it.
+                            status: Some(exited.status.unwrap_or(-1)),
                         }),
                         ..Default::default()
                     });

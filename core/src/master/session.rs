@@ -475,4 +475,29 @@ mod tests {
             .expect("no hang");
         assert!(matches!(read, Err(SessionError::Ended(_))));
     }
+
+    #[tokio::test]
+    async fn a_failure_event_always_carries_an_exit_status() {
+        let cluster = Cluster::new();
+        let (_session, mut events) = session(&cluster, "executor-owner");
+        let first = next_of(&mut events, sched::event::Type::Subscribed).await;
+        let framework_id = first.subscribed.expect("subscribed").framework_id;
+        // An agent that does not know how its executor ended (it died
+        // while the agent was down) reports no status...
+        cluster.agent_says(agent_message::Message::ExecutorExited(
+            pando_proto::link::ExecutorExited {
+                framework_id,
+                executor_id: pb::ExecutorId {
+                    value: "custom".into(),
+                },
+                status: None,
+            },
+        ));
+        // ...and the framework still gets one, as from Mesos: pymesos
+        // reads it unconditionally.
+        let failure = next_of(&mut events, sched::event::Type::Failure).await;
+        let failure = failure.failure.expect("failure");
+        assert_eq!(failure.executor_id.expect("executor").value, "custom");
+        assert_eq!(failure.status, Some(-1));
+    }
 }
