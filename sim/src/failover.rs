@@ -31,11 +31,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use pando_scheduler::client::Client;
 use serde_json::{json, Value};
 
 use crate::agent::{AgentFleet, FleetConfig};
+use crate::api;
 use crate::framework::Tally;
-use crate::http::Http;
 use crate::master::{self, ChildMaster};
 use crate::stats;
 use crate::SimulateFlags;
@@ -144,7 +145,6 @@ pub async fn run(flags: &SimulateFlags, exe: &Path) -> Result<FailoverReport, cr
     let resources = pando_resources::Resources::parse(&flags.agent_resources)
         .map_err(|e| crate::SimError::Resources(e.to_string()))?
         .to_proto();
-    let http = Http::new();
     let mut report = FailoverReport {
         agents: flags.agents,
         tasks: flags.tasks,
@@ -152,7 +152,7 @@ pub async fn run(flags: &SimulateFlags, exe: &Path) -> Result<FailoverReport, cr
         runs: Vec::with_capacity(flags.runs),
     };
     for _ in 0..flags.runs {
-        let run = one_run(flags, exe, &http, resources.clone()).await?;
+        let run = one_run(flags, exe, resources.clone()).await?;
         report.runs.push(run);
     }
     Ok(report)
@@ -162,7 +162,6 @@ pub async fn run(flags: &SimulateFlags, exe: &Path) -> Result<FailoverReport, cr
 async fn one_run(
     flags: &SimulateFlags,
     exe: &Path,
-    http: &Http,
     resources: Vec<pando_proto::mesos::v1::Resource>,
 ) -> Result<FailoverRun, FailoverError> {
     let ports = master::free_ports(MASTERS)?;
@@ -181,10 +180,11 @@ async fn one_run(
         children.push(ChildMaster::spawn(exe, *port, &extra)?);
     }
     for child in &mut children {
-        child.wait_up(http, Duration::from_secs(30)).await?;
+        child.wait_up(Duration::from_secs(30)).await?;
     }
+    let clients: Vec<Client> = children.iter().map(|c| c.client().clone()).collect();
     let election_wait = Duration::from_secs(30);
-    let leader = find_leader(http, &masters, None, election_wait)
+    let leader = find_leader(&clients, None, election_wait)
         .await
         .ok_or_else(|| FailoverError::NoLeader("at start", election_wait, logs(&children)))?;
 
@@ -200,7 +200,7 @@ async fn one_run(
         follow_leader: true,
     })
     .await?;
-    let tasks = start_tasks(flags, &masters[leader], http).await?;
+    let tasks = start_tasks(flags, &clients[leader]).await?;
 
     // The failover.
     let refused_before = fleet.counters.sessions_refused.load(Ordering::Relaxed);
@@ -208,24 +208,14 @@ async fn one_run(
     if let Some(child) = children.get_mut(leader) {
         child.kill();
     }
-    let survivors: Vec<(usize, String)> = masters
+    let survivors: Vec<(usize, Client)> = clients
         .iter()
         .cloned()
         .enumerate()
         .filter(|(i, _)| *i != leader)
         .collect();
-    let elected = tokio::spawn(first_elected(
-        http.clone(),
-        survivors.clone(),
-        killed_at,
-        election_wait,
-    ));
-    let probe = tokio::spawn(first_subscribe(
-        http.clone(),
-        survivors,
-        killed_at,
-        election_wait,
-    ));
+    let elected = tokio::spawn(first_elected(survivors.clone(), killed_at, election_wait));
+    let probe = tokio::spawn(first_subscribe(survivors, killed_at, election_wait));
 
     let mut back: HashMap<usize, (Instant, bool)> = HashMap::with_capacity(flags.agents);
     let deadline = tokio::time::Instant::from_std(killed_at) + wait;
@@ -269,7 +259,7 @@ async fn one_run(
             logs(&children),
         ));
     };
-    let metrics = metrics(http, &masters[new_leader]).await;
+    let metrics = metrics(&clients[new_leader]).await;
     fleet.stop().await;
     drop(children);
     Ok(FailoverRun {
@@ -306,19 +296,14 @@ fn logs(children: &[ChildMaster]) -> String {
 
 /// Polls `/metrics/snapshot` until a master other than `except` says
 /// `master/elected` = 1; its index.
-async fn find_leader(
-    http: &Http,
-    masters: &[String],
-    except: Option<usize>,
-    wait: Duration,
-) -> Option<usize> {
+async fn find_leader(masters: &[Client], except: Option<usize>, wait: Duration) -> Option<usize> {
     let start = Instant::now();
     while start.elapsed() < wait {
-        for (index, addr) in masters.iter().enumerate() {
+        for (index, master) in masters.iter().enumerate() {
             if Some(index) == except {
                 continue;
             }
-            let elected = metrics(http, addr)
+            let elected = metrics(master)
                 .await
                 .and_then(|m| m["master/elected"].as_f64());
             if elected == Some(1.0) {
@@ -331,17 +316,14 @@ async fn find_leader(
 }
 
 /// A master's `/metrics/snapshot`, if it answers.
-async fn metrics(http: &Http, addr: &str) -> Option<Value> {
-    match http.get(addr, "/metrics/snapshot").await {
-        Ok((200, body)) => serde_json::from_slice(&body).ok(),
-        _ => None,
-    }
+async fn metrics(master: &Client) -> Option<Value> {
+    master.get_json("/metrics/snapshot").await.ok()
 }
 
 /// Starts `--tasks` tasks through `--frameworks` frameworks and waits until
 /// all are running; then the frameworks' streams close and the tasks stay
 /// (their failover_timeout is a week). Returns how many run.
-async fn start_tasks(flags: &SimulateFlags, addr: &str, http: &Http) -> Result<u64, FailoverError> {
+async fn start_tasks(flags: &SimulateFlags, master: &Client) -> Result<u64, FailoverError> {
     if flags.tasks == 0 {
         return Ok(0);
     }
@@ -349,8 +331,7 @@ async fn start_tasks(flags: &SimulateFlags, addr: &str, http: &Http) -> Result<u
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let mut frameworks = crate::spawn_frameworks(
         flags,
-        addr,
-        http,
+        master,
         &tally,
         &stop_rx,
         FRAMEWORK_FAILOVER_TIMEOUT_S,
@@ -387,14 +368,13 @@ async fn start_tasks(flags: &SimulateFlags, addr: &str, http: &Http) -> Result<u
 /// Polls the survivors' `/metrics/snapshot` every [`PROBE_INTERVAL`] until
 /// one says `master/elected` = 1; the seconds since `since`.
 async fn first_elected(
-    http: Http,
-    survivors: Vec<(usize, String)>,
+    survivors: Vec<(usize, Client)>,
     since: Instant,
     wait: Duration,
 ) -> Option<f64> {
     while since.elapsed() < wait {
-        for (_, addr) in &survivors {
-            let elected = metrics(&http, addr)
+        for (_, master) in &survivors {
+            let elected = metrics(master)
                 .await
                 .and_then(|m| m["master/elected"].as_f64());
             if elected == Some(1.0) {
@@ -410,8 +390,7 @@ async fn first_elected(
 /// answers 200 with a SUBSCRIBED event; which one, and the seconds since
 /// `since`.
 async fn first_subscribe(
-    http: Http,
-    survivors: Vec<(usize, String)>,
+    survivors: Vec<(usize, Client)>,
     since: Instant,
     wait: Duration,
 ) -> Option<(usize, f64)> {
@@ -425,9 +404,9 @@ async fn first_subscribe(
     });
     let body = Bytes::from(call.to_string());
     while since.elapsed() < wait {
-        for (index, addr) in &survivors {
+        for (index, master) in &survivors {
             let attempt = async {
-                let (_, mut events) = http.subscribe(addr, body.clone()).await.ok()?;
+                let (_, mut events) = api::subscribe(master, body.clone()).await.ok()?;
                 let event = events.next().await.ok()??;
                 let at = since.elapsed().as_secs_f64();
                 (event["type"].as_str() == Some("SUBSCRIBED")).then_some(at)

@@ -15,10 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
+use pando_scheduler::client::Client;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 
-use crate::http::{Http, HttpError};
+use crate::api::{self, ApiError};
 use crate::profile::{Plan, Profile, Size};
 
 /// What went wrong with a simulated framework.
@@ -26,7 +27,7 @@ use crate::profile::{Plan, Profile, Size};
 pub enum FrameworkError {
     /// Subscribing or reading the stream failed.
     #[error("framework {0}: {1}")]
-    Http(usize, HttpError),
+    Http(usize, ApiError),
     /// The master sent an ERROR event.
     #[error("framework {0} got ERROR: {1}")]
     Error(usize, String),
@@ -175,11 +176,11 @@ impl SimFramework {
         }
     }
 
-    /// Subscribes to the master at `addr` and runs until `stop`.
+    /// Subscribes through `master`, a client of the master, and runs until
+    /// `stop`.
     pub async fn run(
         mut self,
-        addr: String,
-        http: Http,
+        master: Client,
         tally: Arc<Tally>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), FrameworkError> {
@@ -190,13 +191,11 @@ impl SimFramework {
             "failover_timeout": self.failover_timeout
         });
         let call = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": info}});
-        let (stream_id, mut events) = http
-            .subscribe(&addr, Bytes::from(call.to_string()))
+        let (stream_id, mut events) = api::subscribe(&master, Bytes::from(call.to_string()))
             .await
             .map_err(|e| FrameworkError::Http(index, e))?;
         let caller = Caller {
-            addr,
-            http,
+            master,
             stream_id,
             framework_id: String::new(),
             tally: tally.clone(),
@@ -388,8 +387,8 @@ impl SimFramework {
 
 /// Sends one framework's scheduler calls from spawned tasks.
 struct Caller {
-    addr: String,
-    http: Http,
+    /// The master's client; its clones share keep-alive connections.
+    master: Client,
     stream_id: String,
     framework_id: String,
     tally: Arc<Tally>,
@@ -408,8 +407,7 @@ impl Caller {
         offered_at: Option<Instant>,
         on_failure: Option<Box<dyn FnOnce() + Send>>,
     ) {
-        let http = self.http.clone();
-        let addr = self.addr.clone();
+        let master = self.master.clone();
         let stream_id = self.stream_id.clone();
         let tally = self.tally.clone();
         let permits = if call["type"] == "ACKNOWLEDGE" {
@@ -424,11 +422,9 @@ impl Caller {
             let kind = call["type"].as_str().unwrap_or_default().to_string();
             let body = Bytes::from(call.to_string());
             let sent = Instant::now();
-            let result = http
-                .post(&addr, "/api/v1/scheduler", Some(&stream_id), body)
-                .await;
+            let result = api::call(&master, &stream_id, body).await;
             let failure = match result {
-                Ok((202, _)) => {
+                Ok(reply) if reply.status == 202 => {
                     if let Ok(mut s) = tally.samples.lock() {
                         s.call_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
                         if let Some(at) = offered_at {
@@ -437,9 +433,10 @@ impl Caller {
                     }
                     None
                 }
-                Ok((status, body)) => Some(format!(
-                    "{kind} answered {status}: {}",
-                    String::from_utf8_lossy(&body)
+                Ok(reply) => Some(format!(
+                    "{kind} answered {}: {}",
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body)
                 )),
                 Err(e) => Some(format!("{kind}: {e}")),
             };

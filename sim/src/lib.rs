@@ -22,10 +22,10 @@
 //! simulated agent finds the new leader).
 
 pub mod agent;
+pub mod api;
 pub mod failover;
 pub mod flags;
 pub mod framework;
-pub mod http;
 pub mod leader;
 pub mod master;
 pub mod profile;
@@ -37,11 +37,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pando_scheduler::client::{Client, ClientError};
+
 pub use flags::SimulateFlags;
 
 use agent::{AgentFleet, FleetConfig};
 use framework::{SimFramework, Tally};
-use http::Http;
 use master::ChildMaster;
 use profile::Size;
 use report::{Report, Setup};
@@ -64,6 +65,9 @@ pub enum SimError {
     /// Starting the master failed.
     #[error(transparent)]
     Master(#[from] master::MasterError),
+    /// `--master` is not `host:port`.
+    #[error("--master: {0}")]
+    MasterAddress(ClientError),
     /// The agents did not all register.
     #[error(transparent)]
     Agents(#[from] agent::AgentError),
@@ -131,13 +135,16 @@ pub async fn run(flags: SimulateFlags) -> Result<Report, SimError> {
     let resources = pando_resources::Resources::parse(&flags.agent_resources)
         .map_err(|e| SimError::Resources(e.to_string()))?
         .to_proto();
-    let http = Http::new();
-    let (addr, mut child) = match &flags.master {
-        Some(addr) => (addr.clone(), None),
+    let (addr, client, mut child) = match &flags.master {
+        Some(addr) => {
+            let client = api::pooled(addr).map_err(SimError::MasterAddress)?;
+            (addr.clone(), client, None)
+        }
         None => {
             let exe = std::env::current_exe().map_err(SimError::Exe)?;
-            let child = ChildMaster::start(&exe, flags.allocation_interval, &http).await?;
-            (format!("127.0.0.1:{}", child.port), Some(child))
+            let child = ChildMaster::start(&exe, flags.allocation_interval).await?;
+            let client = child.client().clone();
+            (format!("127.0.0.1:{}", child.port), client, Some(child))
         }
     };
     let pid = child.as_ref().map(ChildMaster::pid);
@@ -187,7 +194,7 @@ pub async fn run(flags: SimulateFlags) -> Result<Report, SimError> {
     let tally = Arc::new(Tally::new(flags.tasks));
     let sim_start = master::sample(std::process::id());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let mut frameworks = spawn_frameworks(&flags, &addr, &http, &tally, &stop_rx, 0.0);
+    let mut frameworks = spawn_frameworks(&flags, &client, &tally, &stop_rx, 0.0);
 
     // Wait for the last TASK_FINISHED, the deadline, the master's death or
     // a framework's failure.
@@ -233,7 +240,7 @@ pub async fn run(flags: SimulateFlags) -> Result<Report, SimError> {
     if let (Some(a), Some(b)) = (&sim_start, &sim_end) {
         report.sim_cores_workload = master::cores_between(a, b);
     }
-    read_metrics(&http, &addr, &mut report).await;
+    read_metrics(&client, &mut report).await;
 
     tally.stopping.store(true, Ordering::Relaxed);
     let _ = stop.send(true);
@@ -262,13 +269,12 @@ pub async fn run(flags: SimulateFlags) -> Result<Report, SimError> {
     Ok(report)
 }
 
-/// Starts `--frameworks` simulated frameworks against the master at
-/// `addr`, sharing `--tasks` among those that launch; each subscribes with
-/// `failover_timeout` (seconds) and runs until `stop`.
+/// Starts `--frameworks` simulated frameworks against the master behind
+/// the client `master`, sharing `--tasks` among those that launch; each
+/// subscribes with `failover_timeout` (seconds) and runs until `stop`.
 pub(crate) fn spawn_frameworks(
     flags: &SimulateFlags,
-    addr: &str,
-    http: &Http,
+    master: &Client,
     tally: &Arc<Tally>,
     stop: &tokio::sync::watch::Receiver<bool>,
     failover_timeout: f64,
@@ -300,8 +306,7 @@ pub(crate) fn spawn_frameworks(
             refuse_unneeded_seconds: flags.refuse_unneeded_seconds,
         };
         frameworks.push(tokio::spawn(framework.run(
-            addr.to_string(),
-            http.clone(),
+            master.clone(),
             tally.clone(),
             stop.clone(),
         )));
@@ -310,11 +315,8 @@ pub(crate) fn spawn_frameworks(
 }
 
 /// Copies the allocator's cycle figures from `/metrics/snapshot`.
-async fn read_metrics(http: &Http, addr: &str, report: &mut Report) {
-    let Ok((200, body)) = http.get(addr, "/metrics/snapshot").await else {
-        return;
-    };
-    let Ok(metrics) = serde_json::from_slice::<serde_json::Value>(&body) else {
+async fn read_metrics(master: &Client, report: &mut Report) {
+    let Ok(metrics) = master.get_json("/metrics/snapshot").await else {
         return;
     };
     let get = |k: &str| metrics[k].as_f64();

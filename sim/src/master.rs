@@ -14,7 +14,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::http::Http;
+use bytes::Bytes;
+use pando_scheduler::client::{Client, ClientError};
+
+use crate::api;
 
 /// What went wrong starting or watching the master.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,9 @@ pub enum MasterError {
     /// It started but never answered /health.
     #[error("the master did not answer /health within {0:?} (its log: {1})")]
     NotUp(Duration, String),
+    /// Its address is not one a client can use.
+    #[error("cannot address the master: {0}")]
+    Address(ClientError),
     /// It exited early.
     #[error("the master exited early with {0} (its log: {1})")]
     Exited(std::process::ExitStatus, String),
@@ -41,6 +47,8 @@ pub struct ChildMaster {
     /// Its port on 127.0.0.1.
     pub port: u16,
     child: Child,
+    /// Its HTTP API, over keep-alive connections shared by the clones.
+    client: Client,
     log: String,
     // Keeps the work_dir (and the log in it) until the master is gone.
     _dir: tempfile::TempDir,
@@ -52,7 +60,6 @@ impl ChildMaster {
     pub async fn start(
         exe: &Path,
         allocation_interval: Duration,
-        http: &Http,
     ) -> Result<ChildMaster, MasterError> {
         let port = free_ports(1)?
             .pop()
@@ -62,13 +69,14 @@ impl ChildMaster {
             allocation_interval.as_millis().max(1)
         );
         let mut master = ChildMaster::spawn(exe, port, &[interval])?;
-        master.wait_up(http, Duration::from_secs(20)).await?;
+        master.wait_up(Duration::from_secs(20)).await?;
         Ok(master)
     }
 
     /// Starts `exe master --ip=127.0.0.1 --port=<port>` with a temporary
     /// work_dir and the `extra` flags, without waiting for it.
     pub fn spawn(exe: &Path, port: u16, extra: &[String]) -> Result<ChildMaster, MasterError> {
+        let client = api::pooled(&format!("127.0.0.1:{port}")).map_err(MasterError::Address)?;
         let dir = tempfile::tempdir().map_err(MasterError::WorkDir)?;
         let log_path = dir.path().join("master.log");
         let log = std::fs::File::create(&log_path).map_err(MasterError::WorkDir)?;
@@ -88,19 +96,24 @@ impl ChildMaster {
         Ok(ChildMaster {
             port,
             child,
+            client,
             log: log_path.display().to_string(),
             _dir: dir,
         })
     }
 
     /// Waits until the master answers `/health`, at most `wait`.
-    pub async fn wait_up(&mut self, http: &Http, wait: Duration) -> Result<(), MasterError> {
+    pub async fn wait_up(&mut self, wait: Duration) -> Result<(), MasterError> {
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(MasterError::Exited(status, self.log_tail()));
             }
-            if let Ok((200, _)) = http.get(&self.addr(), "/health").await {
+            let health = self
+                .client
+                .request("GET", "/health", &[], Bytes::new())
+                .await;
+            if health.is_ok_and(|reply| reply.status == 200) {
                 return Ok(());
             }
             if start.elapsed() > wait {
@@ -108,6 +121,11 @@ impl ChildMaster {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// A client of its HTTP API; clones share its keep-alive connections.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Its `host:port`.

@@ -31,10 +31,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pando_scheduler::client::{Client, ClientError};
 use serde_json::{json, Value};
 
 use crate::framework::Tally;
-use crate::http::Http;
 use crate::master::{self, ChildMaster, ProcSample};
 use crate::stats::percentile;
 use crate::{SimError, SimulateFlags};
@@ -60,6 +60,9 @@ pub enum RealError {
     /// The agent exited.
     #[error("the agent exited during the run (its log: {0})")]
     AgentDied(String),
+    /// The agent's address is not one a client can use.
+    #[error("cannot address the agent: {0}")]
+    Address(ClientError),
 }
 
 /// The agent's isolation, and why it was chosen.
@@ -632,15 +635,15 @@ impl RealReport {
 
 /// Runs `--real` and returns its report.
 pub async fn run(flags: SimulateFlags) -> Result<RealReport, SimError> {
-    let http = Http::new();
     let exe = std::env::current_exe().map_err(SimError::Exe)?;
     let cgroups_root = flags
         .cgroups_root
         .clone()
         .unwrap_or_else(|| format!("pando-sim-{}", std::process::id()));
     let isolation = choose_isolation(flags.isolation.as_deref(), &cgroups_root);
-    let mut master = ChildMaster::start(&exe, flags.allocation_interval, &http).await?;
+    let mut master = ChildMaster::start(&exe, flags.allocation_interval).await?;
     let addr = master.addr();
+    let client = master.client().clone();
     let started = Instant::now();
     let spec = AgentSpec {
         resources: &flags.agent_resources,
@@ -651,6 +654,9 @@ pub async fn run(flags: SimulateFlags) -> Result<RealReport, SimError> {
         keep: vec![master.pid()],
     };
     let mut agent = ChildAgent::spawn(&exe, &addr, &spec).map_err(SimError::Real)?;
+    let agent_client = client
+        .at(&agent.addr())
+        .map_err(|e| SimError::Real(RealError::Address(e)))?;
     let mut report = RealReport {
         tasks: flags.tasks,
         frameworks: flags.frameworks,
@@ -661,14 +667,14 @@ pub async fn run(flags: SimulateFlags) -> Result<RealReport, SimError> {
         cgroups_root: cgroups_root.clone(),
         ..RealReport::default()
     };
-    wait_registered(&http, &addr, &mut agent, Duration::from_secs(30)).await?;
+    wait_registered(&client, &mut agent, Duration::from_secs(30)).await?;
     report.registration_s = started.elapsed().as_secs_f64();
 
     let agent_before = master::sample(agent.pid());
     let master_before = master::sample(master.pid());
     let tally = Arc::new(Tally::new(flags.tasks));
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let mut frameworks = crate::spawn_frameworks(&flags, &addr, &http, &tally, &stop_rx, 0.0);
+    let mut frameworks = crate::spawn_frameworks(&flags, &client, &tally, &stop_rx, 0.0);
     let deadline = tokio::time::Instant::now() + flags.duration;
     let mut failure = None;
     loop {
@@ -700,10 +706,10 @@ pub async fn run(flags: SimulateFlags) -> Result<RealReport, SimError> {
     }
     // Executors exit once their terminal update is acknowledged; give the
     // agent a moment to reap the last ones so their CPU is counted.
-    settle(&http, &agent, flags.tasks).await;
+    settle(&agent_client, flags.tasks).await;
     let agent_after = master::sample(agent.pid());
     let master_after = master::sample(master.pid());
-    report.agent_metrics = agent_metrics(&http, &agent.addr()).await;
+    report.agent_metrics = agent_metrics(&agent_client).await;
     tally.stopping.store(true, Ordering::Relaxed);
     let _ = stop.send(true);
     for f in frameworks {
@@ -762,8 +768,7 @@ fn cpu_between(a: &ProcSample, b: &ProcSample) -> f64 {
 
 /// Waits until the master counts one agent active, at most `wait`.
 async fn wait_registered(
-    http: &Http,
-    master: &str,
+    master: &Client,
     agent: &mut ChildAgent,
     wait: Duration,
 ) -> Result<(), SimError> {
@@ -772,10 +777,8 @@ async fn wait_registered(
         if !agent.alive() {
             return Err(SimError::Real(RealError::AgentDied(agent.log_tail())));
         }
-        if let Ok((200, body)) = http.get(master, "/metrics/snapshot").await {
-            let active = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|m| m["master/agents_active"].as_f64());
+        if let Ok(metrics) = master.get_json("/metrics/snapshot").await {
+            let active = metrics["master/agents_active"].as_f64();
             if active.is_some_and(|n| n >= 1.0) {
                 return Ok(());
             }
@@ -792,10 +795,10 @@ async fn wait_registered(
 
 /// Waits (at most 2 s) until the agent runs no executor, so the CPU of the
 /// last ones is in its children's total.
-async fn settle(http: &Http, agent: &ChildAgent, tasks: u64) {
+async fn settle(agent: &Client, tasks: u64) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(2) {
-        let m = agent_metrics(http, &agent.addr()).await;
+        let m = agent_metrics(agent).await;
         let running = m.get("slave/executors_running").copied().unwrap_or(0.0)
             + m.get("slave/executors_registering").copied().unwrap_or(0.0);
         let finished = m.get("slave/tasks_finished").copied().unwrap_or(0.0);
@@ -807,11 +810,8 @@ async fn settle(http: &Http, agent: &ChildAgent, tasks: u64) {
 }
 
 /// The agent's `slave/` and `containerizer/` metrics.
-async fn agent_metrics(http: &Http, agent: &str) -> BTreeMap<String, f64> {
-    let Ok((200, body)) = http.get(agent, "/metrics/snapshot").await else {
-        return BTreeMap::new();
-    };
-    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&body) else {
+async fn agent_metrics(agent: &Client) -> BTreeMap<String, f64> {
+    let Ok(Value::Object(map)) = agent.get_json("/metrics/snapshot").await else {
         return BTreeMap::new();
     };
     map.into_iter()
