@@ -905,3 +905,87 @@ async fn tasks_run_on_with_no_master_and_the_cluster_restarts_from_its_registry(
     assert_eq!(fw.framework_id, framework_id);
     assert_all_running(&cluster, leader, &mut fw, &tasks).await;
 }
+
+/// The frameworks a master's `/master/state` lists, by id, with the state
+/// document of each.
+async fn listed_frameworks(
+    cluster: &Cluster,
+    i: usize,
+) -> std::collections::BTreeMap<String, Value> {
+    let state = cluster.state(i).await;
+    state["frameworks"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .map(|f| (f["id"].as_str().unwrap_or_default().to_string(), f.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A new leader knows every framework from the registry before any of
+/// them re-subscribes: one without tasks, one with tasks, and one that had
+/// disconnected and was still within its failover timeout. Each is listed
+/// as recovered, inactive, until its scheduler comes back; then it keeps
+/// its id and its tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_recovers_every_kind_of_framework_before_it_resubscribes() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.wait_leader().await;
+    cluster.start_agent("agent0");
+    cluster.wait_agents(leader, 1).await;
+
+    // The busy one first, so that the others do not hold the offers.
+    let mut busy = subscribe_at(cluster.ports[leader], subscribe_call(None)).await;
+    let tasks = launch_sleepers(&cluster, leader, &mut busy, 2).await;
+    let taskless = subscribe_at(cluster.ports[leader], subscribe_call(None)).await;
+    let gone = subscribe_at(cluster.ports[leader], subscribe_call(None)).await;
+    let gone_id = gone.framework_id.clone();
+    drop(gone);
+    // The old leader sees it disconnect (its failover timeout is 300 s).
+    let start = Instant::now();
+    while listed_frameworks(&cluster, leader).await[&gone_id]["active"] != json!(false) {
+        assert!(
+            start.elapsed() < FAILOVER_DEADLINE,
+            "the framework never disconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ids = [
+        taskless.framework_id.clone(),
+        busy.framework_id.clone(),
+        gone_id,
+    ];
+
+    cluster.kill(leader);
+    let new_leader = cluster.wait_leader().await;
+    assert_ne!(new_leader, leader);
+    // Before any scheduler re-subscribes (none has: the two live ones are
+    // still reading their dead streams), the new leader lists all three.
+    let listed = listed_frameworks(&cluster, new_leader).await;
+    for id in &ids {
+        let framework = listed.get(id).unwrap_or_else(|| {
+            panic!("framework {id} is not listed by the new leader: {listed:?}")
+        });
+        assert_eq!(framework["recovered"], json!(true), "{framework}");
+        assert_eq!(framework["active"], json!(false), "{framework}");
+    }
+    assert_eq!(listed.len(), ids.len(), "no other framework: {listed:?}");
+    drop(taskless);
+    drop(busy);
+
+    // Each comes back with its id; the busy one finds its tasks running.
+    cluster.wait_agents(new_leader, 1).await;
+    for id in &ids {
+        let mut again = subscribe_at(cluster.ports[new_leader], subscribe_call(Some(id))).await;
+        assert_eq!(&again.framework_id, id, "re-subscribed with the same id");
+        if id == &ids[1] {
+            assert_all_running(&cluster, new_leader, &mut again, &tasks).await;
+        }
+    }
+    let listed = listed_frameworks(&cluster, new_leader).await;
+    for id in &ids {
+        assert_eq!(listed[id]["recovered"], json!(false), "{}", listed[id]);
+    }
+}
