@@ -20,11 +20,11 @@ const PROTOS: &[&str] = &[
 ];
 
 /// Pando's own master↔agent protocol (tonic service and messages).
-const AGENT_LINK: &str = "proto/pando/agent_link.proto";
+const AGENT_LINK: &str = "../link/proto/pando/agent_link.proto";
 
 /// The registry the masters replicate, and the Raft RPC between them.
-const REGISTRY: &str = "proto/pando/registry.proto";
-const RAFT: &str = "proto/pando/raft.proto";
+const REGISTRY: &str = "../registry/proto/pando/registry.proto";
+const RAFT: &str = "../registry/proto/pando/raft.proto";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
@@ -62,7 +62,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".")
         .compile_protos(
             &[PathBuf::from(AGENT_LINK)],
-            &[PathBuf::from("proto"), include.clone()],
+            &[
+                PathBuf::from("proto"),
+                PathBuf::from("../link/proto"),
+                include.clone(),
+            ],
         )?;
     println!("cargo:rerun-if-changed={AGENT_LINK}");
 
@@ -72,7 +76,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".")
         .compile_protos(
             &[PathBuf::from(REGISTRY), PathBuf::from(RAFT)],
-            &[PathBuf::from("proto"), include],
+            &[
+                PathBuf::from("proto"),
+                PathBuf::from("../registry/proto"),
+                include,
+            ],
         )?;
     println!("cargo:rerun-if-changed={REGISTRY}");
     println!("cargo:rerun-if-changed={RAFT}");
