@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pando_proto::link::master_message::Message as ToAgent;
+use pando_link::master_message::Message as ToAgent;
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::scheduler as sched;
 use prost::Message;

@@ -29,9 +29,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use pando_link as link;
+use pando_link::agent_message::Message as Up;
 use pando_proto::codec::ContentType;
-use pando_proto::link;
-use pando_proto::link::agent_message::Message as Up;
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::executor as ex;
 use pb::task_status::{Reason, Source};

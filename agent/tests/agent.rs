@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use pando_proto::link;
-use pando_proto::link::agent_message::Message as Up;
-use pando_proto::link::master_message::Message as Down;
+use pando_link as link;
+use pando_link::agent_message::Message as Up;
+use pando_link::master_message::Message as Down;
 use pando_proto::mesos::v1 as pb;
 
 fn is_root() -> bool {

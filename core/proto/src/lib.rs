@@ -63,26 +63,6 @@ pub mod mesos {
     }
 }
 
-/// Pando's master↔agent protocol (`proto/pando/agent_link.proto`): the
-/// tonic `AgentLink` service and its messages, which carry the Mesos types
-/// of [`mesos::v1`].
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod link {
-    include!(concat!(env!("OUT_DIR"), "/pando.link.v1.rs"));
-}
-
-/// The registry the masters replicate (`pando/registry.proto`).
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod registry {
-    include!(concat!(env!("OUT_DIR"), "/pando.registry.v1.rs"));
-}
-
-/// Raft RPC between masters (`pando/raft.proto`).
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod raft {
-    include!(concat!(env!("OUT_DIR"), "/pando.raft.v1.rs"));
-}
-
 /// The compiled descriptors of every message above, written by build.rs.
 static DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mesos_descriptors.bin"));
 

@@ -14,9 +14,9 @@
 
 use std::collections::BTreeSet;
 
-use pando_proto::link::agent_message::Message as FromAgent;
-use pando_proto::link::master_message::Message as ToAgent;
-use pando_proto::link::{
+use pando_link::agent_message::Message as FromAgent;
+use pando_link::master_message::Message as ToAgent;
+use pando_link::{
     AgentRegistered, AgentReregistered, MasterMessage, Ping, RegisterAgent, ReregisterAgent,
     ShutdownAgent, ShutdownFramework, StatusUpdate, StatusUpdateAcknowledgement,
 };

@@ -14,8 +14,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use pando_proto::link::master_message::Message as ToAgent;
-use pando_proto::link::{
+use pando_link::master_message::Message as ToAgent;
+use pando_link::{
     FrameworkToExecutor, KillTask, ShutdownExecutor, ShutdownFramework,
     StatusUpdateAcknowledgement, UpdateFramework,
 };

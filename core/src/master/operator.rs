@@ -651,13 +651,11 @@ impl Master {
             .unwrap_or(checkpointed);
         checkpointed += conversion.converted.filter(keep);
         agent.checkpointed = checkpointed.to_proto();
-        agent.send(
-            pando_proto::link::master_message::Message::CheckpointResources(
-                pando_proto::link::CheckpointResources {
-                    resources: agent.checkpointed.clone(),
-                },
-            ),
-        );
+        agent.send(pando_link::master_message::Message::CheckpointResources(
+            pando_link::CheckpointResources {
+                resources: agent.checkpointed.clone(),
+            },
+        ));
         self.record_checkpoint(agent_id);
     }
 

@@ -19,6 +19,8 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::proto::raft::raft_client::RaftClient;
+use crate::proto::raft::RaftRequest;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -27,8 +29,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use pando_proto::raft::raft_client::RaftClient;
-use pando_proto::raft::RaftRequest;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
