@@ -13,17 +13,29 @@
 //!   operator APIs.
 //! * [`codec`] chooses between JSON and protobuf from HTTP media types, so a
 //!   transport only has to hand over bytes and a `Content-Type`.
+//! * [`jsonp`] wraps a JSON answer for `?jsonp=callback`.
+//! * [`stout`] reads and writes durations (`5secs`) and byte sizes (`512MB`)
+//!   in Mesos's text forms.
+//! * [`task_state`] says which task states are terminal, and
+//!   [`MESOS_VERSION`] is the Mesos version the APIs report.
 //!
 //! Data moves one way through the layers: bytes → [`recordio`] records →
 //! [`codec`] → typed messages, and back.
 
 pub mod codec;
 pub mod json;
+pub mod jsonp;
 pub mod recordio;
+pub mod stout;
+pub mod task_state;
 
 use std::sync::OnceLock;
 
 use prost_reflect::DescriptorPool;
+
+/// The Mesos version whose APIs Pando speaks, reported by `/version`,
+/// `GET_VERSION` and `/state`.
+pub const MESOS_VERSION: &str = "1.11.0";
 
 /// Generated Mesos types, one module per protobuf package.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
