@@ -128,6 +128,39 @@ async fn garbage_on_every_endpoint_is_refused_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn state_json_summarises_resources_and_wraps_jsonp_only_for_named_callbacks() {
+    let master = MasterProcess::start(&[]).await;
+    let _agent = FakeAgent::register(master.port, "cpus:2;mem:1024;ports:[31000-32000]").await;
+    let state = master.state().await;
+    assert_eq!(
+        state["slaves"][0]["resources"].to_string(),
+        r#"{"disk":0.0,"mem":1024.0,"gpus":0.0,"cpus":2.0,"ports":"[31000-32000]"}"#
+    );
+
+    let wrapped = master.get("/master/state?jsonp=cb_1").await.expect("state");
+    assert_eq!(wrapped.status, 200);
+    assert_eq!(
+        wrapped.header("content-type").as_deref(),
+        Some("text/javascript")
+    );
+    let text = wrapped.text();
+    assert!(text.starts_with("cb_1({") && text.ends_with("})"), "{text}");
+
+    // A callback that is not a name is not echoed into script.
+    let plain = master
+        .get("/master/state?jsonp=alert(1)")
+        .await
+        .expect("state");
+    assert_eq!(plain.status, 200);
+    assert_eq!(
+        plain.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    let text = plain.text();
+    assert!(text.starts_with('{') && text.ends_with('}'), "{text}");
+}
+
+#[tokio::test]
 async fn slow_and_idle_connections_are_closed() {
     let master = MasterProcess::start(&["--http_header_read_timeout=300ms"]).await;
     let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", master.port))

@@ -21,6 +21,8 @@ use http_body_util::BodyExt;
 use pando_proto::json;
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::scheduler as sched;
+use pando_proto::stout::parse_duration;
+use pando_proto::task_state::is_terminal;
 use pando_resources::Resources;
 
 use crate::client::{encode_query, Client, ClientError, RecordStream};
@@ -189,22 +191,6 @@ pub fn exit_status(state: pb::TaskState, message: Option<&str>) -> i32 {
         .unwrap_or(1)
 }
 
-/// Whether a task in `state` will not change state again.
-pub fn is_terminal(state: pb::TaskState) -> bool {
-    use pb::TaskState::*;
-    matches!(
-        state,
-        TaskFinished
-            | TaskFailed
-            | TaskKilled
-            | TaskError
-            | TaskLost
-            | TaskDropped
-            | TaskGone
-            | TaskGoneByOperator
-    )
-}
-
 /// The user this process runs as, for FrameworkInfo.user.
 fn current_user() -> String {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -286,11 +272,9 @@ pub async fn run(mut flags: ExecuteFlags) -> Result<i32, ExecuteError> {
     }
     let wanted = parse_resources(&flags.resources)?;
     let env = parse_env(&flags.env)?;
-    let timeout = pando_agent::flags::parse_duration(&flags.timeout).map_err(|reason| {
-        ExecuteError::Timeout {
-            given: flags.timeout.clone(),
-            reason,
-        }
+    let timeout = parse_duration(&flags.timeout).map_err(|reason| ExecuteError::Timeout {
+        given: flags.timeout.clone(),
+        reason: reason.to_string(),
     })?;
     let client = Client::leading(&flags.master, timeout)
         .await

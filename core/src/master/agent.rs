@@ -23,13 +23,14 @@ use pando_link::{
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::master as operator;
 use pando_proto::mesos::v1::scheduler as sched;
+use pando_proto::task_state::is_terminal;
 use pando_resources::Resources;
 
 use crate::allocator::AgentSpec;
 
 use super::state::{
-    is_terminal, registry_op, time_info, unix_now, Agent, AgentLinkSender, Framework, Master,
-    MasterError, RegistryOp, UnreachableAgent,
+    registry_op, time_info, unix_now, Agent, AgentLinkSender, Framework, Master, MasterError,
+    RegistryOp, UnreachableAgent,
 };
 
 impl Master {
