@@ -58,13 +58,55 @@ pub enum RunError {
     Link(#[from] link::LinkError),
 }
 
-/// A started agent: its address and state, for tests and embedding.
-#[derive(Debug, Clone)]
+/// A started agent: its address and state, for tests and embedding, and
+/// the loops that serve it, which [`Started::shutdown`] stops and awaits.
+#[derive(Debug)]
 pub struct Started {
     /// The agent.
     pub agent: Arc<agent::Agent>,
     /// The HTTP address it listens on.
     pub addr: SocketAddr,
+    loops: Loops,
+}
+
+/// The agent's long-running tasks and the signal that stops them.
+#[derive(Debug)]
+struct Loops {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Loops {
+    fn new() -> Loops {
+        Loops {
+            stop: tokio::sync::watch::Sender::new(false),
+            tasks: tokio::task::JoinSet::new(),
+        }
+    }
+
+    /// Runs `work` until it ends or the agent stops.
+    fn spawn(&mut self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut stop = self.stop.subscribe();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = work => {}
+                _ = stop.wait_for(|stopped| *stopped) => {}
+            }
+        });
+    }
+}
+
+impl Started {
+    /// Stops the HTTP server and the agent's loops, and waits for them.
+    /// Containers are left alone (see `Agent::kill_everything`).
+    pub async fn shutdown(mut self) {
+        let _ = self.loops.stop.send(true);
+        while let Some(ended) = self.loops.tasks.join_next().await {
+            if let Err(e) = ended {
+                tracing::warn!("an agent loop ended abnormally: {e}");
+            }
+        }
+    }
 }
 
 /// Validates the flags, binds the port, recovers, and starts serving HTTP
@@ -98,20 +140,30 @@ pub async fn start(flags: &flags::AgentFlags) -> Result<Started, RunError> {
         "agent listening on {local}; isolation {:?}",
         agent.isolator.mode()
     );
+    let mut loops = Loops::new();
     let app = http::router(Arc::clone(&agent));
-    tokio::spawn(async move {
+    loops.spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("HTTP server stopped: {e}");
         }
     });
     // Recovery happens with the executor API already up, so re-attached
     // executors can subscribe again while the agent re-registers.
-    agent.recover().await?;
-    tokio::spawn(Arc::clone(&agent).retry_loop());
+    if let Err(e) = agent.recover().await {
+        Started {
+            agent,
+            addr: endpoint,
+            loops,
+        }
+        .shutdown()
+        .await;
+        return Err(e.into());
+    }
+    loops.spawn(Arc::clone(&agent).retry_loop());
     // Sandboxes left from before this start are collected once they are
     // older than --gc_delay, then checked again every hour.
     let collector = Arc::clone(&agent);
-    tokio::spawn(async move {
+    loops.spawn(async move {
         let period = collector
             .config
             .gc_delay
@@ -130,7 +182,7 @@ pub async fn start(flags: &flags::AgentFlags) -> Result<Started, RunError> {
     });
     // Executors hear a HEARTBEAT every 30 minutes, as from a Mesos agent.
     let heartbeats = Arc::clone(&agent);
-    tokio::spawn(async move {
+    loops.spawn(async move {
         let period = Duration::from_secs(30 * 60);
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
@@ -141,6 +193,7 @@ pub async fn start(flags: &flags::AgentFlags) -> Result<Started, RunError> {
     Ok(Started {
         agent,
         addr: endpoint,
+        loops,
     })
 }
 
@@ -154,6 +207,7 @@ pub async fn run(flags: flags::AgentFlags) -> Result<(), RunError> {
         // A shut-down agent comes back as a new one, as in Mesos.
         let _ = std::fs::remove_file(started.agent.meta.latest());
     }
+    started.shutdown().await;
     Err(reason.into())
 }
 

@@ -5,27 +5,27 @@
 //!  SUBSCRIBE ──► SUBSCRIBED (framework id)
 //!            ──► OFFERS: the first that fits ──► ACCEPT (LAUNCH), SUPPRESS
 //!                        the others         ──► DECLINE (short filter)
-//!            ──► UPDATE ... ──► ACKNOWLEDGE each; print each new state
+//!            ──► UPDATE ... ──► (the driver ACKNOWLEDGEs each); print each new state
 //!                         └─ terminal ──► TEARDOWN; exit with the task's status
 //! ```
 //!
-//! Calls and events are Mesos JSON, written and read with
-//! `pando_proto::json`; the event stream is cut into records by
-//! `pando_proto::recordio`. The sandbox is found in the agent's `/state`
+//! The framework runs on `pando_scheduler`'s [`Driver`] over the JSON HTTP
+//! transport: it finds the leader among the `--master` list, acknowledges
+//! every update, and subscribes again (same framework id) if the stream
+//! breaks or the leader changes while the task runs. The sandbox is found in the agent's `/state`
 //! (`frameworks[].executors[].directory`), and printed with the files API
 //! URLs of its stdout and stderr.
 
 use std::time::Duration;
 
-use http_body_util::BodyExt;
-use pando_proto::json;
+use pando_proto::codec::ContentType;
 use pando_proto::mesos::v1 as pb;
-use pando_proto::mesos::v1::scheduler as sched;
 use pando_proto::stout::parse_duration;
 use pando_proto::task_state::is_terminal;
 use pando_resources::Resources;
+use pando_scheduler::client::{encode_query, pid_address, Client, ClientError};
+use pando_scheduler::{Config, Driver, DriverError, HttpTransport, Incoming, TransportError};
 
-use crate::client::{encode_query, Client, ClientError, RecordStream};
 use crate::progress::Progress;
 
 /// Why `pando execute` could not run its task.
@@ -55,20 +55,24 @@ pub enum ExecuteError {
         /// What is wrong.
         reason: String,
     },
-    /// Talking to the master failed (the error names its address).
+    /// The `--master` value is not a list of addresses.
     #[error(transparent)]
     Master(ClientError),
+    /// None of the masters could be reached.
+    #[error("cannot subscribe with {masters}: {reason}")]
+    Unreachable {
+        /// The masters given.
+        masters: String,
+        /// What the transport said (it names each address).
+        reason: TransportError,
+    },
     /// The master refused a call.
-    #[error("master {master} refused {call} with {status}: {body}")]
+    #[error("master {master}: {source}")]
     Refused {
         /// The master's address.
         master: String,
-        /// The call.
-        call: &'static str,
-        /// The HTTP status.
-        status: u16,
-        /// The master's explanation.
-        body: String,
+        /// The call, the status and the master's explanation.
+        source: DriverError,
     },
     /// The master sent ERROR or closed the stream.
     #[error("master {master}: {reason}")]
@@ -215,53 +219,20 @@ fn current_user() -> String {
     std::env::var("USER").unwrap_or_else(|_| "root".into())
 }
 
-/// A subscribed framework's connection to the master.
-struct Session {
-    /// The (leading) master the calls go to.
-    client: Client,
-    /// The `Mesos-Stream-Id` SUBSCRIBE answered with; every call carries it.
-    stream_id: String,
-    /// Set by SUBSCRIBED; every call but SUBSCRIBE names it.
-    framework_id: Option<pb::FrameworkId>,
-}
-
-impl Session {
-    /// Sends one call on the stream; the master answers 202.
-    async fn call(&self, name: &'static str, mut call: sched::Call) -> Result<(), ExecuteError> {
-        call.framework_id = self.framework_id.clone();
-        let reply = self
-            .client
-            .post_json(
-                "/api/v1/scheduler",
-                &[("Mesos-Stream-Id", self.stream_id.as_str())],
-                json::to_json(&call),
-            )
-            .await
-            .map_err(ExecuteError::Master)?;
-        if reply.status != 202 {
-            return Err(ExecuteError::Refused {
-                master: self.client.addr.clone(),
-                call: name,
-                status: reply.status,
-                body: String::from_utf8_lossy(&reply.body).trim().to_string(),
-            });
-        }
-        Ok(())
-    }
-}
-
-fn call_of(kind: sched::call::Type) -> sched::Call {
-    sched::Call {
-        r#type: Some(kind as i32),
-        ..Default::default()
-    }
-}
-
 /// Where the task runs: the agent's address, for its `/state` and files.
 #[derive(Debug, Clone)]
 struct Placement {
     /// `host:port` of the agent's HTTP API, from the offer's URL.
     agent_addr: String,
+}
+
+/// The `host:port` of the master that answered, from its MasterInfo.
+fn master_address(info: &pb::MasterInfo) -> Option<String> {
+    if let Some(address) = &info.address {
+        let host = address.ip.clone().or_else(|| address.hostname.clone())?;
+        return Some(format!("{host}:{}", address.port));
+    }
+    info.pid.as_deref().and_then(pid_address)
 }
 
 /// Runs the task and returns its exit status.
@@ -276,90 +247,34 @@ pub async fn run(mut flags: ExecuteFlags) -> Result<i32, ExecuteError> {
         given: flags.timeout.clone(),
         reason: reason.to_string(),
     })?;
-    let client = Client::leading(&flags.master, timeout)
-        .await
-        .map_err(ExecuteError::Master)?;
-    let master = client.addr.clone();
-
-    let mut subscribe = call_of(sched::call::Type::Subscribe);
-    subscribe.subscribe = Some(sched::call::Subscribe {
-        framework_info: pb::FrameworkInfo {
-            user: current_user(),
-            name: format!("pando-execute ({})", flags.name),
-            roles: vec![flags.role.clone()],
-            capabilities: vec![pb::framework_info::Capability {
-                r#type: Some(pb::framework_info::capability::Type::MultiRole as i32),
-            }],
-            ..Default::default()
-        },
+    let transport = HttpTransport::new(&flags.master, ContentType::Json)
+        .map_err(ExecuteError::Master)?
+        .with_timeout(timeout);
+    let framework_info = pb::FrameworkInfo {
+        user: current_user(),
+        name: format!("pando-execute ({})", flags.name),
+        roles: vec![flags.role.clone()],
+        capabilities: vec![pb::framework_info::Capability {
+            r#type: Some(pb::framework_info::capability::Type::MultiRole as i32),
+        }],
         ..Default::default()
-    });
-    let connecting = Progress::start(format!("subscribing with {master}"));
-    let mut client = client;
-    let mut master = master;
-    let mut redirected = false;
-    let (headers, body) = loop {
-        let (status, headers, body) = client
-            .open_stream("/api/v1/scheduler", &[], json::to_json(&subscribe))
-            .await
-            .map_err(ExecuteError::Master)?;
-        if status == 200 {
-            break (headers, body);
-        }
-        let location = headers
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        // A master that is not the leader answers 307 with the leader's
-        // address; follow it once.
-        if let (307, Some(leader), false) = (
-            status,
-            location.as_deref().and_then(leader_address),
-            redirected,
-        ) {
-            println!("{master} is not the leading master; subscribing with {leader}");
-            client = Client::new(&leader, timeout).map_err(ExecuteError::Master)?;
-            master = client.addr.clone();
-            redirected = true;
-            continue;
-        }
-        let text = match tokio::time::timeout(timeout, body.collect()).await {
-            Ok(Ok(b)) => String::from_utf8_lossy(&b.to_bytes()).trim().to_string(),
-            _ => String::new(),
-        };
-        let text = match location {
-            Some(leader) => format!("{text} (the leading master is {leader})"),
-            None => text,
-        };
-        return Err(ExecuteError::Refused {
-            master,
-            call: "SUBSCRIBE",
-            status,
-            body: text,
-        });
     };
-    let master_err = ExecuteError::Master;
-    let stream_id = headers
-        .get("mesos-stream-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let mut events = RecordStream::new(body);
-    let mut session = Session {
-        client,
-        stream_id,
-        framework_id: None,
-    };
-    drop(connecting);
+    // The driver acknowledges every update, and follows the masters to
+    // the leader (and to a new one after a failover).
+    let (driver, mut incoming) = Driver::start(Config::new(framework_info), transport);
+    let mut master = flags.master.clone();
+    let mut connecting = Some(Progress::start(format!("subscribing with {master}")));
+    let mut waiting: Option<Progress> = None;
 
     let task_id = pb::TaskId {
         value: flags.name.clone(),
     };
-    let mut waiting = Some(Progress::start(format!(
-        "waiting for an offer with {}",
-        flags.resources
-    )));
-    let offer_deadline = tokio::time::Instant::now() + timeout;
+    // The subscription, and then an offer that fits, must each come in
+    // time.
+    let mut deadline = tokio::time::Instant::now() + timeout;
+    let mut subscribed = false;
+    // Why the first subscription has not come yet, if the driver said.
+    let mut not_yet: Option<TransportError> = None;
     let mut placement: Option<Placement> = None;
     let mut last_state: Option<pb::TaskState> = None;
     let mut sandbox_shown = false;
@@ -367,10 +282,18 @@ pub async fn run(mut flags: ExecuteFlags) -> Result<i32, ExecuteError> {
     tokio::pin!(interrupted);
 
     let code = loop {
-        let record = tokio::select! {
-            record = events.next() => record.map_err(master_err)?,
-            _ = tokio::time::sleep_until(offer_deadline), if placement.is_none() => {
-                let _ = session.call("TEARDOWN", call_of(sched::call::Type::Teardown)).await;
+        let item = tokio::select! {
+            item = incoming.recv() => item,
+            _ = tokio::time::sleep_until(deadline), if placement.is_none() => {
+                if !subscribed {
+                    driver.stop().await;
+                    let why = not_yet.map(|e| format!(" ({e})")).unwrap_or_default();
+                    return Err(ExecuteError::Stream {
+                        master,
+                        reason: format!("no subscription within {}s{why}", timeout.as_secs_f64()),
+                    });
+                }
+                let _ = tokio::time::timeout(timeout, driver.teardown()).await;
                 return Err(ExecuteError::NoOffer {
                     master,
                     resources: flags.resources.clone(),
@@ -380,76 +303,87 @@ pub async fn run(mut flags: ExecuteFlags) -> Result<i32, ExecuteError> {
             _ = &mut interrupted => {
                 waiting.take();
                 println!("Interrupted: tearing the framework down (this kills the task)");
-                let _ = session.call("TEARDOWN", call_of(sched::call::Type::Teardown)).await;
+                if subscribed {
+                    let _ = tokio::time::timeout(timeout, driver.teardown()).await;
+                }
                 break 130;
             }
         };
-        let Some(record) = record else {
+        let Some(item) = item else {
             return Err(ExecuteError::Stream {
                 master,
-                reason: "the master closed the event stream".into(),
+                reason: "the scheduler driver stopped".into(),
             });
         };
-        let event: sched::Event = match json::from_json(&record) {
-            Ok(event) => event,
-            Err(e) => {
-                tracing::warn!("skipping an event that does not parse: {e}");
-                continue;
-            }
-        };
-        let kind = event
-            .r#type
-            .and_then(|t| sched::event::Type::try_from(t).ok());
-        match kind {
-            Some(sched::event::Type::Subscribed) => {
-                if let Some(subscribed) = event.subscribed {
-                    println!(
-                        "Subscribed with framework ID {}",
-                        subscribed.framework_id.value
-                    );
-                    session.framework_id = Some(subscribed.framework_id);
+        match item {
+            Incoming::Subscribed {
+                framework_id,
+                master_info,
+                reregistered,
+            } => {
+                connecting.take();
+                if let Some(address) = master_info.as_ref().and_then(master_address) {
+                    master = address;
+                }
+                if reregistered {
+                    println!("Re-subscribed with {master}");
+                } else {
+                    println!("Subscribed with framework ID {}", framework_id.value);
+                    subscribed = true;
+                    deadline = tokio::time::Instant::now() + timeout;
+                    waiting = Some(Progress::start(format!(
+                        "waiting for an offer with {}",
+                        flags.resources
+                    )));
                 }
             }
-            Some(sched::event::Type::Offers) => {
-                let offers = event.offers.map(|o| o.offers).unwrap_or_default();
+            Incoming::Disconnected(reason) => {
+                // Nothing listens at any of the masters given: say so at
+                // once rather than wait out the deadline.
+                if !subscribed && matches!(reason, TransportError::Unreachable(_)) {
+                    driver.stop().await;
+                    return Err(ExecuteError::Unreachable {
+                        masters: flags.master.clone(),
+                        reason,
+                    });
+                }
+                if subscribed {
+                    println!("Disconnected from {master} ({reason}); subscribing again");
+                } else {
+                    not_yet = Some(reason);
+                }
+            }
+            Incoming::Offers(offers) => {
                 for offer in offers {
                     if placement.is_none() {
                         if let Some(resources) = fitting(&offer, &wanted) {
                             waiting.take();
-                            placement = Some(
-                                launch(&session, &offer, &flags, &task_id, resources, &env).await?,
-                            );
-                            let _ = session
-                                .call("SUPPRESS", call_of(sched::call::Type::Suppress))
-                                .await;
+                            let launched =
+                                launch(&driver, &offer, &flags, &task_id, resources, &env).await;
+                            placement = Some(launched.map_err(|source| ExecuteError::Refused {
+                                master: master.clone(),
+                                source,
+                            })?);
+                            let _ = driver.suppress(vec![]).await;
                             continue;
                         }
                     }
                     // Not needed, or too small: back to the pool, and not
                     // offered to us again for a while.
                     let refuse = if placement.is_some() { 3600.0 } else { 2.0 };
-                    let mut decline = call_of(sched::call::Type::Decline);
-                    decline.decline = Some(sched::call::Decline {
-                        offer_ids: vec![offer.id.clone()],
-                        filters: Some(pb::Filters {
-                            refuse_seconds: Some(refuse),
-                        }),
-                    });
-                    session.call("DECLINE", decline).await?;
+                    let filters = pb::Filters {
+                        refuse_seconds: Some(refuse),
+                    };
+                    driver
+                        .decline(vec![offer.id.clone()], Some(filters))
+                        .await
+                        .map_err(|source| ExecuteError::Refused {
+                            master: master.clone(),
+                            source,
+                        })?;
                 }
             }
-            Some(sched::event::Type::Update) => {
-                let Some(update) = event.update else { continue };
-                let status = update.status;
-                if let Some(uuid) = status.uuid.clone().filter(|u| !u.is_empty()) {
-                    let mut ack = call_of(sched::call::Type::Acknowledge);
-                    ack.acknowledge = Some(sched::call::Acknowledge {
-                        agent_id: status.agent_id.clone().unwrap_or_default(),
-                        task_id: status.task_id.clone(),
-                        uuid,
-                    });
-                    session.call("ACKNOWLEDGE", ack).await?;
-                }
+            Incoming::Update(status) => {
                 if status.task_id != task_id {
                     continue;
                 }
@@ -474,7 +408,7 @@ pub async fn run(mut flags: ExecuteFlags) -> Result<i32, ExecuteError> {
                 }
                 let terminal = is_terminal(state);
                 if !sandbox_shown && (state == pb::TaskState::TaskRunning || terminal) {
-                    if let (Some(place), Some(fw)) = (&placement, &session.framework_id) {
+                    if let (Some(place), Some(fw)) = (&placement, driver.framework_id()) {
                         sandbox_shown =
                             show_sandbox(place, &fw.value, &task_id.value, timeout).await;
                     }
@@ -483,37 +417,25 @@ pub async fn run(mut flags: ExecuteFlags) -> Result<i32, ExecuteError> {
                     break exit_status(state, status.message.as_deref());
                 }
             }
-            Some(sched::event::Type::Error) => {
-                let message = event.error.map(|e| e.message).unwrap_or_default();
+            Incoming::Error(message) => {
                 return Err(ExecuteError::Stream {
                     master,
-                    reason: format!("the master sent ERROR: {message}"),
+                    reason: message,
                 });
             }
-            Some(sched::event::Type::Failure) => {
+            Incoming::Failure { .. } => {
                 println!("The master reports an agent or executor failure");
             }
             _ => {}
         }
     };
     if code != 130 {
-        session
-            .call("TEARDOWN", call_of(sched::call::Type::Teardown))
-            .await?;
+        driver
+            .teardown()
+            .await
+            .map_err(|source| ExecuteError::Refused { master, source })?;
     }
     Ok(code)
-}
-
-/// The `host:port` in a redirect's Location (`//host:port/path` as Mesos
-/// writes it, or `http://host:port/path`).
-pub fn leader_address(location: &str) -> Option<String> {
-    let rest = location
-        .trim()
-        .trim_start_matches("http:")
-        .trim_start_matches("https:")
-        .trim_start_matches("//");
-    let addr = rest.split('/').next()?;
-    crate::client::normalize_address(addr).ok()
 }
 
 /// The resources to launch with if `offer` has room for `wanted`.
@@ -537,13 +459,13 @@ fn fitting(offer: &pb::Offer, wanted: &Resources) -> Option<Vec<pb::Resource>> {
 
 /// Accepts `offer` with a LAUNCH of the command task.
 async fn launch(
-    session: &Session,
+    driver: &Driver,
     offer: &pb::Offer,
     flags: &ExecuteFlags,
     task_id: &pb::TaskId,
     resources: Vec<pb::Resource>,
     env: &[(String, String)],
-) -> Result<Placement, ExecuteError> {
+) -> Result<Placement, DriverError> {
     let environment = (!env.is_empty()).then(|| pb::Environment {
         variables: env
             .iter()
@@ -582,21 +504,12 @@ async fn launch(
         }),
         ..Default::default()
     };
-    let mut accept = call_of(sched::call::Type::Accept);
-    accept.accept = Some(sched::call::Accept {
-        offer_ids: vec![offer.id.clone()],
-        operations: vec![pb::offer::Operation {
-            r#type: Some(pb::offer::operation::Type::Launch as i32),
-            launch: Some(pb::offer::operation::Launch {
-                task_infos: vec![task],
-            }),
-            ..Default::default()
-        }],
-        filters: Some(pb::Filters {
-            refuse_seconds: Some(3600.0),
-        }),
-    });
-    session.call("ACCEPT", accept).await?;
+    let filters = pb::Filters {
+        refuse_seconds: Some(3600.0),
+    };
+    driver
+        .launch(offer.id.clone(), vec![task], Some(filters))
+        .await?;
     let agent_addr = offer
         .url
         .as_ref()
@@ -685,19 +598,6 @@ mod tests {
             1
         );
         assert_eq!(exit_status(TaskKilled, None), 1);
-    }
-
-    #[test]
-    fn redirects_name_the_leader() {
-        assert_eq!(
-            leader_address("//127.0.0.1:5051/api/v1/scheduler").as_deref(),
-            Some("127.0.0.1:5051")
-        );
-        assert_eq!(
-            leader_address("http://m2:5050/api/v1/scheduler").as_deref(),
-            Some("m2:5050")
-        );
-        assert_eq!(leader_address("/api/v1/scheduler"), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!                                    ├─► execute.rs   one task via /api/v1/scheduler
 //!                                    └─► operator.rs  /master/state → tables or --json;
 //!                                                     task log via the agent's /files/read
-//!  client.rs: HTTP/1.1 with deadlines · ports.rs: who holds a port
+//!  pando_scheduler: the driver and the HTTP client · ports.rs: who holds a port
 //!  table.rs: aligned columns · progress.rs: a spinner on a TTY only
 //! ```
 //!
@@ -15,7 +15,6 @@
 //! `local`, which embeds the master and agents), exactly as an outside tool
 //! would, so what works here works for any Mesos client.
 
-pub mod client;
 pub mod execute;
 pub mod local;
 pub mod operator;

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use pando_agent::flags::{AgentFlags, IsolationMode};
 use pando_core::master::{BoundMaster, MasterFlags};
 
-use crate::client::Client;
 use crate::ports::{self, PortsError};
 use crate::progress::Progress;
+use pando_scheduler::client::Client;
 
 /// Why the local cluster could not run.
 #[derive(Debug, thiserror::Error)]
@@ -235,7 +235,7 @@ struct LocalAgent {
     started: pando_agent::Started,
     /// Its share of the machine, as passed to `--resources`.
     resources: String,
-    /// Its session with the master, aborted at shutdown.
+    /// Its session with the master, aborted and awaited at shutdown.
     link: tokio::task::JoinHandle<()>,
 }
 
@@ -766,7 +766,11 @@ async fn stop(agents: Vec<LocalAgent>, masters: Masters, port: u16) {
             libc::kill(pid as libc::pid_t, libc::SIGKILL);
         }
     }
-    drop(agents);
+    // The agents' own loops (HTTP, update retries, GC) end with them.
+    for agent in agents {
+        let _ = agent.link.await;
+        agent.started.shutdown().await;
+    }
     masters.stop().await;
     let root = cgroup_root(port);
     let _ = tokio::task::spawn_blocking(move || remove_cgroup_roots(&root)).await;

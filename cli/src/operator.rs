@@ -13,8 +13,8 @@ use std::time::Duration;
 use pando_proto::task_state::is_terminal;
 use serde_json::{json, Value};
 
-use crate::client::{encode_query, pid_address, Client, ClientError};
 use crate::table;
+use pando_scheduler::client::{encode_query, pid_address, Client, ClientError};
 
 /// Why an operator command failed.
 #[derive(Debug, thiserror::Error)]
@@ -451,12 +451,7 @@ pub async fn change_master(flags: &MemberFlags, adding: bool) -> Result<(), Oper
     };
     let reply = leader.post_json(path, &[], body.to_string()).await?;
     if reply.status != 200 {
-        return Err(OperatorError::Client(ClientError::Status {
-            addr: leader.addr.clone(),
-            path: path.to_string(),
-            status: reply.status,
-            body: String::from_utf8_lossy(&reply.body).trim().to_string(),
-        }));
+        return Err(OperatorError::Client(leader.status_error(path, &reply)));
     }
     print_text(&format!(
         "{} {} the registry's voters\n",
@@ -537,7 +532,7 @@ async fn locate(master: &Client, task: &str) -> Result<(TaskSandbox, Client), Op
         .find(|s| s["id"] == agent_id.as_str())
         .and_then(|s| pid_address(&text(&s["pid"])))
         .ok_or_else(|| OperatorError::NoAgent(agent_id.clone()))?;
-    let agent_client = Client::new(&agent, master.timeout)?;
+    let agent_client = Client::new(&agent, master.timeout())?;
     let agent_state = agent_client.get_json("/state").await?;
     let directory = crate::execute::sandbox_directory(&agent_state, &framework_id, &task_id)
         .ok_or_else(|| OperatorError::NoSandbox {
@@ -572,7 +567,7 @@ async fn task_is_terminal(master: &Client, task_id: &str) -> bool {
 pub async fn task_log(flags: &LogFlags) -> Result<(), OperatorError> {
     let master = client(&flags.master, &flags.timeout).await?;
     // A task just launched may not have a sandbox yet; a follower waits.
-    let deadline = tokio::time::Instant::now() + master.timeout;
+    let deadline = tokio::time::Instant::now() + master.timeout();
     let (sandbox, agent) = loop {
         match locate(&master, &flags.task).await {
             Err(OperatorError::NoSandbox { .. } | OperatorError::NoTask(_))

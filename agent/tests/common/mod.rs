@@ -260,6 +260,8 @@ pub fn cgroups_root() -> String {
 pub struct RunningAgent {
     pub addr: SocketAddr,
     pub agent: Arc<pando_agent::agent::Agent>,
+    /// Owns the agent's HTTP server and loops; dropping it stops them.
+    _started: pando_agent::Started,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -291,7 +293,8 @@ impl RunningAgent {
         runtime.spawn(pando_agent::link::run(Arc::clone(&started.agent)));
         RunningAgent {
             addr: started.addr,
-            agent: started.agent,
+            agent: Arc::clone(&started.agent),
+            _started: started,
             runtime: Some(runtime),
         }
     }

@@ -31,6 +31,7 @@ use pando_registry::{Config, Leadership, MasterAddress, ReplicatedRegistry, Writ
 use tokio::sync::{watch, Notify};
 
 use super::flags::MasterFlags;
+use super::handle::TenureAnnouncer;
 use super::registrar::{Registrar, RegistryLog};
 use super::state::Master;
 
@@ -171,6 +172,7 @@ pub async fn supervise(
     registry: ReplicatedRegistry,
     flags: MasterFlags,
     state: Arc<Mutex<Master>>,
+    tenure: TenureAnnouncer,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), HaError> {
@@ -193,9 +195,7 @@ pub async fn supervise(
         if leading.is_some() && !still_leading {
             step_down(
                 &mut leading,
-                &flags,
-                &state,
-                &wake,
+                (&flags, &state, &tenure, &wake),
                 &view,
                 "a new term or leader",
             )?;
@@ -203,7 +203,7 @@ pub async fn supervise(
         if view.is_me && leading.is_none() {
             match tokio::time::timeout(
                 take_over_within,
-                take_over(&registry, &flags, &state, &wake),
+                take_over(&registry, (&flags, &state, &tenure, &wake)),
             )
             .await
             {
@@ -235,7 +235,7 @@ pub async fn supervise(
             }
             () = tokio::time::sleep(recheck) => {
                 if leading.as_ref().is_some_and(|(_, w)| w.is_finished()) {
-                    step_down(&mut leading, &flags, &state, &wake, &view, "a registry write failed")?;
+                    step_down(&mut leading, (&flags, &state, &tenure, &wake), &view, "a registry write failed")?;
                 }
             }
             message = registry.fatal() => {
@@ -250,9 +250,7 @@ pub async fn supervise(
 /// the leading one.
 fn step_down(
     leading: &mut Option<(u64, tokio::task::JoinHandle<()>)>,
-    flags: &MasterFlags,
-    state: &Arc<Mutex<Master>>,
-    wake: &Arc<Notify>,
+    place: Place<'_>,
     view: &Leadership,
     why: &str,
 ) -> Result<(), HaError> {
@@ -263,14 +261,21 @@ fn step_down(
         term = view.term,
         "this master is no longer the leader: {why}"
     );
-    install_standby(flags, state, wake, view)
+    install_standby(place, view)
 }
+
+/// Where a master object goes and who hears of it: the flags to build it
+/// with, the shared state, the tenure announcer and the allocator's wake-up.
+type Place<'a> = (
+    &'a MasterFlags,
+    &'a Arc<Mutex<Master>>,
+    &'a TenureAnnouncer,
+    &'a Arc<Notify>,
+);
 
 /// Puts a standby master in place of whatever `state` holds.
 fn install_standby(
-    flags: &MasterFlags,
-    state: &Arc<Mutex<Master>>,
-    wake: &Arc<Notify>,
+    (flags, state, tenure, wake): Place<'_>,
     view: &Leadership,
 ) -> Result<(), HaError> {
     let leader = view
@@ -287,6 +292,7 @@ fn install_standby(
     };
     // Dropped outside the lock: this closes every stream it held.
     drop(old);
+    tenure.installed(false);
     Ok(())
 }
 
@@ -294,9 +300,7 @@ fn install_standby(
 /// is applied and installs a master recovered from it.
 async fn take_over(
     registry: &ReplicatedRegistry,
-    flags: &MasterFlags,
-    state: &Arc<Mutex<Master>>,
-    wake: &Arc<Notify>,
+    (flags, state, tenure, wake): Place<'_>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     let started = Instant::now();
     registry
@@ -319,6 +323,7 @@ async fn take_over(
         Err(_) => return Err("master state is poisoned".into()),
     };
     drop(old);
+    tenure.installed(true);
     wake.notify_one();
     tracing::info!(
         fetch_ms,

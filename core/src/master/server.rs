@@ -23,8 +23,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use super::flags::MasterFlags;
+use super::handle::{MasterHandle, TenureAnnouncer};
 use super::http::auth::Credentials;
 use super::http::{self, AppState, Disconnect};
+use super::leader::{LeaderService, LeaderServices};
 use super::link::AgentLinkService;
 use super::state::{Master, StartError};
 use pando_registry::ReplicatedRegistry;
@@ -61,9 +63,12 @@ pub struct BoundMaster {
     raft_listener: Option<TcpListener>,
     flags: MasterFlags,
     state: Arc<Mutex<Master>>,
+    handle: MasterHandle,
+    tenure: TenureAnnouncer,
     app: AppState,
     disconnects: mpsc::UnboundedReceiver<Disconnect>,
     body_limit: usize,
+    services: Vec<Arc<dyn LeaderService>>,
 }
 
 impl std::fmt::Debug for BoundMaster {
@@ -114,11 +119,12 @@ impl BoundMaster {
             Some(_) => Master::standby(flags.clone(), None)?,
             None => Master::new(flags.clone())?,
         };
+        let leading = master.elected;
         let state = Arc::new(Mutex::new(master));
         let (disconnect_tx, disconnects) = mpsc::unbounded_channel();
+        let (handle, tenure) = MasterHandle::new(state.clone(), disconnect_tx, leading);
         let app = AppState {
-            master: state.clone(),
-            disconnects: disconnect_tx,
+            handle: handle.clone(),
             credentials: Arc::new(credentials),
             heartbeat,
             registry: registry.clone(),
@@ -129,10 +135,25 @@ impl BoundMaster {
             raft_listener,
             flags,
             state,
+            handle,
+            tenure,
             app,
             disconnects,
             body_limit,
+            services: Vec::new(),
         })
+    }
+
+    /// A handle on the master, for in-process frameworks and services.
+    pub fn handle(&self) -> MasterHandle {
+        self.handle.clone()
+    }
+
+    /// Adds a service that runs only while this master leads (see
+    /// `leader.rs`). Services added after [`BoundMaster::run`] starts are
+    /// not possible: add them before.
+    pub fn add_leader_service(&mut self, service: Arc<dyn LeaderService>) {
+        self.services.push(service);
     }
 
     /// The address it listens on.
@@ -151,9 +172,12 @@ impl BoundMaster {
             raft_listener,
             flags,
             state,
+            handle,
+            tenure,
             app,
             mut disconnects,
             body_limit,
+            services,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let (allocation_interval, ping_interval, wake, header_timeout) = {
@@ -169,11 +193,11 @@ impl BoundMaster {
         };
         let wake_for_ha = wake.clone();
 
-        let mut loops = Vec::new();
+        let mut loops = tokio::task::JoinSet::new();
         {
             let state = state.clone();
             let mut stop = stop_rx.clone();
-            loops.push(tokio::spawn(async move {
+            loops.spawn(async move {
                 let mut tick =
                     tokio::time::interval(allocation_interval.max(Duration::from_millis(1)));
                 loop {
@@ -188,12 +212,12 @@ impl BoundMaster {
                     let Ok(mut m) = state.lock() else { break };
                     m.run_allocation();
                 }
-            }));
+            });
         }
         {
             let state = state.clone();
             let mut stop = stop_rx.clone();
-            loops.push(tokio::spawn(async move {
+            loops.spawn(async move {
                 let start = tokio::time::Instant::now() + ping_interval;
                 let mut tick =
                     tokio::time::interval_at(start, ping_interval.max(Duration::from_millis(10)));
@@ -205,12 +229,12 @@ impl BoundMaster {
                     let Ok(mut m) = state.lock() else { break };
                     m.ping_agents();
                 }
-            }));
+            });
         }
         {
             let state = state.clone();
             let mut stop = stop_rx.clone();
-            loops.push(tokio::spawn(async move {
+            loops.spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(250));
                 loop {
                     tokio::select! {
@@ -224,12 +248,12 @@ impl BoundMaster {
                         m.prune_registry(Instant::now());
                     }
                 }
-            }));
+            });
         }
         {
             let state = state.clone();
             let mut stop = stop_rx.clone();
-            loops.push(tokio::spawn(async move {
+            loops.spawn(async move {
                 loop {
                     let next = tokio::select! {
                         next = disconnects.recv() => next,
@@ -241,7 +265,7 @@ impl BoundMaster {
                     let Ok(mut m) = state.lock() else { break };
                     m.framework_disconnected(&framework_id, &stream_id);
                 }
-            }));
+            });
         }
 
         let mut routes =
@@ -249,6 +273,7 @@ impl BoundMaster {
         // A fatal registry error ends the server like a shutdown, then is
         // returned.
         let (fatal_tx, mut fatal_rx) = watch::channel(None::<super::ha::HaError>);
+        let raft = registry.clone();
         if let Some(registry) = registry {
             match raft_listener {
                 None => routes = routes.add_service(registry.service()),
@@ -256,7 +281,7 @@ impl BoundMaster {
                     let service = registry.service();
                     let incoming = tokio_stream::wrappers::TcpListenerStream::new(raft_listener);
                     let mut stop = stop_rx.clone();
-                    loops.push(tokio::spawn(async move {
+                    loops.spawn(async move {
                         let served = tonic::transport::Server::builder()
                             .add_service(service)
                             .serve_with_incoming_shutdown(incoming, async move {
@@ -266,22 +291,24 @@ impl BoundMaster {
                         if let Err(e) = served {
                             tracing::error!("raft server failed: {e}");
                         }
-                    }));
+                    });
                 }
             }
             let fatal = fatal_tx.clone();
             let joining = registry.clone();
-            let supervised = (flags, state.clone(), wake_for_ha, stop_rx.clone());
-            loops.push(tokio::spawn(async move {
+            let supervised = (flags, state.clone(), tenure, wake_for_ha, stop_rx.clone());
+            loops.spawn(async move {
                 if let Err(e) = joining.start().await {
                     let _ = fatal.send(Some(super::ha::HaError::Registry(e.to_string())));
                     return;
                 }
-                let (flags, state, wake, stop) = supervised;
-                if let Err(e) = super::ha::supervise(joining, flags, state, wake, stop).await {
+                let (flags, state, tenure, wake, stop) = supervised;
+                if let Err(e) =
+                    super::ha::supervise(joining, flags, state, tenure, wake, stop).await
+                {
                     let _ = fatal.send(Some(e));
                 }
-            }));
+            });
         }
         let router = http::router(app, body_limit).merge(routes.prepare().into_axum_router());
         let stopping = async move {
@@ -290,10 +317,22 @@ impl BoundMaster {
                 _ = fatal_rx.wait_for(Option::is_some) => {}
             }
         };
+        if !services.is_empty() {
+            let leader_services = LeaderServices::new(handle, services);
+            let stop = stop_rx.clone();
+            loops.spawn(async move { leader_services.run(stop).await });
+        }
         let served = serve_connections(listener, router, header_timeout, stopping).await;
+        // Every loop watches `stop`; shutdown waits for each to finish.
         let _ = stop_tx.send(true);
-        for l in loops {
-            l.abort();
+        while let Some(ended) = loops.join_next().await {
+            if let Err(e) = ended {
+                tracing::warn!("a master loop ended abnormally: {e}");
+            }
+        }
+        // Raft runs tasks of its own; they end with the master.
+        if let Some(raft) = raft {
+            raft.shutdown().await;
         }
         if let Some(e) = fatal_tx.send_replace(None) {
             return Err(ServeError::Ha(e));
@@ -327,9 +366,13 @@ async fn serve_connections(
         .keep_alive_interval(Some(Duration::from_secs(20)));
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
+    // The connections belong to the server: finished ones are reaped as
+    // they end, and the rest are dropped (closed) when it stops.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next() => continue,
             _ = &mut shutdown => return Ok(()),
         };
         let stream = match accepted {
@@ -344,7 +387,7 @@ async fn serve_connections(
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
         let builder = builder.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             // A connection that sends nothing at all is closed like a slow
             // one (hyper's header timeout starts with the first byte).
             let mut first = [0u8; 1];

@@ -21,7 +21,7 @@ pub mod operator;
 pub mod scheduler;
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -35,19 +35,17 @@ use futures_util::stream::{self, Stream};
 use pando_proto::codec::ContentType;
 use tokio::sync::mpsc;
 
+use super::handle::MasterHandle;
 use super::state::{Master, MasterError};
 use auth::Credentials;
 
-/// A stream whose connection closed: (framework id, stream id).
-pub type Disconnect = (String, String);
+pub use super::handle::Disconnect;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The master's state.
-    pub master: Arc<Mutex<Master>>,
-    /// Where closed scheduler streams are reported.
-    pub disconnects: mpsc::UnboundedSender<Disconnect>,
+    /// The master of this process.
+    pub handle: MasterHandle,
     /// The credentials file's contents, when authentication is on.
     pub credentials: Arc<Credentials>,
     /// Seconds between stream heartbeats.
@@ -59,12 +57,7 @@ pub struct AppState {
 impl AppState {
     /// Locks master state, mapping poisoning to a 503.
     pub fn lock(&self) -> Result<MutexGuard<'_, Master>, Response> {
-        self.master.lock().map_err(|_| {
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "master state is unavailable",
-            )
-        })
+        self.handle.lock().map_err(|e| error_response(&e))
     }
 }
 
@@ -141,7 +134,12 @@ pub async fn registered(barrier: super::registrar::Barrier) -> Result<(), Respon
 /// 307 to `path` on the leading master, as Mesos writes it (a
 /// protocol-relative `//host:port/path`), or 503 when no master leads.
 pub fn redirect_to_leader(master: &Master, path: &str) -> Response {
-    let Some(leader) = &master.leader else {
+    redirect_to(master.leader.as_ref(), path)
+}
+
+/// 307 to `path` on `leader`, or 503 when there is none.
+pub fn redirect_to(leader: Option<&pando_proto::mesos::v1::MasterInfo>, path: &str) -> Response {
+    let Some(leader) = leader else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected");
     };
     let hostname = leader
