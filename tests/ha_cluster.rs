@@ -529,6 +529,116 @@ async fn acknowledged_registry_writes_survive_a_follower_kill_and_a_failover() {
     }
 }
 
+/// A call on `/registry/records` of the master on `port`.
+async fn records_call(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    request(
+        port,
+        method,
+        &format!("/registry/records{path}"),
+        headers,
+        Bytes::from(body.to_string()),
+    )
+    .await
+    .expect("a records call")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adapter_records_survive_a_leader_kill_intact() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.wait_leader().await;
+    let at = cluster.ports[leader];
+
+    // What the YARN face would keep: applications, one updated by
+    // compare-and-swap, one removed.
+    for n in 0..10 {
+        let path = format!("/yarn/apps/application_{n}");
+        let reply = records_call(
+            at,
+            "PUT",
+            &path,
+            &[("If-None-Match", "*")],
+            &format!("app {n}"),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{}\n{}", reply.text(), cluster.logs());
+    }
+    let swapped = records_call(
+        at,
+        "PUT",
+        "/yarn/apps/application_0",
+        &[("If-Match", "\"1\"")],
+        "app 0 running",
+    )
+    .await;
+    assert_eq!(swapped.status, 200, "{}", swapped.text());
+    assert_eq!(swapped.header("etag").as_deref(), Some("\"11\""));
+    let deleted = records_call(
+        at,
+        "DELETE",
+        "/yarn/apps/application_9",
+        &[("If-Match", "\"10\"")],
+        "",
+    )
+    .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text());
+
+    // A standby sends a records client to the leader, query and all.
+    let standby = (leader + 1) % 3;
+    let start = Instant::now();
+    let redirected = loop {
+        let reply =
+            records_call(cluster.ports[standby], "GET", "/yarn?prefix=apps/", &[], "").await;
+        if reply.status != 503 || start.elapsed() > FAILOVER_DEADLINE {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(redirected.status, 307, "{}", redirected.text());
+    assert_eq!(
+        redirected.header("location").unwrap_or_default(),
+        format!("//127.0.0.1:{at}/registry/records/yarn?prefix=apps/")
+    );
+
+    cluster.kill(leader);
+    let new_leader = cluster.wait_leader().await;
+    let at = cluster.ports[new_leader];
+    let listed = records_call(at, "GET", "/yarn?prefix=apps/", &[], "").await;
+    assert_eq!(listed.status, 200, "{}\n{}", listed.text(), cluster.logs());
+    let mut expected = vec![json!({"key": "apps/application_0", "version": 11})];
+    expected
+        .extend((1..9).map(|n| json!({"key": format!("apps/application_{n}"), "version": n + 1})));
+    assert_eq!(listed.json(), Value::Array(expected));
+    for n in 0..9 {
+        let fetched =
+            records_call(at, "GET", &format!("/yarn/apps/application_{n}"), &[], "").await;
+        let value = if n == 0 {
+            "app 0 running".to_string()
+        } else {
+            format!("app {n}")
+        };
+        assert_eq!(fetched.text(), value);
+    }
+    // The version counter carries on past every version handed out, the
+    // deleted record's included.
+    let recreated = records_call(
+        at,
+        "PUT",
+        "/yarn/apps/application_9",
+        &[("If-None-Match", "*")],
+        "app 9 again",
+    )
+    .await;
+    assert_eq!(recreated.status, 201, "{}", recreated.text());
+    assert_eq!(recreated.header("etag").as_deref(), Some("\"12\""));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standbys_redirect_or_refuse_and_serve_their_own_state() {
     let _serial = SERIAL.lock().await;

@@ -4,8 +4,10 @@
 //! replicate it among themselves with Raft. What it holds is small and
 //! changes rarely: which agents were admitted (and which were marked
 //! unreachable or gone), the frameworks, dynamic reservations and volumes,
-//! quota, weights and the maintenance schedule. Tasks are not in it: a newly
-//! elected leader learns them from the agents when they re-register.
+//! quota, weights and the maintenance schedule, and the records adapters
+//! next to the master keep (namespaced keys with versioned values). Tasks
+//! are not in it: a newly elected leader learns them from the agents when
+//! they re-register.
 //!
 //! [`model`] is the state and how an operation changes it; it is pure, and
 //! every master applies the same operations in the same order. [`raft`] is

@@ -248,6 +248,24 @@ pub fn apply_indexed(registry: &mut Registry, index: &mut AgentIndex, operation:
                 registry.weights.push(weight.clone());
             }
         }
+        Op::PutRecord(put) => {
+            let record = registry::Record {
+                namespace: put.namespace.clone(),
+                key: put.key.clone(),
+                value: put.value.clone(),
+                version: put.version,
+            };
+            match record_position(registry, &put.namespace, &put.key) {
+                Ok(i) => registry.records[i] = record,
+                Err(i) => registry.records.insert(i, record),
+            }
+            registry.record_version = Some(registry.record_version().max(put.version));
+        }
+        Op::DeleteRecord(delete) => {
+            if let Ok(i) = record_position(registry, &delete.namespace, &delete.key) {
+                registry.records.remove(i);
+            }
+        }
     }
 }
 
@@ -256,6 +274,15 @@ pub fn operation(op: operation::Operation) -> Operation {
     Operation {
         operation: Some(op),
     }
+}
+
+/// Where the record (namespace, key) is in `Registry.records`, or where it
+/// would go: [`apply`] keeps the records sorted by namespace, then key, so
+/// a write costs a binary search rather than a pass over every record.
+fn record_position(registry: &Registry, namespace: &str, key: &str) -> Result<usize, usize> {
+    registry
+        .records
+        .binary_search_by(|r| (r.namespace.as_str(), r.key.as_str()).cmp(&(namespace, key)))
 }
 
 fn agent_id(info: &pb::AgentInfo) -> &str {
@@ -444,6 +471,63 @@ mod tests {
             })),
         );
         assert!(r.quota_configs.is_empty());
+    }
+
+    fn put(namespace: &str, key: &str, value: &str, version: u64) -> Operation {
+        operation(Op::PutRecord(operation::PutRecord {
+            namespace: namespace.into(),
+            key: key.into(),
+            value: value.as_bytes().to_vec().into(),
+            version,
+        }))
+    }
+
+    fn records(r: &Registry) -> Vec<(&str, &str, &[u8], u64)> {
+        r.records
+            .iter()
+            .map(|r| {
+                (
+                    r.namespace.as_str(),
+                    r.key.as_str(),
+                    r.value.as_ref(),
+                    r.version,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_put_record_sets_the_value_and_version_it_carries() {
+        let mut r = Registry::default();
+        apply(&mut r, &put("yarn", "app-1", "submitted", 1));
+        apply(&mut r, &put("mesos", "app-1", "other namespace", 2));
+        apply(&mut r, &put("yarn", "app-1", "running", 3));
+        assert_eq!(
+            records(&r),
+            vec![
+                ("mesos", "app-1", b"other namespace".as_slice(), 2),
+                ("yarn", "app-1", b"running".as_slice(), 3),
+            ]
+        );
+        assert_eq!(r.record_version(), 3);
+    }
+
+    #[test]
+    fn a_delete_record_removes_only_its_key_and_keeps_the_version_counter() {
+        let mut r = Registry::default();
+        apply(&mut r, &put("yarn", "app-1", "a", 1));
+        apply(&mut r, &put("yarn", "app-2", "b", 2));
+        let delete = |key: &str| {
+            operation(Op::DeleteRecord(operation::DeleteRecord {
+                namespace: "yarn".into(),
+                key: key.into(),
+            }))
+        };
+        apply(&mut r, &delete("app-2"));
+        // Deleting what is not there changes nothing (apply never fails).
+        apply(&mut r, &delete("app-9"));
+        assert_eq!(records(&r), vec![("yarn", "app-1", b"a".as_slice(), 1)]);
+        assert_eq!(r.record_version(), 2, "versions are never handed out twice");
     }
 
     #[test]

@@ -174,6 +174,16 @@ pub struct MasterFlags {
     /// Seconds between scheduler and operator stream heartbeats.
     #[arg(long, default_value = "15secs", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
+    /// Largest value of one adapter record (`/registry/records`), in bytes
+    /// (at most 4 MiB: a record must reach the other masters within one
+    /// `--raft_heartbeat_interval`).
+    #[arg(long, default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..=4 * 1024 * 1024))]
+    pub max_record_bytes: u64,
+    /// Largest sum of keys and values in one adapter record namespace, in
+    /// bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub max_namespace_bytes: u64,
 }
 
 impl MasterFlags {
@@ -214,6 +224,8 @@ impl MasterFlags {
             max_request_body_bytes: 16 * 1024 * 1024,
             heartbeat_interval: Duration::from_secs(15),
             http_header_read_timeout: Duration::from_secs(30),
+            max_record_bytes: 1024 * 1024,
+            max_namespace_bytes: 64 * 1024 * 1024,
         }
     }
 
@@ -337,6 +349,14 @@ impl MasterFlags {
                 self.authenticate_http_readwrite.to_string(),
             ),
             ("registry".to_string(), self.registry.clone()),
+            (
+                "max_record_bytes".to_string(),
+                self.max_record_bytes.to_string(),
+            ),
+            (
+                "max_namespace_bytes".to_string(),
+                self.max_namespace_bytes.to_string(),
+            ),
         ];
         let optional = [
             ("hostname", self.hostname.clone()),

@@ -183,9 +183,15 @@ pub async fn supervise(
     // delays the next try.
     let take_over_within = (election * 4).max(Duration::from_secs(5));
     let mut leadership = registry.leadership();
+    let seat = Seat {
+        flags: &flags,
+        state: &state,
+        tenure: &tenure,
+        wake: &wake,
+    };
     // The term this master leads in, while it does, and its writer.
     let mut leading: Option<(u64, tokio::task::JoinHandle<()>)> = None;
-    loop {
+    let ended = loop {
         let view: Leadership = leadership.borrow_and_update().clone();
         let writer_ended = leading.as_ref().is_some_and(|(_, w)| w.is_finished());
         let still_leading = leading
@@ -193,20 +199,12 @@ pub async fn supervise(
             .is_some_and(|(term, _)| view.is_me && *term == view.term)
             && !writer_ended;
         if leading.is_some() && !still_leading {
-            step_down(
-                &mut leading,
-                (&flags, &state, &tenure, &wake),
-                &view,
-                "a new term or leader",
-            )?;
+            if let Err(e) = step_down(&mut leading, seat, &view, "a new term or leader") {
+                break Err(e);
+            }
         }
         if view.is_me && leading.is_none() {
-            match tokio::time::timeout(
-                take_over_within,
-                take_over(&registry, (&flags, &state, &tenure, &wake)),
-            )
-            .await
-            {
+            match tokio::time::timeout(take_over_within, take_over(&registry, seat)).await {
                 Ok(Ok(writer)) => leading = Some((view.term, writer)),
                 Ok(Err(e)) => tracing::warn!("could not take over as leader: {e}"),
                 Err(_) => tracing::warn!("no quorum confirmed this master's leadership yet"),
@@ -230,27 +228,33 @@ pub async fn supervise(
         tokio::select! {
             changed = leadership.changed() => {
                 if changed.is_err() {
-                    return Ok(());
+                    break Ok(());
                 }
             }
             () = tokio::time::sleep(recheck) => {
                 if leading.as_ref().is_some_and(|(_, w)| w.is_finished()) {
-                    step_down(&mut leading, (&flags, &state, &tenure, &wake), &view, "a registry write failed")?;
+                    if let Err(e) = step_down(&mut leading, seat, &view, "a registry write failed") {
+                        break Err(e);
+                    }
                 }
             }
-            message = registry.fatal() => {
-                return Err(HaError::Registry(message));
-            }
-            _ = stop.changed() => return Ok(()),
+            message = registry.fatal() => break Err(HaError::Registry(message)),
+            _ = stop.changed() => break Ok(()),
         }
+    };
+    // The writer is this loop's task: it ends here too.
+    if let Some((_, writer)) = leading.take() {
+        writer.abort();
+        let _ = writer.await;
     }
+    ended
 }
 
 /// Stops leading: the writer stops and a standby master takes the place of
 /// the leading one.
 fn step_down(
     leading: &mut Option<(u64, tokio::task::JoinHandle<()>)>,
-    place: Place<'_>,
+    seat: Seat<'_>,
     view: &Leadership,
     why: &str,
 ) -> Result<(), HaError> {
@@ -261,23 +265,30 @@ fn step_down(
         term = view.term,
         "this master is no longer the leader: {why}"
     );
-    install_standby(place, view)
+    install_standby(seat, view)
 }
 
-/// Where a master object goes and who hears of it: the flags to build it
-/// with, the shared state, the tenure announcer and the allocator's wake-up.
-type Place<'a> = (
-    &'a MasterFlags,
-    &'a Arc<Mutex<Master>>,
-    &'a TenureAnnouncer,
-    &'a Arc<Notify>,
-);
+/// Where master objects are installed, and who hears of each.
+#[derive(Clone, Copy)]
+struct Seat<'a> {
+    /// The flags every master object is built with.
+    flags: &'a MasterFlags,
+    /// The shared state the HTTP API and the agent link lock.
+    state: &'a Arc<Mutex<Master>>,
+    /// Tells sessions and leader services which master now sits there.
+    tenure: &'a TenureAnnouncer,
+    /// The allocation loop's wake-up, handed to each new master.
+    wake: &'a Arc<Notify>,
+}
 
 /// Puts a standby master in place of whatever `state` holds.
-fn install_standby(
-    (flags, state, tenure, wake): Place<'_>,
-    view: &Leadership,
-) -> Result<(), HaError> {
+fn install_standby(seat: Seat<'_>, view: &Leadership) -> Result<(), HaError> {
+    let Seat {
+        flags,
+        state,
+        tenure,
+        wake,
+    } = seat;
     let leader = view
         .leader
         .as_ref()
@@ -300,8 +311,14 @@ fn install_standby(
 /// is applied and installs a master recovered from it.
 async fn take_over(
     registry: &ReplicatedRegistry,
-    (flags, state, tenure, wake): Place<'_>,
+    seat: Seat<'_>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
+    let Seat {
+        flags,
+        state,
+        tenure,
+        wake,
+    } = seat;
     let started = Instant::now();
     registry
         .barrier()

@@ -28,12 +28,14 @@ pub mod framework;
 pub mod ha;
 pub mod handle;
 pub mod http;
+pub mod in_process;
 pub mod leader;
 pub mod link;
 pub mod maintenance;
 pub mod metrics;
 pub mod offer;
 pub mod operator;
+pub mod records;
 pub mod recovery;
 pub mod registrar;
 pub mod reservation;
@@ -41,6 +43,8 @@ pub mod scheduler;
 pub mod server;
 pub mod session;
 pub mod state;
+#[cfg(test)]
+mod testing;
 
 pub use flags::MasterFlags;
 pub use handle::MasterHandle;

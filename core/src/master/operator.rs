@@ -342,6 +342,10 @@ impl Master {
             put("registrar/state_store_ms/p99", at(0.99));
             put("registrar/state_store_ms/max", at(1.0));
         }
+        // Adapter records as the leader holds them (registry_size_bytes
+        // counts them too, but only as of the election).
+        put("registrar/records", self.records.count() as f64);
+        put("registrar/records_bytes", self.records.bytes() as f64);
         put("master/uptime_secs", self.uptime_secs());
         let active_frameworks = self.frameworks.values().filter(|f| f.active).count();
         put("master/frameworks_active", active_frameworks as f64);

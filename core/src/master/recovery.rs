@@ -99,6 +99,10 @@ impl Master {
                 fw.registered_time = framework.registered_time.as_ref().map(seconds);
             }
         }
+        master.records = super::records::Records::load(
+            super::records::Limits::from_flags(&master.flags),
+            registry,
+        );
         master.recovery_deadline =
             Instant::now().checked_add(master.flags.agent_reregister_timeout);
         master.registrar = registrar;

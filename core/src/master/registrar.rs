@@ -208,19 +208,42 @@ pub struct Writer {
 /// Batches stay below this many operations, so one entry stays small.
 const MAX_BATCH: usize = 1024;
 
+/// Nor do they grow past this many encoded bytes by taking more operations
+/// (one operation larger than this goes alone). An entry must reach a
+/// follower, and be on its disk, within one `--raft_heartbeat_interval`
+/// (openraft's AppendEntries timeout), or the leader loses its lease;
+/// adapter records make operations large enough for that to matter.
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
 impl Writer {
     /// Writes until the registrar is dropped or a write fails.
     pub async fn run(mut self, log: impl RegistryLog) {
         let mut committed = 0u64;
-        while let Some(first) = self.operations.recv().await {
+        // An operation that did not fit in the last batch opens the next.
+        let mut carried: Option<Operation> = None;
+        loop {
+            let first = match carried.take() {
+                Some(op) => op,
+                None => match self.operations.recv().await {
+                    Some(op) => op,
+                    None => return,
+                },
+            };
+            let mut bytes = prost::Message::encoded_len(&first);
             let mut batch = Operations {
                 operations: vec![first],
             };
             while batch.operations.len() < MAX_BATCH {
-                match self.operations.try_recv() {
-                    Ok(op) => batch.operations.push(op),
-                    Err(_) => break,
+                let Ok(op) = self.operations.try_recv() else {
+                    break;
+                };
+                let size = prost::Message::encoded_len(&op);
+                if bytes + size > MAX_BATCH_BYTES {
+                    carried = Some(op);
+                    break;
                 }
+                bytes += size;
+                batch.operations.push(op);
             }
             let count = batch.operations.len() as u64;
             let started = Instant::now();
@@ -308,6 +331,36 @@ mod tests {
             .sum();
         assert_eq!(total, 2);
         let _ = pb::AgentId::default();
+    }
+
+    #[tokio::test]
+    async fn large_records_are_written_in_batches_of_bounded_size() {
+        let (mut registrar, writer) = Registrar::queued();
+        let record = |key: &str| {
+            Op::PutRecord(operation::PutRecord {
+                namespace: "yarn".into(),
+                key: key.into(),
+                value: vec![0u8; 512 * 1024].into(),
+                version: 1,
+            })
+        };
+        registrar.record(weights("a"));
+        registrar.record(record("one"));
+        registrar.record(weights("b"));
+        registrar.record(record("two"));
+        registrar.record(weights("c"));
+        let barrier = registrar.barrier();
+        let written = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(writer.run(Log(written.clone(), false)));
+        barrier.wait().await.unwrap();
+        let sizes: Vec<usize> = written
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b.operations.len())
+            .collect();
+        // Small operations ride along; two 512 KiB records never share a batch.
+        assert_eq!(sizes, vec![3, 2]);
     }
 
     #[tokio::test]

@@ -260,137 +260,26 @@ mod tests {
     //! a task without HTTP: SUBSCRIBE → offer → ACCEPT → the agent runs it →
     //! status → ACKNOWLEDGE; then a leadership change and a teardown.
 
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use pando_link::StatusUpdate;
-    use pando_link::{agent_message, master_message, MasterMessage, RegisterAgent};
+    use pando_link::{agent_message, master_message, StatusUpdate};
     use pando_proto::mesos::v1 as pb;
     use pando_proto::mesos::v1::scheduler as sched;
-    use tokio::sync::mpsc;
 
     use super::{Session, SessionError, SessionEvents};
-    use crate::master::handle::{MasterHandle, TenureAnnouncer};
-    use crate::master::registrar::Registrar;
-    use crate::master::{Master, MasterFlags};
+    use crate::master::testing::{scalars, Cluster, PATIENCE};
 
-    const PATIENCE: Duration = Duration::from_secs(5);
-
-    struct Cluster {
-        handle: MasterHandle,
-        tenure: TenureAnnouncer,
-        flags: MasterFlags,
-        agent: mpsc::UnboundedReceiver<Box<MasterMessage>>,
-        agent_id: String,
-        agent_session: u64,
-        // Keeps the disconnect channel open, as the server's loop does.
-        _disconnects: mpsc::UnboundedReceiver<(String, String)>,
-    }
-
-    impl Cluster {
-        /// A leading master with one agent of 4 cpus and 1 GB.
-        fn new() -> Cluster {
-            let flags = MasterFlags::with_defaults([127, 0, 0, 1].into(), 5050, "/tmp".into());
-            let master = Master::new(flags.clone()).expect("master");
-            let (disconnects_tx, disconnects) = mpsc::unbounded_channel();
-            let (handle, tenure) =
-                MasterHandle::new(Arc::new(Mutex::new(master)), disconnects_tx, true);
-            let (link, agent) = mpsc::unbounded_channel();
-            let register = RegisterAgent {
-                agent_info: pb::AgentInfo {
-                    hostname: "agent-1".into(),
-                    resources: scalars(4.0, 1024.0),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            let (agent_id, agent_session) = handle
-                .lock()
-                .expect("lock")
-                .register_agent(register, link)
-                .expect("agent registers");
-            let mut cluster = Cluster {
-                handle,
-                tenure,
-                flags,
-                agent,
-                agent_id,
-                agent_session,
-                _disconnects: disconnects,
-            };
-            assert!(matches!(
-                cluster.heard_by_agent(),
-                master_message::Message::Registered(_)
-            ));
-            cluster
-        }
-
-        fn session(&self, name: &str) -> (Session, SessionEvents) {
-            let subscribe = sched::call::Subscribe {
-                framework_info: pb::FrameworkInfo {
-                    user: "nobody".into(),
-                    name: name.into(),
-                    failover_timeout: Some(3600.0),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            Session::new(self.handle.clone(), subscribe, None)
-        }
-
-        fn allocate(&self) {
-            self.handle.lock().expect("lock").run_allocation();
-        }
-
-        fn heard_by_agent(&mut self) -> master_message::Message {
-            let message = self.agent.try_recv().expect("a message for the agent");
-            message.message.expect("a message body")
-        }
-
-        fn agent_says(&self, message: agent_message::Message) {
-            self.handle.lock().expect("lock").agent_message(
-                &self.agent_id,
-                self.agent_session,
-                message,
-            );
-        }
-
-        /// Replaces the master with a standby, as `ha.rs` does when this
-        /// master loses the lead.
-        fn step_down(&self) {
-            let standby = Master::standby(self.flags.clone(), None).expect("standby");
-            let old = std::mem::replace(&mut *self.handle.lock().expect("lock"), standby);
-            drop(old);
-            self.tenure.installed(false);
-        }
-
-        /// Installs a master recovered from the registry the old one
-        /// wrote, as `ha.rs` does when this master wins an election.
-        fn take_over(&self, registry: &pando_registry::Registry) {
-            let registrar = Registrar::in_memory(Arc::new(Mutex::new(registry.clone())));
-            let master = Master::recover(self.flags.clone(), registry, registrar).expect("recover");
-            *self.handle.lock().expect("lock") = master;
-            self.tenure.installed(true);
-        }
-
-        fn registry(&self) -> pando_registry::Registry {
-            let master = self.handle.lock().expect("lock");
-            let registry = master.local_registry.as_ref().expect("in-memory registry");
-            let snapshot = registry.lock().expect("registry").clone();
-            snapshot
-        }
-    }
-
-    fn scalars(cpus: f64, mem: f64) -> Vec<pb::Resource> {
-        [("cpus", cpus), ("mem", mem)]
-            .into_iter()
-            .map(|(name, value)| pb::Resource {
+    fn session(cluster: &Cluster, name: &str) -> (Session, SessionEvents) {
+        let subscribe = sched::call::Subscribe {
+            framework_info: pb::FrameworkInfo {
+                user: "nobody".into(),
                 name: name.into(),
-                r#type: pb::value::Type::Scalar as i32,
-                scalar: Some(pb::value::Scalar { value }),
+                failover_timeout: Some(3600.0),
                 ..Default::default()
-            })
-            .collect()
+            },
+            ..Default::default()
+        };
+        Session::new(cluster.handle.clone(), subscribe, None)
     }
 
     async fn next(events: &mut SessionEvents) -> sched::Event {
@@ -419,7 +308,7 @@ mod tests {
     #[tokio::test]
     async fn a_session_walks_a_task_from_offer_to_acknowledgement_without_http() {
         let mut cluster = Cluster::new();
-        let (session, mut events) = cluster.session("in-process");
+        let (session, mut events) = session(&cluster, "in-process");
 
         let subscribed = next_of(&mut events, sched::event::Type::Subscribed).await;
         let framework_id = subscribed
@@ -501,7 +390,7 @@ mod tests {
     #[tokio::test]
     async fn a_session_resubscribes_with_its_framework_id_when_this_master_leads_again() {
         let cluster = Cluster::new();
-        let (session, mut events) = cluster.session("survivor");
+        let (session, mut events) = session(&cluster, "survivor");
         let first = next_of(&mut events, sched::event::Type::Subscribed).await;
         let framework_id = first.subscribed.expect("subscribed").framework_id.value;
         // Mesos follows SUBSCRIBED with a HEARTBEAT at once.
@@ -539,7 +428,7 @@ mod tests {
     #[tokio::test]
     async fn a_session_whose_framework_was_torn_down_answers_with_an_error() {
         let cluster = Cluster::new();
-        let (session, mut events) = cluster.session("short-lived");
+        let (session, mut events) = session(&cluster, "short-lived");
         next_of(&mut events, sched::event::Type::Subscribed).await;
 
         session
@@ -559,7 +448,7 @@ mod tests {
     #[tokio::test]
     async fn a_session_removed_by_the_operator_ends_with_the_masters_error() {
         let cluster = Cluster::new();
-        let (session, mut events) = cluster.session("removed");
+        let (session, mut events) = session(&cluster, "removed");
         let first = next_of(&mut events, sched::event::Type::Subscribed).await;
         let framework_id = first.subscribed.expect("subscribed").framework_id.value;
         next_of(&mut events, sched::event::Type::Heartbeat).await;

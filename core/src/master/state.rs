@@ -403,6 +403,8 @@ pub struct Master {
     pub recovery_deadline: Option<Instant>,
     /// When the registry was last pruned of old unreachable and gone agents.
     pub last_registry_gc: Option<Instant>,
+    /// Adapter records, as the registry will hold them (see `records.rs`).
+    pub records: super::records::Records,
     next_framework: u64,
     next_agent: u64,
     next_inverse_offer: u64,
@@ -441,6 +443,7 @@ impl Master {
     /// `registrar`.
     pub fn with_registrar(flags: MasterFlags, registrar: Registrar) -> Result<Master, StartError> {
         let local_registry = None;
+        let records = super::records::Records::new(super::records::Limits::from_flags(&flags));
         let now = unix_now();
         let mut config = AllocatorConfig {
             offer_timeout: flags.offer_timeout,
@@ -512,6 +515,7 @@ impl Master {
             recovered_agents: BTreeMap::new(),
             recovery_deadline: None,
             last_registry_gc: None,
+            records,
             next_framework: 0,
             next_agent: 0,
             next_inverse_offer: 1,

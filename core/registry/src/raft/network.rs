@@ -14,6 +14,12 @@
 //! trying it again; a call that runs out of time is a [`NetworkError`],
 //! retried at once. Snapshots go through openraft's default chunked sender,
 //! which calls `install_snapshot` per chunk.
+//!
+//! Entries can be large (an entry holding adapter records carries their
+//! values), so an AppendEntries whose entries would pass
+//! [`APPEND_ENTRIES_BUDGET`] is not sent: openraft is told to send fewer
+//! ([`PayloadTooLarge`]) and retries at once with that many. A single entry
+//! always goes; the registrar keeps each entry's batch small enough.
 
 use std::error::Error;
 use std::sync::Arc;
@@ -22,25 +28,51 @@ use std::time::Duration;
 use crate::proto::raft::raft_client::RaftClient;
 use crate::proto::raft::RaftRequest;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::EntryPayload;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
 use super::cluster::ClusterIdentity;
-use super::types::{MasterAddress, NodeId, TypeConfig};
+use super::types::{Entry, MasterAddress, NodeId, TypeConfig};
 
 /// How long a connection attempt to a peer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The largest message the Raft service and its clients exchange.
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// How many bytes of entries (as estimated by [`entries_that_fit`]) one
+/// AppendEntries may carry. Far below [`MAX_MESSAGE`]: openraft gives an
+/// AppendEntries one heartbeat interval to be sent, decoded and written
+/// on the follower, and a leader whose appends time out loses its lease.
+pub const APPEND_ENTRIES_BUDGET: usize = 1024 * 1024;
+
+/// How many of `entries`, from the first, fit in one AppendEntries, or
+/// `None` when they all do. At least one always fits.
+fn entries_that_fit(entries: &[Entry]) -> Option<u64> {
+    let mut total = 0usize;
+    for (i, entry) in entries.iter().enumerate() {
+        // The batch goes as base64 (4 bytes per 3), plus the log id and
+        // field names around it.
+        total += match &entry.payload {
+            EntryPayload::Normal(request) => request.operations.len().div_ceil(3) * 4 + 256,
+            EntryPayload::Blank | EntryPayload::Membership(_) => 1024,
+        };
+        if total > APPEND_ENTRIES_BUDGET {
+            return Some(i.max(1) as u64);
+        }
+    }
+    None
+}
 
 /// Why one RPC failed before openraft's own errors come into it.
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +262,11 @@ impl RaftNetwork<TypeConfig> for Peer {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, MasterAddress, RaftError<NodeId>>>
     {
+        if rpc.entries.len() > 1 {
+            if let Some(fit) = entries_that_fit(&rpc.entries) {
+                return Err(PayloadTooLarge::new_entries_hint(fit).into());
+            }
+        }
         self.call(Method::AppendEntries, &rpc, &option).await
     }
 
@@ -250,5 +287,32 @@ impl RaftNetwork<TypeConfig> for Peer {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, MasterAddress, RaftError<NodeId>>> {
         self.call(Method::Vote, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::types::Request;
+    use bytes::Bytes;
+
+    fn entry(index: u64, bytes: usize) -> Entry {
+        Entry {
+            log_id: openraft::testing::log_id(1, 1, index),
+            payload: EntryPayload::Normal(Request {
+                operations: Bytes::from(vec![0u8; bytes]),
+            }),
+        }
+    }
+
+    #[test]
+    fn large_entries_are_sent_a_few_at_a_time_and_a_single_one_always_goes() {
+        let small: Vec<Entry> = (1..=300).map(|i| entry(i, 1000)).collect();
+        assert_eq!(entries_that_fit(&small), None);
+        // 300 kB entries: base64 makes each 400 kB, two fit in 1 MiB.
+        let large: Vec<Entry> = (1..=5).map(|i| entry(i, 300_000)).collect();
+        assert_eq!(entries_that_fit(&large), Some(2));
+        let huge: Vec<Entry> = (1..=2).map(|i| entry(i, 2_000_000)).collect();
+        assert_eq!(entries_that_fit(&huge), Some(1));
     }
 }

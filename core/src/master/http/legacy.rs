@@ -762,6 +762,14 @@ fn registry_json(r: &pando_registry::Registry) -> Value {
         "down_machines": r.down_machines.iter().map(proto_value).collect::<Vec<_>>(),
         "quota_configs": r.quota_configs.iter().map(proto_value).collect::<Vec<_>>(),
         "weights": r.weights.iter().map(|w| json!({"role": w.role, "weight": w.weight})).collect::<Vec<_>>(),
+        // Adapter records by name and version only: their values (token
+        // master keys, say) are not for an unauthenticated endpoint.
+        "records": r.records.iter().map(|rec| json!({
+            "namespace": rec.namespace,
+            "key": rec.key,
+            "version": rec.version,
+            "size": rec.value.len(),
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -4,7 +4,8 @@
 //! ```text
 //!  /api/v1/scheduler ─► scheduler.rs ─┐
 //!  /api/v1, /api/v1/operator ─► operator.rs ─┼─► Master (state.rs, one lock)
-//!  /master/*, /state, /metrics, /version ─► legacy.rs ─┘
+//!  /master/*, /state, /metrics, /version ─► legacy.rs ─┤
+//!  /registry/records/* ─► records.rs (adapter records) ─┘
 //! ```
 //!
 //! Every handler turns the request into one call on [`Master`] and the
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod files;
 pub mod legacy;
 pub mod operator;
+pub mod records;
 pub mod scheduler;
 
 use std::convert::Infallible;
@@ -68,6 +70,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/api/v1", any(operator::handle))
         .route("/api/v1/operator", any(operator::handle))
         .merge(legacy::routes())
+        .merge(records::routes())
         .route("/health", get(|| async { StatusCode::OK }))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -107,7 +110,14 @@ async fn leader_only(
     if !served_by_standby(request.uri().path()) {
         let refusal = match app.lock() {
             Ok(master) if master.elected => None,
-            Ok(master) => Some(redirect_to_leader(&master, request.uri().path())),
+            // The query goes along: `?prefix=` must reach the leader.
+            Ok(master) => Some(redirect_to_leader(
+                &master,
+                request
+                    .uri()
+                    .path_and_query()
+                    .map_or(request.uri().path(), |p| p.as_str()),
+            )),
             Err(r) => Some(r),
         };
         if let Some(response) = refusal {
