@@ -4,6 +4,8 @@
 //!
 //! Every wait polls with a deadline; nothing sleeps to let something happen.
 
+mod support;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -406,7 +408,7 @@ fn local_ha_cluster_runs_tasks_through_the_leader() {
         .and_then(|l| l.rsplit_once(':'))
         .and_then(|(_, p)| p.parse().ok())
         .expect("the leader's port");
-    let pid = master_pid(local.child.id(), leader_port).expect("the leader's process");
+    let pid = support::master_pid(local.child.id(), leader_port).expect("the leader's process");
     let killed = Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
@@ -433,32 +435,6 @@ fn local_ha_cluster_runs_tasks_through_the_leader() {
         text(&out.stderr)
     );
     drop(local);
-}
-
-/// The `pando master` child of `parent` listening on `port`.
-fn master_pid(parent: u32, port: u16) -> Option<u32> {
-    let wanted = format!("--port={port}");
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let ppid: u32 = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            (ppid == parent && args.iter().any(|a| a == "master") && args.contains(&wanted))
-                .then_some(pid)
-        })
 }
 
 /// Whether a user with no rights but "other"'s can run `binary`: it is

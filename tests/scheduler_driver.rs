@@ -41,21 +41,24 @@ async fn master(port: u16, dir: &Path) -> MasterProcess {
     master
 }
 
+/// SUBSCRIBED, as (framework id, whether it is a re-subscription).
+fn subscribed(item: Incoming) -> Option<(pb::FrameworkId, bool)> {
+    match item {
+        Incoming::Subscribed {
+            framework_id,
+            reregistered,
+            ..
+        } => Some((framework_id, reregistered)),
+        _ => None,
+    }
+}
+
 /// The next item the driver hands over that `wanted` picks.
 async fn next<T>(
     incoming: &mut mpsc::UnboundedReceiver<Incoming>,
     wanted: impl Fn(Incoming) -> Option<T>,
 ) -> T {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let item = tokio::time::timeout_at(deadline, incoming.recv())
-            .await
-            .expect("the driver hands over what was expected in time")
-            .expect("the driver is running");
-        if let Some(found) = wanted(item) {
-            return found;
-        }
-    }
+    support::next_incoming(incoming, DEADLINE, "what was expected", wanted).await
 }
 
 async fn a_framework_lives_through_a_master_restart(content_type: ContentType) {
@@ -66,15 +69,7 @@ async fn a_framework_lives_through_a_master_restart(content_type: ContentType) {
         .expect("an address")
         .with_timeout(Duration::from_secs(5));
     let (driver, mut incoming) = Driver::start(Config::new(framework()), transport);
-    let (framework_id, reregistered) = next(&mut incoming, |item| match item {
-        Incoming::Subscribed {
-            framework_id,
-            reregistered,
-            ..
-        } => Some((framework_id, reregistered)),
-        _ => None,
-    })
-    .await;
+    let (framework_id, reregistered) = next(&mut incoming, subscribed).await;
     assert!(!reregistered);
 
     driver.revive(vec![]).await.expect("REVIVE is accepted");
@@ -131,15 +126,7 @@ async fn a_framework_lives_through_a_master_restart(content_type: ContentType) {
     })
     .await;
     let _second = master(port, dir.path()).await;
-    let (again, reregistered) = next(&mut incoming, |item| match item {
-        Incoming::Subscribed {
-            framework_id,
-            reregistered,
-            ..
-        } => Some((framework_id, reregistered)),
-        _ => None,
-    })
-    .await;
+    let (again, reregistered) = next(&mut incoming, subscribed).await;
     assert_eq!(again, framework_id);
     assert!(reregistered);
     assert_eq!(driver.framework_id(), Some(framework_id));

@@ -122,7 +122,8 @@ pub struct LocalFlags {
     #[arg(long, default_value_t = 2)]
     pub agents: usize,
     /// Three masters (on --port, --port+1 and --port+2) replicating the
-    /// registry through Raft, with leader election and failover.
+    /// registry through Raft, with leader election and failover. A master
+    /// that dies is restarted after a second.
     #[arg(long)]
     pub ha: bool,
     /// The first agent's port; the others take the ports after it
@@ -256,53 +257,60 @@ enum Masters {
     Children(Vec<MasterChild>),
 }
 
-/// One `pando master` child process.
+/// One `pando master` child process, restarted when it dies, as a service
+/// manager would in production: kill the leader with `kill -9` as often as
+/// you like and watch the others fail over while it comes back.
 struct MasterChild {
     /// Its number in the banner and its work dir (`master-<index>`), from 1.
     index: usize,
     /// Its port.
     port: u16,
-    /// Its process id.
-    pid: u32,
+    /// Its current process id (it changes when the master is restarted).
+    pid: Arc<std::sync::atomic::AtomicU32>,
     /// Its output.
     log: PathBuf,
     /// Asks the watcher to stop it (SIGTERM, then SIGKILL).
     stop: tokio::sync::oneshot::Sender<()>,
-    /// Waits for it, and reports its end.
+    /// Waits for it, restarts it, and reports when it cannot.
     watcher: tokio::task::JoinHandle<()>,
 }
 
-impl MasterChild {
+/// How long a dead master stays down before `pando local` restarts it.
+const MASTER_RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// How to start one `pando master` of the local cluster.
+struct MasterCommand {
+    index: usize,
+    port: u16,
+    masters: String,
+    work_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl MasterCommand {
     /// Starts `pando master` (this very binary) as master `index` of the
-    /// replicated registry on `masters`.
-    fn spawn(
-        index: usize,
-        port: u16,
-        masters: &str,
-        work_dir: &Path,
-        ended: &tokio::sync::mpsc::UnboundedSender<String>,
-    ) -> Result<MasterChild, LocalError> {
-        let failed = |error: std::io::Error| LocalError::MasterProcess { index, error };
-        let log = work_dir.join(format!("master-{index}.log"));
+    /// replicated registry on `masters`, appending to its log.
+    fn spawn(&self) -> std::io::Result<tokio::process::Child> {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&log)
-            .map_err(failed)?;
-        let err = out.try_clone().map_err(failed)?;
-        let binary = std::env::current_exe().map_err(failed)?;
+            .open(&self.log)?;
+        let err = out.try_clone()?;
+        let binary = std::env::current_exe()?;
         let mut command = tokio::process::Command::new(binary);
         command
             .arg("master")
             .arg("--ip=127.0.0.1")
-            .arg(format!("--port={port}"))
+            .arg(format!("--port={}", self.port))
             .arg(format!(
                 "--work_dir={}",
-                work_dir.join(format!("master-{index}")).display()
+                self.work_dir
+                    .join(format!("master-{}", self.index))
+                    .display()
             ))
             .arg("--registry=replicated_log")
             .arg("--quorum=2")
-            .arg(format!("--masters={masters}"))
+            .arg(format!("--masters={}", self.masters))
             .stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -319,27 +327,76 @@ impl MasterChild {
                 Ok(())
             });
         }
-        let mut child = command.spawn().map_err(failed)?;
-        let pid = child.id().unwrap_or(0);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        command.spawn()
+    }
+}
+
+impl MasterChild {
+    /// Starts master `index` and a watcher that restarts it whenever it
+    /// dies, until [`Masters::stop`].
+    fn spawn(
+        index: usize,
+        port: u16,
+        masters: &str,
+        work_dir: &Path,
+        ended: &tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> Result<MasterChild, LocalError> {
+        let command = MasterCommand {
+            index,
+            port,
+            masters: masters.to_string(),
+            work_dir: work_dir.to_path_buf(),
+            log: work_dir.join(format!("master-{index}.log")),
+        };
+        let mut child = command
+            .spawn()
+            .map_err(|error| LocalError::MasterProcess { index, error })?;
+        let pid = Arc::new(std::sync::atomic::AtomicU32::new(child.id().unwrap_or(0)));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let ended = ended.clone();
+        let log = command.log.clone();
+        let current = pid.clone();
         let watcher = tokio::spawn(async move {
-            tokio::select! {
-                status = child.wait() => {
-                    let how = match status {
-                        Ok(s) => s.to_string(),
-                        Err(e) => e.to_string(),
-                    };
-                    let _ = ended.send(format!("master {index} (pid {pid}) ended: {how}"));
-                }
-                _ = stopped => {
-                    // SAFETY: kill has no memory effects; pid is our child,
-                    // not yet reaped (wait() has not returned).
-                    unsafe {
-                        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            use std::sync::atomic::Ordering;
+            loop {
+                let now = current.load(Ordering::SeqCst);
+                tokio::select! {
+                    status = child.wait() => {
+                        let how = match status {
+                            Ok(s) => s.to_string(),
+                            Err(e) => e.to_string(),
+                        };
+                        eprintln!(
+                            "pando local: master {index} (pid {now}) ended: {how}; restarting it in {}s",
+                            MASTER_RESTART_DELAY.as_secs()
+                        );
+                        tokio::select! {
+                            () = tokio::time::sleep(MASTER_RESTART_DELAY) => {}
+                            _ = &mut stopped => return,
+                        }
+                        match command.spawn() {
+                            Ok(next) => {
+                                child = next;
+                                current.store(child.id().unwrap_or(0), Ordering::SeqCst);
+                            }
+                            Err(e) => {
+                                let _ = ended.send(format!(
+                                    "master {index} ended and could not be restarted: {e}"
+                                ));
+                                return;
+                            }
+                        }
                     }
-                    if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
-                        let _ = child.kill().await;
+                    _ = &mut stopped => {
+                        // SAFETY: kill has no memory effects; `now` is our
+                        // child, not yet reaped (wait() has not returned).
+                        unsafe {
+                            libc::kill(now as libc::pid_t, libc::SIGTERM);
+                        }
+                        if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+                            let _ = child.kill().await;
+                        }
+                        return;
                     }
                 }
             }
@@ -371,7 +428,10 @@ impl Masters {
     fn pids(&self) -> Vec<u32> {
         match self {
             Masters::InProcess { .. } => Vec::new(),
-            Masters::Children(children) => children.iter().map(|c| c.pid).collect(),
+            Masters::Children(children) => children
+                .iter()
+                .map(|c| c.pid.load(std::sync::atomic::Ordering::SeqCst))
+                .collect(),
         }
     }
 
@@ -574,6 +634,8 @@ pub async fn run(flags: LocalFlags) -> Result<(), LocalError> {
                     break Some(why);
                 }
                 eprintln!("pando local: {why}; {alive} of {} masters still run", master_ports.len());
+                // (A master that dies is restarted by its watcher; only one
+                // that cannot be restarted is reported here.)
             }
         }
     };
@@ -684,7 +746,7 @@ fn print_banner(
                     "  Master {}:       http://127.0.0.1:{}  (pid {}, log {})",
                     child.index,
                     child.port,
-                    child.pid,
+                    child.pid.load(std::sync::atomic::Ordering::SeqCst),
                     child.log.display()
                 );
             }
@@ -706,7 +768,8 @@ fn print_banner(
     let all = addresses.join(",");
     println!("Run a task:  pando execute --master={all} --name=hello --command='echo hello'");
     if addresses.len() > 1 {
-        println!("Fail over:   kill -9 the leader's pid (`pando cluster masters --master={all}` names it)");
+        println!("Fail over:   kill -9 the leader's pid (`pando cluster masters --master={all}` names it);");
+        println!("             pando local restarts it a second later, as a standby");
     }
     println!("Stop with Ctrl-C.");
 }

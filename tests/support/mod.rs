@@ -296,7 +296,8 @@ fn build(
     req.body(Full::new(body)).expect("valid request")
 }
 
-/// One request on a fresh connection.
+/// One request on a fresh connection, through the scheduler crate's
+/// client (the one HTTP client of the workspace).
 pub async fn request(
     port: u16,
     method: &str,
@@ -304,24 +305,64 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> Result<Reply, String> {
-    let mut sender = connect(port).await?;
-    let response = sender
-        .send_request(build(method, port, path, headers, body))
+    let client = pando_scheduler::client::Client::new(&format!("127.0.0.1:{port}"), DEADLINE)
+        .map_err(|e| e.to_string())?;
+    let reply = client
+        .request(method, path, headers, body)
         .await
         .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
     Ok(Reply {
-        status,
-        headers,
-        body,
+        status: reply.status,
+        headers: reply.headers,
+        body: reply.body,
     })
+}
+
+/// The pid of the `pando master` child of `parent` listening on `port`
+/// (`pando local --ha` runs its masters as child processes).
+pub fn master_pid(parent: u32, port: u16) -> Option<u32> {
+    let wanted = format!("--port={port}");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            (ppid == parent && args.iter().any(|a| a == "master") && args.contains(&wanted))
+                .then_some(pid)
+        })
+}
+
+/// The next item a `pando-scheduler` driver hands over that `wanted`
+/// picks, within `within`; `what` names it when it does not come.
+pub async fn next_incoming<T>(
+    incoming: &mut mpsc::UnboundedReceiver<pando_scheduler::Incoming>,
+    within: Duration,
+    what: &str,
+    wanted: impl Fn(pando_scheduler::Incoming) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let item = tokio::time::timeout_at(deadline, incoming.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the driver did not hand over {what} in time"))
+            .expect("the driver is running");
+        if let Some(found) = wanted(item) {
+            return found;
+        }
+    }
 }
 
 /// Opens a streaming response and returns its body unread.

@@ -127,3 +127,148 @@ impl Transport for InProcess {
         Box::pin(async move { self.run(Some(stream_id), call).await.map(|_| ()) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The scheduler driver on the in-process transport: a framework in the
+    //! master's process gets offers, launches, has its updates acknowledged
+    //! for it, and follows this master through a leadership change.
+
+    use std::time::Duration;
+
+    use pando_link::{agent_message, master_message, StatusUpdate};
+    use pando_proto::mesos::v1 as pb;
+    use pando_scheduler::{Config, Driver, Incoming};
+    use tokio::sync::mpsc;
+
+    use super::InProcess;
+    use crate::master::testing::{scalars, Cluster, PATIENCE};
+
+    async fn next<T>(
+        incoming: &mut mpsc::UnboundedReceiver<Incoming>,
+        wanted: impl Fn(Incoming) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let item = tokio::time::timeout_at(deadline, incoming.recv())
+                .await
+                .expect("the driver hands over what was expected in time")
+                .expect("the driver runs");
+            if let Some(found) = wanted(item) {
+                return found;
+            }
+        }
+    }
+
+    fn subscribed(item: Incoming) -> Option<(pb::FrameworkId, bool)> {
+        match item {
+            Incoming::Subscribed {
+                framework_id,
+                reregistered,
+                ..
+            } => Some((framework_id, reregistered)),
+            _ => None,
+        }
+    }
+
+    fn start(cluster: &Cluster) -> (Driver, mpsc::UnboundedReceiver<Incoming>) {
+        let framework = pb::FrameworkInfo {
+            user: "nobody".into(),
+            name: "in-process-driver".into(),
+            failover_timeout: Some(3600.0),
+            ..Default::default()
+        };
+        let config = Config::new(framework)
+            .with_backoff(Duration::from_millis(10), Duration::from_millis(100));
+        Driver::start(config, InProcess::new(cluster.handle.clone(), None))
+    }
+
+    #[tokio::test]
+    async fn the_driver_launches_and_acknowledges_through_the_master_in_its_process() {
+        let mut cluster = Cluster::new();
+        let (driver, mut incoming) = start(&cluster);
+        let (framework_id, reregistered) = next(&mut incoming, subscribed).await;
+        assert!(!reregistered);
+
+        cluster.allocate();
+        let offer = next(&mut incoming, |item| match item {
+            Incoming::Offers(mut offers) => Some(offers.remove(0)),
+            _ => None,
+        })
+        .await;
+        let task = pb::TaskInfo {
+            name: "sleep".into(),
+            task_id: pb::TaskId { value: "t1".into() },
+            agent_id: offer.agent_id.clone(),
+            resources: scalars(1.0, 64.0),
+            command: Some(pb::CommandInfo {
+                value: Some("sleep 100".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        driver
+            .launch(offer.id, vec![task], None)
+            .await
+            .expect("the launch is taken");
+        let master_message::Message::RunTask(run) = cluster.heard_by_agent() else {
+            panic!("the agent is told to run the task");
+        };
+        assert_eq!(run.task.task_id.value, "t1");
+
+        let uuid = uuid::Uuid::new_v4().as_bytes().to_vec();
+        cluster.agent_says(agent_message::Message::StatusUpdate(StatusUpdate {
+            framework_id: framework_id.clone(),
+            status: pb::TaskStatus {
+                task_id: pb::TaskId { value: "t1".into() },
+                state: pb::TaskState::TaskRunning as i32,
+                uuid: Some(uuid.clone().into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }));
+        let status = next(&mut incoming, |item| match item {
+            Incoming::Update(status) => Some(status),
+            _ => None,
+        })
+        .await;
+        assert_eq!(status.state, pb::TaskState::TaskRunning as i32);
+        // Implicit acknowledgement: the driver answered for the framework.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let acked = loop {
+            if let Some(message) = cluster.try_heard_by_agent() {
+                break message;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no acknowledgement");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let master_message::Message::Acknowledgement(ack) = acked else {
+            panic!("the agent hears of the acknowledgement, not {acked:?}");
+        };
+        assert_eq!(ack.uuid.as_ref(), uuid.as_slice());
+        driver.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_driver_waits_out_a_standby_and_resubscribes_as_the_same_framework() {
+        let cluster = Cluster::new();
+        let (driver, mut incoming) = start(&cluster);
+        let (framework_id, _) = next(&mut incoming, subscribed).await;
+        let registry = cluster.registry();
+
+        cluster.step_down();
+        next(&mut incoming, |item| {
+            matches!(item, Incoming::Disconnected(_)).then_some(())
+        })
+        .await;
+        cluster.take_over(&registry);
+        let (again, reregistered) = next(&mut incoming, subscribed).await;
+        assert_eq!(again, framework_id);
+        assert!(reregistered);
+        driver
+            .revive(vec![])
+            .await
+            .expect("calls reach the new master");
+        driver.stop().await;
+    }
+}

@@ -75,6 +75,11 @@ impl Cluster {
         message.message.expect("a message body")
     }
 
+    /// A message the master sent the agent, if one is waiting.
+    pub(crate) fn try_heard_by_agent(&mut self) -> Option<master_message::Message> {
+        self.agent.try_recv().ok().and_then(|m| m.message)
+    }
+
     pub(crate) fn agent_says(&self, message: agent_message::Message) {
         self.handle.lock().expect("lock").agent_message(
             &self.agent_id,
