@@ -123,7 +123,7 @@ pub struct LocalFlags {
     pub agents: usize,
     /// Three masters (on --port, --port+1 and --port+2) replicating the
     /// registry through Raft, with leader election and failover. A master
-    /// that dies is restarted after a second.
+    /// that dies is restarted after three seconds.
     #[arg(long)]
     pub ha: bool,
     /// The first agent's port; the others take the ports after it
@@ -275,8 +275,11 @@ struct MasterChild {
     watcher: tokio::task::JoinHandle<()>,
 }
 
-/// How long a dead master stays down before `pando local` restarts it.
-const MASTER_RESTART_DELAY: Duration = Duration::from_secs(1);
+/// How long a dead master stays down before `pando local` restarts it:
+/// longer than the others take to elect a new leader (the election timeout
+/// is 0.75 to 1.125 s), so killing the leader shows a failover rather than
+/// the same master winning again.
+const MASTER_RESTART_DELAY: Duration = Duration::from_secs(3);
 
 /// How to start one `pando master` of the local cluster.
 struct MasterCommand {
@@ -769,7 +772,7 @@ fn print_banner(
     println!("Run a task:  pando execute --master={all} --name=hello --command='echo hello'");
     if addresses.len() > 1 {
         println!("Fail over:   kill -9 the leader's pid (`pando cluster masters --master={all}` names it);");
-        println!("             pando local restarts it a second later, as a standby");
+        println!("             pando local restarts it three seconds later, as a standby");
     }
     println!("Stop with Ctrl-C.");
 }
