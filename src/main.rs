@@ -126,7 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "pando {} (Mesos API {})",
                 env!("CARGO_PKG_VERSION"),
-                MESOS_VERSION
+                pando_proto::MESOS_VERSION
             );
             Ok(())
         }
@@ -157,6 +157,3 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .try_init();
 }
-
-/// The Mesos release whose API Pando implements.
-const MESOS_VERSION: &str = "1.11.0";

@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pando_proto::link::master_message::Message as ToAgent;
+use pando_link::master_message::Message as ToAgent;
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::scheduler as sched;
 use prost::Message;
@@ -125,6 +125,39 @@ async fn garbage_on_every_endpoint_is_refused_and_changes_nothing() {
     // And the framework's connection still works.
     let revive = json!({"type": "REVIVE", "framework_id": {"value": sub.framework_id}});
     assert_eq!(master.call(&sub.stream_id, revive).await.status, 202);
+}
+
+#[tokio::test]
+async fn state_json_summarises_resources_and_wraps_jsonp_only_for_named_callbacks() {
+    let master = MasterProcess::start(&[]).await;
+    let _agent = FakeAgent::register(master.port, "cpus:2;mem:1024;ports:[31000-32000]").await;
+    let state = master.state().await;
+    assert_eq!(
+        state["slaves"][0]["resources"].to_string(),
+        r#"{"disk":0.0,"mem":1024.0,"gpus":0.0,"cpus":2.0,"ports":"[31000-32000]"}"#
+    );
+
+    let wrapped = master.get("/master/state?jsonp=cb_1").await.expect("state");
+    assert_eq!(wrapped.status, 200);
+    assert_eq!(
+        wrapped.header("content-type").as_deref(),
+        Some("text/javascript")
+    );
+    let text = wrapped.text();
+    assert!(text.starts_with("cb_1({") && text.ends_with("})"), "{text}");
+
+    // A callback that is not a name is not echoed into script.
+    let plain = master
+        .get("/master/state?jsonp=alert(1)")
+        .await
+        .expect("state");
+    assert_eq!(plain.status, 200);
+    assert_eq!(
+        plain.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    let text = plain.text();
+    assert!(text.starts_with('{') && text.ends_with('}'), "{text}");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use pando_proto::link::master_message::Message as ToAgent;
+use pando_link::master_message::Message as ToAgent;
 use pando_proto::mesos::v1 as pb;
 use serde_json::{json, Value};
 use support::*;
@@ -584,7 +584,7 @@ async fn a_new_master_rebuilds_tasks_from_agents_and_frameworks_reconcile_them()
     };
     let agent = FakeAgent::open(
         master.port,
-        pando_proto::link::agent_message::Message::Reregister(pando_proto::link::ReregisterAgent {
+        pando_link::agent_message::Message::Reregister(pando_link::ReregisterAgent {
             agent_info: pb::AgentInfo {
                 hostname: "127.0.0.1".into(),
                 port: Some(i32::from(free_port())),
@@ -671,7 +671,7 @@ async fn a_deactivated_agent_stays_deactivated_when_it_reconnects() {
     drop(agent);
     let back = FakeAgent::open(
         master.port,
-        pando_proto::link::agent_message::Message::Reregister(pando_proto::link::ReregisterAgent {
+        pando_link::agent_message::Message::Reregister(pando_link::ReregisterAgent {
             agent_info: pb::AgentInfo {
                 hostname: "127.0.0.1".into(),
                 port: Some(i32::from(free_port())),

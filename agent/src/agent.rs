@@ -29,11 +29,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use pando_link as link;
+use pando_link::agent_message::Message as Up;
 use pando_proto::codec::ContentType;
-use pando_proto::link;
-use pando_proto::link::agent_message::Message as Up;
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::executor as ex;
+use pando_proto::stout::format_duration;
+use pando_proto::task_state::is_terminal;
 use pb::task_status::{Reason, Source};
 use pb::TaskState;
 use tokio::sync::mpsc;
@@ -41,7 +43,7 @@ use tokio::sync::mpsc;
 use crate::cgroups::{now_secs, ContainerGroup, Isolator, Limits};
 use crate::checkpoint::{self, MetaDir, UpdateRecord};
 use crate::containerizer::{self, LaunchSpec};
-use crate::flags::{format_duration, AgentConfig, RecoverMode};
+use crate::flags::{AgentConfig, RecoverMode};
 
 pub mod recovery;
 pub mod status_update;
@@ -292,20 +294,6 @@ pub const UNKNOWN_EXIT_STATUS: i32 = -1;
 
 fn id_of(task: &pb::TaskInfo) -> String {
     task.task_id.value.clone()
-}
-
-fn is_terminal(state: i32) -> bool {
-    matches!(
-        TaskState::try_from(state),
-        Ok(TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskLost
-            | TaskState::TaskError
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator)
-    )
 }
 
 fn state_name(state: i32) -> &'static str {

@@ -21,7 +21,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use pando_proto::link;
+use pando_link as link;
 use pando_proto::mesos::v1 as pb;
 use prost::Message;
 

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use pando_proto::mesos::v1 as pb;
+use pando_proto::stout::{parse_duration, StoutError};
 use pando_resources::Resources;
 
 /// Why the flags cannot be used.
@@ -40,6 +41,16 @@ pub enum FlagsError {
         given: String,
         /// What is wrong.
         reason: String,
+    },
+    /// A duration flag is not in Mesos's form (`5secs`, `15mins`).
+    #[error("invalid --{flag} '{given}': {source}")]
+    Duration {
+        /// The flag's name.
+        flag: &'static str,
+        /// The flag's value.
+        given: String,
+        /// What is wrong with it.
+        source: StoutError,
     },
     /// Detecting the machine's resources failed.
     #[error(transparent)]
@@ -273,10 +284,10 @@ impl AgentFlags {
             }
         };
         let duration = |flag: &'static str, text: &str| {
-            parse_duration(text).map_err(|reason| FlagsError::Value {
+            parse_duration(text).map_err(|source| FlagsError::Duration {
                 flag,
                 given: text.into(),
-                reason,
+                source,
             })
         };
         let bind_ip = self.ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
@@ -451,47 +462,6 @@ pub fn parse_isolation(text: &str) -> Result<IsolationMode, FlagsError> {
     }
 }
 
-/// Parses a Mesos duration: a number and a unit (`ns`, `us`, `ms`, `secs`,
-/// `mins`, `hrs`, `days`, `weeks`), e.g. `5secs` or `1.5mins`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' does not start with a number"))?;
-    let seconds = match unit.trim() {
-        "ns" => 1e-9,
-        "us" => 1e-6,
-        "ms" => 1e-3,
-        "secs" | "sec" | "s" => 1.0,
-        "mins" | "min" => 60.0,
-        "hrs" | "hr" => 3600.0,
-        "days" | "day" => 86400.0,
-        "weeks" | "week" => 604800.0,
-        other => {
-            return Err(format!(
-                "unknown unit '{other}' (use ns, us, ms, secs, mins, hrs, days or weeks)"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(value * seconds).map_err(|e| e.to_string())
-}
-
-/// Writes a duration the way Mesos prints one (`5secs`, `15mins`).
-pub fn format_duration(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs >= 60.0 && secs % 60.0 == 0.0 {
-        format!("{}mins", secs / 60.0)
-    } else if secs >= 1.0 {
-        format!("{secs}secs")
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
 /// The first IPv4 address `host` resolves to.
 fn resolve_ipv4(host: &str) -> Option<IpAddr> {
     use std::net::ToSocketAddrs;
@@ -527,16 +497,6 @@ pub fn executor_binary(launcher_dir: Option<&std::path::Path>) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_in_mesos_units() {
-        assert_eq!(parse_duration("5secs").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("1.5mins").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("parsecs"));
-        assert_eq!(format_duration(Duration::from_secs(900)), "15mins");
-        assert_eq!(format_duration(Duration::from_secs(5)), "5secs");
-    }
 
     fn parse(args: &[&str]) -> AgentFlags {
         #[derive(clap::Parser)]
@@ -574,6 +534,12 @@ mod tests {
         assert!(err.to_string().contains("--attributes 'rack'"), "{err}");
         let err = parse(&["--recover=maybe"]).validate().unwrap_err();
         assert!(err.to_string().contains("reconnect"), "{err}");
+        let err = parse(&["--gc_delay=1week"]).validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid --gc_delay '1week': unknown duration unit 'week': \
+             use ns, us, ms, secs, mins, hrs, days or weeks"
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ use futures_util::StreamExt;
 use pando_proto::codec::ContentType;
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::executor as ex;
+use pando_proto::task_state::is_terminal;
+use pando_proto::{jsonp, MESOS_VERSION};
+use pando_resources::{Resource, Resources};
 use serde_json::{json, Value};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
@@ -77,9 +80,6 @@ impl From<AgentError> for HttpError {
     }
 }
 
-/// The Mesos version the agent reports.
-pub const MESOS_VERSION: &str = "1.11.0";
-
 /// The agent's router.
 pub fn router(agent: Arc<Agent>) -> Router {
     Router::new()
@@ -111,20 +111,14 @@ pub fn router(agent: Arc<Agent>) -> Router {
 }
 
 /// `?jsonp=callback` wraps a JSON answer as `callback(...)`, as Mesos's
-/// endpoints do for the web UI, which reads agents across origins.
+/// endpoints do for the web UI, which reads agents across origins. A
+/// callback [`jsonp::wrap`] refuses leaves the answer plain JSON.
 async fn jsonp(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let callback = request.uri().query().and_then(|q| {
-        q.split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == "jsonp")
-            .map(|(_, v)| v.to_string())
-    });
+    let callback = Query::<BTreeMap<String, String>>::try_from_uri(request.uri())
+        .ok()
+        .and_then(|Query(mut query)| query.remove("jsonp"));
     let response = next.run(request).await;
-    let Some(callback) = callback.filter(|c| {
-        !c.is_empty()
-            && c.chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || "_.$[]".contains(ch))
-    }) else {
+    let Some(callback) = callback else {
         return response;
     };
     let is_json = response
@@ -138,14 +132,13 @@ async fn jsonp(request: axum::extract::Request, next: axum::middleware::Next) ->
     let Ok(collected) = http_body_util::BodyExt::collect(body).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let mut wrapped = Vec::new();
-    wrapped.extend_from_slice(callback.as_bytes());
-    wrapped.push(b'(');
-    wrapped.extend_from_slice(&collected.to_bytes());
-    wrapped.push(b')');
+    let json = collected.to_bytes();
+    let Ok(wrapped) = jsonp::wrap(&callback, &json) else {
+        return Response::from_parts(parts, Body::from(json));
+    };
     parts.headers.insert(
         header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("text/javascript"),
+        axum::http::HeaderValue::from_static(jsonp::CONTENT_TYPE),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(wrapped))
@@ -217,34 +210,16 @@ async fn executor_api(
     }
 }
 
-/// Mesos's JSON object form of resources: `{"cpus": 1.0, "ports": "[...]"}`.
-pub fn resources_object(resources: &[pb::Resource]) -> Value {
-    let mut map: BTreeMap<String, Value> = BTreeMap::new();
-    for name in ["cpus", "disk", "gpus", "mem"] {
-        map.insert(name.into(), json!(0.0));
-    }
-    let mut scalars: BTreeMap<String, f64> = BTreeMap::new();
-    let mut ranges: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in resources {
-        if let Some(s) = &r.scalar {
-            *scalars.entry(r.name.clone()).or_default() += s.value;
-        }
-        if let Some(rs) = &r.ranges {
-            for range in &rs.range {
-                ranges
-                    .entry(r.name.clone())
-                    .or_default()
-                    .push(format!("{}-{}", range.begin, range.end));
-            }
-        }
-    }
-    for (k, v) in scalars {
-        map.insert(k, json!((v * 1000.0).round() / 1000.0));
-    }
-    for (k, v) in ranges {
-        map.insert(k, json!(format!("[{}]", v.join(", "))));
-    }
-    json!(map)
+/// Mesos's summary object for resources held as protobuf (see
+/// [`Resources::summary_json`]); a resource that does not validate is left
+/// out rather than the whole object.
+fn resources_object(resources: &[pb::Resource]) -> Value {
+    Resources::from_resources(
+        resources
+            .iter()
+            .filter_map(|r| Resource::from_proto(r).ok()),
+    )
+    .summary_json()
 }
 
 fn task_json(task: &pb::Task) -> Value {
@@ -283,18 +258,7 @@ fn state_str(state: i32) -> &'static str {
 }
 
 fn executor_json(e: &Executor) -> Value {
-    let is_terminal = |t: &&pb::Task| {
-        matches!(
-            pb::TaskState::try_from(t.state),
-            Ok(pb::TaskState::TaskFinished
-                | pb::TaskState::TaskFailed
-                | pb::TaskState::TaskKilled
-                | pb::TaskState::TaskLost
-                | pb::TaskState::TaskError
-                | pb::TaskState::TaskDropped
-                | pb::TaskState::TaskGone)
-        )
-    };
+    let ended = |t: &&pb::Task| is_terminal(t.state);
     let queued: Vec<String> = e
         .queued
         .iter()
@@ -308,7 +272,7 @@ fn executor_json(e: &Executor) -> Value {
     let tasks: Vec<Value> = e
         .tasks
         .values()
-        .filter(|t| !is_terminal(t) && !queued.contains(&t.task_id.value))
+        .filter(|t| !ended(t) && !queued.contains(&t.task_id.value))
         .map(task_json)
         .collect();
     let queued_tasks: Vec<Value> = e
@@ -317,17 +281,12 @@ fn executor_json(e: &Executor) -> Value {
         .filter(|t| queued.contains(&t.task_id.value))
         .map(task_json)
         .collect();
-    let completed: Vec<Value> = e
-        .tasks
-        .values()
-        .filter(is_terminal)
-        .map(task_json)
-        .collect();
+    let completed: Vec<Value> = e.tasks.values().filter(ended).map(task_json).collect();
     let mut resources = e.info.resources.clone();
     resources.extend(
         e.tasks
             .values()
-            .filter(|t| !is_terminal(t))
+            .filter(|t| !ended(t))
             .flat_map(|t| t.resources.clone()),
     );
     json!({

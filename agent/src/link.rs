@@ -12,10 +12,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pando_proto::link;
-use pando_proto::link::agent_link_client::AgentLinkClient;
-use pando_proto::link::agent_message::Message as Up;
-use pando_proto::link::master_message::Message as Down;
+use pando_link as link;
+use pando_link::agent_link_client::AgentLinkClient;
+use pando_link::agent_message::Message as Up;
+use pando_link::master_message::Message as Down;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 

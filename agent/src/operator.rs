@@ -96,7 +96,7 @@ pub async fn operator_api(
         C::GetVersion => api::Response {
             get_version: Some(api::response::GetVersion {
                 version_info: pb::VersionInfo {
-                    version: http::MESOS_VERSION.into(),
+                    version: pando_proto::MESOS_VERSION.into(),
                     ..Default::default()
                 },
             }),

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use pando_proto::link;
-use pando_proto::link::agent_message::Message as Up;
-use pando_proto::link::master_message::Message as Down;
+use pando_link as link;
+use pando_link::agent_message::Message as Up;
+use pando_link::master_message::Message as Down;
 use pando_proto::mesos::v1 as pb;
 
 fn is_root() -> bool {
@@ -254,6 +254,12 @@ async fn files_read_refuses_to_leave_the_sandboxes() {
     let (code, body) = http_get(agent.addr, "/slave(1)/state.json?jsonp=cb_1");
     assert_eq!(code, 200);
     assert!(body.starts_with("cb_1({") && body.ends_with("})"), "{body}");
+    let (code, body) = http_get(agent.addr, "/slave(1)/state.json?jsonp=alert(1)");
+    assert_eq!(code, 200);
+    assert!(
+        body.starts_with('{') && body.ends_with('}'),
+        "a callback that is not a name is not echoed into script: {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

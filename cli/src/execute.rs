@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use pando_proto::codec::ContentType;
 use pando_proto::mesos::v1 as pb;
+use pando_proto::stout::parse_duration;
+use pando_proto::task_state::is_terminal;
 use pando_resources::Resources;
 use pando_scheduler::client::{encode_query, pid_address, Client, ClientError};
 use pando_scheduler::{Config, Driver, DriverError, HttpTransport, Incoming, TransportError};
@@ -193,22 +195,6 @@ pub fn exit_status(state: pb::TaskState, message: Option<&str>) -> i32 {
         .unwrap_or(1)
 }
 
-/// Whether a task in `state` will not change state again.
-pub fn is_terminal(state: pb::TaskState) -> bool {
-    use pb::TaskState::*;
-    matches!(
-        state,
-        TaskFinished
-            | TaskFailed
-            | TaskKilled
-            | TaskError
-            | TaskLost
-            | TaskDropped
-            | TaskGone
-            | TaskGoneByOperator
-    )
-}
-
 /// The user this process runs as, for FrameworkInfo.user.
 fn current_user() -> String {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -257,11 +243,9 @@ pub async fn run(mut flags: ExecuteFlags) -> Result<i32, ExecuteError> {
     }
     let wanted = parse_resources(&flags.resources)?;
     let env = parse_env(&flags.env)?;
-    let timeout = pando_agent::flags::parse_duration(&flags.timeout).map_err(|reason| {
-        ExecuteError::Timeout {
-            given: flags.timeout.clone(),
-            reason,
-        }
+    let timeout = parse_duration(&flags.timeout).map_err(|reason| ExecuteError::Timeout {
+        given: flags.timeout.clone(),
+        reason: reason.to_string(),
     })?;
     let transport = HttpTransport::new(&flags.master, ContentType::Json)
         .map_err(ExecuteError::Master)?

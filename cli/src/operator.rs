@@ -10,6 +10,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use pando_proto::task_state::is_terminal;
 use serde_json::{json, Value};
 
 use crate::table;
@@ -129,7 +130,7 @@ pub struct MemberFlags {
 }
 
 async fn client(master: &str, timeout: &str) -> Result<Client, OperatorError> {
-    let timeout = pando_agent::flags::parse_duration(timeout).unwrap_or(Duration::from_secs(10));
+    let timeout = pando_proto::stout::parse_duration(timeout).unwrap_or(Duration::from_secs(10));
     Ok(Client::leading(master, timeout).await?)
 }
 
@@ -508,7 +509,7 @@ pub fn find_task<'a>(state: &'a Value, wanted: &str) -> Result<&'a Value, Operat
 fn newest(tasks: Vec<&Value>) -> Option<&Value> {
     let rank = |t: &Value| {
         let running = pando_proto::mesos::v1::TaskState::from_str_name(&text(&t["state"]))
-            .is_some_and(|s| !crate::execute::is_terminal(s));
+            .is_some_and(|s| !is_terminal(s));
         let last = array(t, "statuses")
             .filter_map(|s| s["timestamp"].as_f64())
             .fold(0.0_f64, f64::max);
@@ -556,8 +557,7 @@ async fn task_is_terminal(master: &Client, task_id: &str) -> bool {
     match find_task(&state, task_id) {
         Ok(task) => {
             let state = text(&task["state"]);
-            pando_proto::mesos::v1::TaskState::from_str_name(&state)
-                .is_some_and(crate::execute::is_terminal)
+            pando_proto::mesos::v1::TaskState::from_str_name(&state).is_some_and(is_terminal)
         }
         Err(_) => true,
     }
@@ -627,7 +627,7 @@ mod tests {
     fn state() -> Value {
         json!({
             "leader": "master@127.0.0.1:5050",
-            "version": "1.11.0",
+            "version": pando_proto::MESOS_VERSION,
             "slaves": [
                 {"id": "a1", "hostname": "h1", "pid": "slave(1)@127.0.0.1:5051", "active": true,
                  "resources": {"cpus": 1.0, "mem": 1024.0, "disk": 100.0},

@@ -19,13 +19,6 @@ const PROTOS: &[&str] = &[
     "proto/mesos/v1/agent/agent.proto",
 ];
 
-/// Pando's own master↔agent protocol (tonic service and messages).
-const AGENT_LINK: &str = "proto/pando/agent_link.proto";
-
-/// The registry the masters replicate, and the Raft RPC between them.
-const REGISTRY: &str = "proto/pando/registry.proto";
-const RAFT: &str = "proto/pando/raft.proto";
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     let include = protoc_bin_vendored::include_path()?;
@@ -50,31 +43,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .boxed(".mesos.v1.Task.container")
         .boxed(".mesos.v1.Task.health_check")
         .boxed(".mesos.v1.Task.discovery");
-    config.compile_protos(PROTOS, &["proto".into(), include.clone()])?;
+    config.compile_protos(PROTOS, &["proto".into(), include])?;
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
     }
-
-    // The master↔agent link: its messages carry the Mesos types above, so
-    // they are referenced, not generated again.
-    tonic_prost_build::configure()
-        .extern_path(".mesos.v1", "crate::mesos::v1")
-        .bytes(".")
-        .compile_protos(
-            &[PathBuf::from(AGENT_LINK)],
-            &[PathBuf::from("proto"), include.clone()],
-        )?;
-    println!("cargo:rerun-if-changed={AGENT_LINK}");
-
-    // The registry carries Mesos types too; the Raft RPC is self-contained.
-    tonic_prost_build::configure()
-        .extern_path(".mesos.v1", "crate::mesos::v1")
-        .bytes(".")
-        .compile_protos(
-            &[PathBuf::from(REGISTRY), PathBuf::from(RAFT)],
-            &[PathBuf::from("proto"), include],
-        )?;
-    println!("cargo:rerun-if-changed={REGISTRY}");
-    println!("cargo:rerun-if-changed={RAFT}");
     Ok(())
 }

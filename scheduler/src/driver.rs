@@ -54,6 +54,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::scheduler::{call, event, Call};
+use pando_proto::task_state::is_terminal;
 use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -583,22 +584,6 @@ fn launched_tasks(operations: &[pb::offer::Operation]) -> Vec<call::reconcile::T
             agent_id: Some(task.agent_id.clone()),
         })
         .collect()
-}
-
-/// Whether a task in `state` has ended for good, as Mesos counts it.
-fn is_terminal(state: pb::TaskState) -> bool {
-    use pb::TaskState::*;
-    matches!(
-        state,
-        TaskFinished
-            | TaskFailed
-            | TaskKilled
-            | TaskError
-            | TaskLost
-            | TaskDropped
-            | TaskGone
-            | TaskGoneByOperator
-    )
 }
 
 /// A doubling pause with jitter: each pause is between half and all of

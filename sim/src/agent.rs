@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use pando_proto::link::agent_link_client::AgentLinkClient;
-use pando_proto::link::{
+use pando_link::agent_link_client::AgentLinkClient;
+use pando_link::{
     agent_message, master_message, AgentMessage, MasterMessage, RegisterAgent, ReregisterAgent,
 };
 use pando_proto::mesos::v1 as pb;
@@ -596,7 +596,7 @@ impl SimAgent {
             .map(|d| d.as_secs_f64())
             .unwrap_or_default();
         let agent_id = pb::AgentId { value: self.id() };
-        agent_message::Message::StatusUpdate(pando_proto::link::StatusUpdate {
+        agent_message::Message::StatusUpdate(pando_link::StatusUpdate {
             framework_id: pb::FrameworkId {
                 value: framework_id.into(),
             },
@@ -644,7 +644,7 @@ fn framework_id(framework: &pb::FrameworkInfo) -> String {
 }
 
 fn pong() -> agent_message::Message {
-    agent_message::Message::Pong(pando_proto::link::Pong {})
+    agent_message::Message::Pong(pando_link::Pong {})
 }
 
 fn send(up: &mpsc::UnboundedSender<AgentMessage>, message: agent_message::Message) {
@@ -726,7 +726,7 @@ mod tests {
         };
         let (up, mut up_rx) = mpsc::unbounded_channel();
         let (finish, _finish_rx) = mpsc::unbounded_channel();
-        let run = pando_proto::link::RunTask {
+        let run = pando_link::RunTask {
             framework: framework.clone(),
             task,
         };

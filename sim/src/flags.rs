@@ -1,4 +1,5 @@
-//! The flags of `pando simulate`, and the Mesos duration syntax they use.
+//! The flags of `pando simulate`. Durations take Mesos's forms (`100ms`,
+//! `1secs`, `2mins`; see [`pando_proto::stout`]).
 //!
 //! clap parses the command line into [`SimulateFlags`]; [`SimulateFlags::check`]
 //! then rejects combinations that cannot run (more decliners than frameworks,
@@ -6,14 +7,13 @@
 
 use std::time::Duration;
 
+use pando_proto::stout::parse_duration;
+
 use crate::profile::ProfileChoice;
 
 /// What is wrong with a flag.
 #[derive(Debug, thiserror::Error)]
 pub enum FlagsError {
-    /// A duration that is not `<number><unit>`.
-    #[error("invalid duration '{0}': expected e.g. 100ms, 1secs, 2mins")]
-    Duration(String),
     /// Flags that contradict each other.
     #[error("{0}")]
     Invalid(String),
@@ -181,45 +181,27 @@ fn parse_profile(text: &str) -> Result<ProfileChoice, String> {
     ProfileChoice::parse(text)
 }
 
-/// Parses a Mesos duration such as `100ms`, `1secs`, `2mins` or `1.5hrs`.
-pub fn parse_duration(text: &str) -> Result<Duration, FlagsError> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| FlagsError::Duration(text.into()))?;
-    let seconds = match unit.trim() {
-        "ns" => 1e-9,
-        "us" => 1e-6,
-        "ms" => 1e-3,
-        "" | "s" | "sec" | "secs" => 1.0,
-        "min" | "mins" => 60.0,
-        "hr" | "hrs" => 3600.0,
-        "day" | "days" => 86_400.0,
-        "week" | "weeks" => 604_800.0,
-        _ => return Err(FlagsError::Duration(text.into())),
-    };
-    Duration::try_from_secs_f64(value * seconds).map_err(|_| FlagsError::Duration(text.into()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// `pando simulate` as clap sees it, for the tests.
+    #[derive(Debug, clap::Parser)]
+    struct Simulate {
+        #[command(flatten)]
+        flags: SimulateFlags,
+    }
+
     #[test]
-    fn durations_parse_in_mesos_units() {
-        assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
-        assert_eq!(parse_duration("1secs").unwrap(), Duration::from_secs(1));
-        assert_eq!(parse_duration("2mins").unwrap(), Duration::from_secs(120));
-        assert_eq!(
-            parse_duration("1.5secs").unwrap(),
-            Duration::from_millis(1500)
-        );
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("1parsec").is_err());
+    fn durations_take_mesos_forms_only() {
+        use clap::Parser;
+        let sim = Simulate::try_parse_from(["simulate", "--task_duration=1.5secs"])
+            .expect("a Mesos duration parses");
+        assert_eq!(sim.flags.task_duration, Duration::from_millis(1500));
+        assert_eq!(sim.flags.duration, Duration::from_secs(60));
+        let bare = Simulate::try_parse_from(["simulate", "--duration=3"])
+            .expect_err("a duration needs a unit")
+            .to_string();
+        assert!(bare.contains("missing a unit"), "{bare}");
     }
 }

@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
+use pando_proto::mesos::v1::TaskState;
+use pando_proto::task_state::is_terminal;
 use pando_scheduler::client::Client;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
@@ -350,7 +352,7 @@ impl SimFramework {
                                 }
                             }
                         }
-                        s if is_terminal(s) => {
+                        s if TaskState::from_str_name(s).is_some_and(is_terminal) => {
                             let ours = launched.remove(task_id).is_some();
                             if ours {
                                 tally.failed.fetch_add(1, Ordering::Relaxed);
@@ -560,21 +562,6 @@ pub fn offer_size(offer: &Value) -> Size {
     size
 }
 
-/// Whether a task state (by name) is terminal.
-pub fn is_terminal(state: &str) -> bool {
-    matches!(
-        state,
-        "TASK_FINISHED"
-            | "TASK_FAILED"
-            | "TASK_KILLED"
-            | "TASK_LOST"
-            | "TASK_ERROR"
-            | "TASK_DROPPED"
-            | "TASK_GONE"
-            | "TASK_GONE_BY_OPERATOR"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -623,13 +610,5 @@ mod tests {
         assert_eq!(f.launchable(80), 0);
         f.max_active = None;
         assert_eq!(f.launchable(80), 500);
-    }
-
-    #[test]
-    fn terminal_states_are_known() {
-        assert!(is_terminal("TASK_FINISHED"));
-        assert!(is_terminal("TASK_LOST"));
-        assert!(!is_terminal("TASK_RUNNING"));
-        assert!(!is_terminal("TASK_STAGING"));
     }
 }

@@ -15,8 +15,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use pando_proto::link::agent_link_client::AgentLinkClient;
-use pando_proto::link::{agent_message, master_message, AgentMessage, MasterMessage};
+use pando_link::agent_link_client::AgentLinkClient;
+use pando_link::{agent_message, master_message, AgentMessage, MasterMessage};
 use pando_proto::mesos::v1 as pb;
 use pando_proto::recordio;
 use serde_json::{json, Value};
@@ -519,7 +519,7 @@ impl FakeAgent {
         };
         Self::open(
             port,
-            agent_message::Message::Register(pando_proto::link::RegisterAgent {
+            agent_message::Message::Register(pando_link::RegisterAgent {
                 agent_info: info,
                 version: Some("test".into()),
                 capabilities: Vec::new(),
@@ -578,7 +578,7 @@ impl FakeAgent {
             match m.message {
                 Some(master_message::Message::Ping(_)) => {
                     if self.answer_pings {
-                        self.send(agent_message::Message::Pong(pando_proto::link::Pong {}));
+                        self.send(agent_message::Message::Pong(pando_link::Pong {}));
                     }
                 }
                 Some(other) => return other,
@@ -591,7 +591,7 @@ impl FakeAgent {
     pub fn update(&self, framework_id: &str, task_id: &str, state: pb::TaskState) -> Vec<u8> {
         let uuid = uuid_bytes();
         self.send(agent_message::Message::StatusUpdate(
-            pando_proto::link::StatusUpdate {
+            pando_link::StatusUpdate {
                 framework_id: pb::FrameworkId {
                     value: framework_id.into(),
                 },

@@ -5,11 +5,12 @@
 //! `docs/executor-http-api.md`). [`ExecutorEnv::from_env`] reads them once at
 //! start-up into a typed value; nothing else in this crate reads the process
 //! environment for configuration. Durations use Mesos's textual form
-//! (`5secs`, `15mins`, `100ms`), parsed by [`parse_duration`].
+//! (`5secs`, `15mins`, `100ms`), parsed by [`pando_proto::stout`].
 
 use std::time::Duration;
 
 use pando_proto::mesos::v1::{ExecutorId, FrameworkId};
+use pando_proto::stout::{parse_duration, StoutError};
 
 /// The shutdown grace period Mesos agents use when none is given.
 pub const DEFAULT_SHUTDOWN_GRACE_PERIOD: Duration = Duration::from_secs(5);
@@ -24,6 +25,16 @@ pub enum EnvError {
     /// A variable the agent must set is absent.
     #[error("the agent did not set {0}; executors must be started by a Mesos or Pando agent")]
     Missing(&'static str),
+    /// A duration variable is not in Mesos's form (`5secs`, `15mins`).
+    #[error("{name}='{value}' is invalid: {source}")]
+    Duration {
+        /// The variable.
+        name: &'static str,
+        /// What it held.
+        value: String,
+        /// What is wrong with it.
+        source: StoutError,
+    },
     /// A variable holds a value that cannot be used.
     #[error("{name}='{value}' is invalid: {reason}")]
     Invalid {
@@ -96,10 +107,10 @@ impl ExecutorEnv {
         };
         let duration = |name: &'static str, default: Duration| match lookup(name) {
             None => Ok(default),
-            Some(value) => parse_duration(&value).map_err(|reason| EnvError::Invalid {
+            Some(value) => parse_duration(&value).map_err(|source| EnvError::Duration {
                 name,
                 value,
-                reason,
+                source,
             }),
         };
         let agent_endpoint = required("MESOS_AGENT_ENDPOINT")?;
@@ -136,44 +147,10 @@ impl ExecutorEnv {
     }
 }
 
-/// Parses a Mesos duration such as `5secs`, `1.5mins`, `100ms` or `2days`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| "missing a unit (ns, us, ms, secs, mins, hrs, days, weeks)".to_string())?;
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{number}' is not a number"))?;
-    let seconds_per_unit = match unit {
-        "ns" => 1e-9,
-        "us" => 1e-6,
-        "ms" => 1e-3,
-        "secs" => 1.0,
-        "mins" => 60.0,
-        "hrs" => 3600.0,
-        "days" => 86400.0,
-        "weeks" => 604_800.0,
-        other => return Err(format!("unknown unit '{other}'")),
-    };
-    Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
-
-    #[test]
-    fn parses_mesos_durations() {
-        assert_eq!(parse_duration("5secs"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("15mins"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
-        assert_eq!(parse_duration("1.5hrs"), Ok(Duration::from_secs(5400)));
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("5parsecs").is_err());
-    }
 
     #[test]
     fn reads_the_executor_environment() {
@@ -193,5 +170,23 @@ mod tests {
         assert_eq!(env.shutdown_grace_period, DEFAULT_SHUTDOWN_GRACE_PERIOD);
         let missing = ExecutorEnv::from_lookup(|_| None).unwrap_err();
         assert_eq!(missing, EnvError::Missing("MESOS_AGENT_ENDPOINT"));
+    }
+
+    #[test]
+    fn a_duration_without_a_unit_is_refused_with_the_reason() {
+        let vars: HashMap<&str, &str> = [
+            ("MESOS_FRAMEWORK_ID", "fw"),
+            ("MESOS_EXECUTOR_ID", "ex"),
+            ("MESOS_AGENT_ENDPOINT", "127.0.0.1:5051"),
+            ("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", "5"),
+        ]
+        .into_iter()
+        .collect();
+        let err = ExecutorEnv::from_lookup(|k| vars.get(k).map(|v| v.to_string())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD='5' is invalid: missing a unit: a duration \
+             is a number followed by ns, us, ms, secs, mins, hrs, days or weeks, e.g. 5secs"
+        );
     }
 }

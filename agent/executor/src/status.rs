@@ -70,21 +70,6 @@ pub fn empty_check_status(check: &CheckInfo) -> CheckStatusInfo {
     }
 }
 
-/// Whether `state` ends a task.
-pub fn is_terminal(state: i32) -> bool {
-    matches!(
-        TaskState::try_from(state),
-        Ok(TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskLost
-            | TaskState::TaskError
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator)
-    )
-}
-
 /// The name of a state, for logs.
 pub fn state_name(state: i32) -> Result<&'static str, StatusError> {
     TaskState::try_from(state)
@@ -161,6 +146,7 @@ pub fn signal_description(signal: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pando_proto::task_state::is_terminal;
 
     #[test]
     fn describes_exits_like_mesos() {

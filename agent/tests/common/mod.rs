@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pando_agent::flags::AgentFlags;
-use pando_proto::link;
-use pando_proto::link::agent_link_server::{AgentLink, AgentLinkServer};
-use pando_proto::link::agent_message::Message as Up;
-use pando_proto::link::master_message::Message as Down;
+use pando_link as link;
+use pando_link::agent_link_server::{AgentLink, AgentLinkServer};
+use pando_link::agent_message::Message as Up;
+use pando_link::master_message::Message as Down;
 use pando_proto::mesos::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};

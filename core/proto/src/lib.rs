@@ -13,17 +13,29 @@
 //!   operator APIs.
 //! * [`codec`] chooses between JSON and protobuf from HTTP media types, so a
 //!   transport only has to hand over bytes and a `Content-Type`.
+//! * [`jsonp`] wraps a JSON answer for `?jsonp=callback`.
+//! * [`stout`] reads and writes durations (`5secs`) and byte sizes (`512MB`)
+//!   in Mesos's text forms.
+//! * [`task_state`] says which task states are terminal, and
+//!   [`MESOS_VERSION`] is the Mesos version the APIs report.
 //!
 //! Data moves one way through the layers: bytes → [`recordio`] records →
 //! [`codec`] → typed messages, and back.
 
 pub mod codec;
 pub mod json;
+pub mod jsonp;
 pub mod recordio;
+pub mod stout;
+pub mod task_state;
 
 use std::sync::OnceLock;
 
 use prost_reflect::DescriptorPool;
+
+/// The Mesos version whose APIs Pando speaks, reported by `/version`,
+/// `GET_VERSION` and `/state`.
+pub const MESOS_VERSION: &str = "1.11.0";
 
 /// Generated Mesos types, one module per protobuf package.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -61,26 +73,6 @@ pub mod mesos {
             include!(concat!(env!("OUT_DIR"), "/mesos.v1.allocator.rs"));
         }
     }
-}
-
-/// Pando's master↔agent protocol (`proto/pando/agent_link.proto`): the
-/// tonic `AgentLink` service and its messages, which carry the Mesos types
-/// of [`mesos::v1`].
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod link {
-    include!(concat!(env!("OUT_DIR"), "/pando.link.v1.rs"));
-}
-
-/// The registry the masters replicate (`pando/registry.proto`).
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod registry {
-    include!(concat!(env!("OUT_DIR"), "/pando.registry.v1.rs"));
-}
-
-/// Raft RPC between masters (`pando/raft.proto`).
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod raft {
-    include!(concat!(env!("OUT_DIR"), "/pando.raft.v1.rs"));
 }
 
 /// The compiled descriptors of every message above, written by build.rs.

@@ -9,8 +9,8 @@
 //! changes nothing, because the leader may have recorded it while an earlier
 //! operation was still on its way into the log.
 
+pub use crate::proto::registry::{operation, registry, Operation, Operations, Registry};
 use pando_proto::mesos::v1 as pb;
-pub use pando_proto::registry::{operation, registry, Operation, Operations, Registry};
 
 /// Applies `operation` to `registry`, with a throwaway index: each call
 /// costs a pass over the agents. A caller that applies operations one by

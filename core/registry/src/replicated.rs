@@ -40,10 +40,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::proto::raft::raft_server::RaftServer;
+use crate::proto::raft::HelloRequest;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, Fatal, ForwardToLeader, RaftError};
 use openraft::{ChangeMembers, RaftMetrics, ServerState, SnapshotPolicy};
-use pando_proto::raft::raft_server::RaftServer;
-use pando_proto::raft::HelloRequest;
 use tokio::sync::watch;
 
 use crate::model::{Operations, Registry};
@@ -549,7 +549,7 @@ impl ReplicatedRegistry {
     async fn hello_all(
         &self,
         peers: &[MasterAddress],
-    ) -> Vec<(MasterAddress, pando_proto::raft::HelloReply)> {
+    ) -> Vec<(MasterAddress, crate::proto::raft::HelloReply)> {
         let request = HelloRequest {
             masters: masters_on_the_wire(&self.inner.config.masters),
             cluster: self.inner.cluster.id().unwrap_or_default(),
@@ -586,7 +586,7 @@ impl ReplicatedRegistry {
     fn check_hello(
         &self,
         peer: &MasterAddress,
-        reply: &pando_proto::raft::HelloReply,
+        reply: &crate::proto::raft::HelloReply,
     ) -> Result<(), RegistryError> {
         let config = &self.inner.config;
         let ours = self.inner.cluster.id();

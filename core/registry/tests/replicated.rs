@@ -11,9 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pando_proto::raft::raft_client::RaftClient;
-use pando_proto::raft::RaftRequest;
 use pando_registry::model::{self, operation, registry, Operations};
+use pando_registry::proto::raft::raft_client::RaftClient;
+use pando_registry::proto::raft::RaftRequest;
 use pando_registry::{
     Config, MasterAddress, MemberRole, RegistryError, ReplicatedRegistry, WriteError,
 };

@@ -54,6 +54,7 @@ pub mod resources;
 pub mod role;
 pub mod scalar;
 pub mod set;
+pub mod summary;
 
 pub use error::ResourcesError;
 pub use parse::parse_attributes;

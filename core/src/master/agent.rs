@@ -14,22 +14,23 @@
 
 use std::collections::BTreeSet;
 
-use pando_proto::link::agent_message::Message as FromAgent;
-use pando_proto::link::master_message::Message as ToAgent;
-use pando_proto::link::{
+use pando_link::agent_message::Message as FromAgent;
+use pando_link::master_message::Message as ToAgent;
+use pando_link::{
     AgentRegistered, AgentReregistered, MasterMessage, Ping, RegisterAgent, ReregisterAgent,
     ShutdownAgent, ShutdownFramework, StatusUpdate, StatusUpdateAcknowledgement,
 };
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::master as operator;
 use pando_proto::mesos::v1::scheduler as sched;
+use pando_proto::task_state::is_terminal;
 use pando_resources::Resources;
 
 use crate::allocator::AgentSpec;
 
 use super::state::{
-    is_terminal, registry_op, time_info, unix_now, Agent, AgentLinkSender, Framework, Master,
-    MasterError, RegistryOp, UnreachableAgent,
+    registry_op, time_info, unix_now, Agent, AgentLinkSender, Framework, Master, MasterError,
+    RegistryOp, UnreachableAgent,
 };
 
 impl Master {

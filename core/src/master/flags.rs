@@ -1,22 +1,20 @@
 //! The master's flags, named as Mesos names them.
 //!
 //! `pando master --help` lists them. Durations take Mesos's forms (`15secs`,
-//! `1mins`, `500ms`, `2hrs`, `1days`, `1weeks`) as well as a bare number of
-//! seconds; weights take `role=weight,...`; `--min_allocatable_resources`
-//! takes `cpus:0.01|mem:32`, alternatives separated by `|`.
+//! `1mins`, `500ms`, `2hrs`, `1days`, `1weeks`; see [`pando_proto::stout`]);
+//! weights take `role=weight,...`; `--min_allocatable_resources` takes
+//! `cpus:0.01|mem:32`, alternatives separated by `|`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use pando_proto::stout::{format_duration, parse_duration};
 use pando_resources::{role, ResourceQuantities};
 
 /// Why a flag's value was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FlagsError {
-    /// A duration did not parse.
-    #[error("invalid duration '{0}': expected a number with a unit (ns, us, ms, secs, mins, hrs, days, weeks)")]
-    Duration(String),
     /// `--weights` did not parse.
     #[error("invalid --weights entry '{entry}': {reason}")]
     Weights {
@@ -393,58 +391,38 @@ impl MasterFlags {
     }
 }
 
-/// Parses a Mesos duration: a number (possibly fractional) and a unit, or a
-/// bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, FlagsError> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| FlagsError::Duration(text.to_string()))?;
-    let seconds_per_unit = match unit.trim() {
-        "" | "s" | "sec" | "secs" => 1.0,
-        "ns" | "nsecs" => 1e-9,
-        "us" | "usecs" => 1e-6,
-        "ms" | "msecs" => 1e-3,
-        "m" | "min" | "mins" => 60.0,
-        "h" | "hr" | "hrs" => 3600.0,
-        "d" | "day" | "days" => 86_400.0,
-        "w" | "week" | "weeks" => 604_800.0,
-        _ => return Err(FlagsError::Duration(text.to_string())),
-    };
-    Duration::try_from_secs_f64(value * seconds_per_unit)
-        .map_err(|_| FlagsError::Duration(text.to_string()))
-}
-
-/// Writes a duration the way Mesos prints flags (`15secs`, `500ms`).
-pub fn format_duration(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if d.subsec_nanos() == 0 {
-        format!("{}secs", d.as_secs())
-    } else if secs < 1.0 {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{secs}secs")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// `pando master` as clap sees it, for the tests.
+    #[derive(Debug, clap::Parser)]
+    struct Master {
+        #[command(flatten)]
+        flags: MasterFlags,
+    }
+
     #[test]
-    fn durations_take_mesos_units() {
-        assert_eq!(parse_duration("15secs"), Ok(Duration::from_secs(15)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2mins"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("3parsecs").is_err());
-        assert_eq!(format_duration(Duration::from_secs(15)), "15secs");
-        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+    fn durations_take_mesos_forms_and_print_as_mesos_does() {
+        use clap::Parser;
+        let master = Master::try_parse_from(["master", "--allocation_interval=1.5mins"])
+            .expect("a Mesos duration parses");
+        assert_eq!(master.flags.allocation_interval, Duration::from_secs(90));
+        let pairs = master.flags.to_pairs();
+        let flag = |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(flag("allocation_interval").as_deref(), Some("90secs"));
+        assert_eq!(flag("agent_reregister_timeout").as_deref(), Some("10mins"));
+
+        let bare = Master::try_parse_from(["master", "--allocation_interval=5"])
+            .expect_err("a duration needs a unit")
+            .to_string();
+        assert!(bare.contains("'5'"), "{bare}");
+        assert!(bare.contains("missing a unit"), "{bare}");
     }
 
     #[test]

@@ -14,21 +14,22 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use pando_proto::link::master_message::Message as ToAgent;
-use pando_proto::link::{
+use pando_link::master_message::Message as ToAgent;
+use pando_link::{
     FrameworkToExecutor, KillTask, ShutdownExecutor, ShutdownFramework,
     StatusUpdateAcknowledgement, UpdateFramework,
 };
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::master as operator;
 use pando_proto::mesos::v1::scheduler as sched;
+use pando_proto::task_state::is_terminal;
 use pando_resources::role;
 use tokio::sync::mpsc;
 
 use crate::allocator::{Constraint, FrameworkSpec, Predicate, RoleConstraints};
 
 use super::state::{
-    is_terminal, registry_op, unix_now, Framework, FrameworkStream, Master, MasterError, RegistryOp,
+    registry_op, unix_now, Framework, FrameworkStream, Master, MasterError, RegistryOp,
 };
 
 /// The heartbeat interval announced in SUBSCRIBED, in seconds.

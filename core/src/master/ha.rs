@@ -146,7 +146,7 @@ fn leader_info(address: &MasterAddress) -> pb::MasterInfo {
         port,
         pid: Some(format!("master@{host}:{port}")),
         hostname: Some(host.to_string()),
-        version: Some(super::state::MESOS_VERSION.to_string()),
+        version: Some(pando_proto::MESOS_VERSION.to_string()),
         address: Some(pb::Address {
             hostname: Some(host.to_string()),
             ip: Some(host.to_string()),

@@ -136,7 +136,7 @@ mod tests {
 
     use std::time::Duration;
 
-    use pando_proto::link::{agent_message, master_message, StatusUpdate};
+    use pando_link::{agent_message, master_message, StatusUpdate};
     use pando_proto::mesos::v1 as pb;
     use pando_scheduler::{Config, Driver, Incoming};
     use tokio::sync::mpsc;

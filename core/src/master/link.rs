@@ -10,9 +10,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use futures_util::{Stream, StreamExt};
-use pando_proto::link::agent_link_server::AgentLink;
-use pando_proto::link::agent_message::Message as FromAgent;
-use pando_proto::link::{AgentMessage, MasterMessage};
+use pando_link::agent_link_server::AgentLink;
+use pando_link::agent_message::Message as FromAgent;
+use pando_link::{AgentMessage, MasterMessage};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};

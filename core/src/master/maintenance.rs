@@ -163,11 +163,9 @@ impl Master {
             for agent in self.agents_on(&m) {
                 self.send_to_agent(
                     &agent,
-                    pando_proto::link::master_message::Message::Shutdown(
-                        pando_proto::link::ShutdownAgent {
-                            message: Some("Agent's machine is DOWN for maintenance".into()),
-                        },
-                    ),
+                    pando_link::master_message::Message::Shutdown(pando_link::ShutdownAgent {
+                        message: Some("Agent's machine is DOWN for maintenance".into()),
+                    }),
                 );
                 self.remove_agent(
                     &agent,

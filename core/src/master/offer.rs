@@ -14,8 +14,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use pando_proto::link::master_message::Message as ToAgent;
-use pando_proto::link::{CheckpointResources, RunTask, RunTaskGroup};
+use pando_link::master_message::Message as ToAgent;
+use pando_link::{CheckpointResources, RunTask, RunTaskGroup};
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::master as operator;
 use pando_proto::mesos::v1::scheduler as sched;

@@ -11,11 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::master as operator;
+use pando_proto::task_state::is_terminal;
+use pando_proto::MESOS_VERSION;
 use pando_resources::{role, ResourceConversion, ResourceFormat, ResourceQuantities, Resources};
 
 use super::completed::CompletedTask;
 use super::metrics::TERMINAL_TASK_METRICS;
-use super::state::{is_terminal, time_info, Agent, Framework, Master, MasterError, MESOS_VERSION};
+use super::state::{time_info, Agent, Framework, Master, MasterError};
 
 impl Master {
     /// The operator API's view of an agent.
@@ -655,13 +657,11 @@ impl Master {
             .unwrap_or(checkpointed);
         checkpointed += conversion.converted.filter(keep);
         agent.checkpointed = checkpointed.to_proto();
-        agent.send(
-            pando_proto::link::master_message::Message::CheckpointResources(
-                pando_proto::link::CheckpointResources {
-                    resources: agent.checkpointed.clone(),
-                },
-            ),
-        );
+        agent.send(pando_link::master_message::Message::CheckpointResources(
+            pando_link::CheckpointResources {
+                resources: agent.checkpointed.clone(),
+            },
+        ));
         self.record_checkpoint(agent_id);
     }
 

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pando_proto::link::agent_link_server::AgentLinkServer;
+use pando_link::agent_link_server::AgentLinkServer;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 

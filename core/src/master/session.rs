@@ -262,7 +262,7 @@ mod tests {
 
     use std::time::Duration;
 
-    use pando_proto::link::{agent_message, master_message, StatusUpdate};
+    use pando_link::{agent_message, master_message, StatusUpdate};
     use pando_proto::mesos::v1 as pb;
     use pando_proto::mesos::v1::scheduler as sched;
 
@@ -485,7 +485,7 @@ mod tests {
         // An agent that does not know how its executor ended (it died
         // while the agent was down) reports no status...
         cluster.agent_says(agent_message::Message::ExecutorExited(
-            pando_proto::link::ExecutorExited {
+            pando_link::ExecutorExited {
                 framework_id,
                 executor_id: pb::ExecutorId {
                     value: "custom".into(),

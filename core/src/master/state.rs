@@ -19,10 +19,12 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use pando_proto::link::{master_message, MasterMessage};
+use pando_link::{master_message, MasterMessage};
 use pando_proto::mesos::v1 as pb;
 use pando_proto::mesos::v1::master as operator;
 use pando_proto::mesos::v1::scheduler as sched;
+use pando_proto::task_state::is_terminal;
+use pando_proto::MESOS_VERSION;
 use pando_resources::Resources;
 use tokio::sync::{mpsc, Notify};
 
@@ -34,9 +36,6 @@ use super::metrics::Metrics;
 use super::registrar::Registrar;
 
 pub use pando_registry::model::{operation as registry_op, operation::Operation as RegistryOp};
-
-/// The Mesos release whose API the master answers as.
-pub const MESOS_VERSION: &str = "1.11.0";
 
 /// Why the master refused a call. Each variant maps to one HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -869,23 +868,6 @@ pub fn time_info(seconds: f64) -> pb::TimeInfo {
     pb::TimeInfo {
         nanoseconds: (seconds * 1e9) as i64,
     }
-}
-
-/// Whether a task state is terminal (the task will not run again).
-pub fn is_terminal(state: i32) -> bool {
-    use pb::TaskState as S;
-    [
-        S::TaskFinished,
-        S::TaskFailed,
-        S::TaskKilled,
-        S::TaskError,
-        S::TaskLost,
-        S::TaskDropped,
-        S::TaskGone,
-        S::TaskGoneByOperator,
-    ]
-    .iter()
-    .any(|s| *s as i32 == state)
 }
 
 /// A fresh random status update uuid, as 16 bytes.

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pando_proto::link::{agent_message, master_message, MasterMessage, RegisterAgent};
+use pando_link::{agent_message, master_message, MasterMessage, RegisterAgent};
 use pando_proto::mesos::v1 as pb;
 use tokio::sync::mpsc;
 

@@ -25,6 +25,8 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::proto::raft::raft_client::RaftClient;
+use crate::proto::raft::RaftRequest;
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
     Unreachable,
@@ -35,8 +37,6 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::EntryPayload;
-use pando_proto::raft::raft_client::RaftClient;
-use pando_proto::raft::RaftRequest;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};

@@ -14,8 +14,8 @@
 
 use std::sync::Arc;
 
-use pando_proto::raft::raft_server::{Raft as RaftRpc, RaftServer};
-use pando_proto::raft::{HelloReply, HelloRequest, RaftReply, RaftRequest};
+use crate::proto::raft::raft_server::{Raft as RaftRpc, RaftServer};
+use crate::proto::raft::{HelloReply, HelloRequest, RaftReply, RaftRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Request, Response, Status};

@@ -9,9 +9,9 @@
 //! Field names and nesting follow Mesos's `/master/state` so that Mesos-DNS,
 //! UIs and monitoring parse it unchanged. Resources appear twice, as Mesos
 //! shows them: a summary object (`{"cpus": 1.0, "mem": 128.0, "ports":
-//! "[31000-31005]"}`) and, in `*_full` fields, the Resource list. Every
-//! endpoint also answers under `.json`, and `?jsonp=f` wraps the body in
-//! `f(...)`.
+//! "[31000-31005]"}`, [`Resources::summary_json`]) and, in `*_full`
+//! fields, the Resource list. Every endpoint also answers under `.json`,
+//! and `?jsonp=f` wraps the body in `f(...)` ([`jsonp::wrap`]).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -23,7 +23,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use pando_proto::json::to_json;
+use pando_proto::jsonp;
 use pando_proto::mesos::v1 as pb;
+use pando_proto::task_state::is_terminal;
 use pando_resources::{ResourceFormat, Resources};
 use serde_json::{json, Map, Value};
 
@@ -31,7 +33,7 @@ use super::auth::Realm;
 use super::{error_response, text, AppState};
 use crate::master::operator::version_info;
 use crate::master::reservation;
-use crate::master::state::{is_terminal, Agent, Framework, Master, MasterError};
+use crate::master::state::{Agent, Framework, Master, MasterError};
 
 /// The legacy routes, each with its `.json` alias.
 pub fn routes() -> Router<AppState> {
@@ -103,68 +105,24 @@ fn read_view(
     json_response(value, query.get("jsonp").map(String::as_str))
 }
 
-/// A JSON body, wrapped as JSONP when a callback is given.
-fn json_response(value: Value, jsonp: Option<&str>) -> Response {
+/// A JSON body, wrapped as JSONP when a valid callback is given (plain
+/// JSON otherwise, as before).
+fn json_response(value: Value, callback: Option<&str>) -> Response {
     let body = value.to_string();
-    match jsonp.filter(|c| is_valid_callback(c)) {
-        Some(callback) => {
-            let mut r = format!("{callback}({body})").into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/javascript"),
-            );
-            r
-        }
-        None => {
-            let mut r = body.into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
-        }
-    }
-}
-
-/// JSONP callbacks are JavaScript identifiers (dotted paths allowed), so a
-/// query string cannot inject script.
-fn is_valid_callback(callback: &str) -> bool {
-    !callback.is_empty()
-        && callback.len() <= 128
-        && callback
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '.')
+    let wrapped = callback.and_then(|c| jsonp::wrap(c, body.as_bytes()).ok());
+    let (content_type, body) = match wrapped {
+        Some(wrapped) => (jsonp::CONTENT_TYPE, wrapped),
+        None => ("application/json", body.into_bytes()),
+    };
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
 }
 
 /// A Mesos JSON rendering of a protobuf message as a serde value.
 fn proto_value<M: prost::Message + prost::Name>(m: &M) -> Value {
     serde_json::from_str(&to_json(m)).unwrap_or(Value::Null)
-}
-
-/// The summary object Mesos writes for resources.
-fn resources_summary(r: &Resources) -> Value {
-    let mut map = Map::new();
-    for name in ["disk", "mem", "gpus", "cpus"] {
-        map.insert(name.to_string(), json!(r.scalar(name).as_f64()));
-    }
-    for resource in r {
-        let name = resource.name.clone();
-        if map.contains_key(&name) {
-            continue;
-        }
-        match &resource.value {
-            pando_resources::Value::Scalar(_) => {
-                map.insert(name.clone(), json!(r.scalar(&name).as_f64()));
-            }
-            pando_resources::Value::Ranges(_) => {
-                map.insert(name.clone(), json!(r.ranges(&name).to_string()));
-            }
-            pando_resources::Value::Set(s) => {
-                map.insert(name.clone(), json!(s.to_string()));
-            }
-        }
-    }
-    Value::Object(map)
 }
 
 fn resources_full(r: &Resources) -> Value {
@@ -184,7 +142,7 @@ fn task_json(task: &pb::Task, role: &str) -> Value {
         "slave_id": task.agent_id.value,
         "agent_id": task.agent_id.value,
         "state": pb::TaskState::try_from(task.state).map_or("TASK_STAGING", |s| s.as_str_name()),
-        "resources": resources_summary(&resources.unallocate()),
+        "resources": resources.unallocate().summary_json(),
         "role": role,
         "statuses": task.statuses.iter().map(|s| {
             let mut status = json!({
@@ -239,8 +197,8 @@ fn framework_json(master: &Master, fw: &Framework) -> Value {
         "id": fw.id(),
         "name": info.name,
         "pid": Value::Null,
-        "used_resources": resources_summary(&used),
-        "offered_resources": resources_summary(&offered),
+        "used_resources": used.summary_json(),
+        "offered_resources": offered.summary_json(),
         "capabilities": capabilities,
         "hostname": info.hostname.clone().unwrap_or_default(),
         "webui_url": info.webui_url.clone().unwrap_or_default(),
@@ -254,7 +212,7 @@ fn framework_json(master: &Master, fw: &Framework) -> Value {
         "unregistered_time": fw.unregistered_time.unwrap_or(0.0),
         "reregistered_time": fw.reregistered_time,
         "principal": info.principal,
-        "resources": resources_summary(&used),
+        "resources": used.summary_json(),
         "role": role,
         "roles": fw.roles().into_iter().collect::<Vec<_>>(),
         "tasks": live.iter().map(|t| task_json(t, &role)).collect::<Vec<_>>(),
@@ -266,7 +224,7 @@ fn framework_json(master: &Master, fw: &Framework) -> Value {
                 "id": o.offer.id.value,
                 "framework_id": o.framework,
                 "slave_id": o.agent,
-                "resources": resources_summary(&r.unallocate()),
+                "resources": r.unallocate().summary_json(),
             })
         }).collect::<Vec<_>>(),
         "executors": fw.executors.iter().map(|((agent, _), e)| {
@@ -290,7 +248,7 @@ fn slave_json(master: &Master, agent: &Agent) -> Value {
     let used = allocated.checked_sub(&offered).unwrap_or(allocated);
     let mut reserved = Map::new();
     for (role, r) in total.reservations() {
-        reserved.insert(role, resources_summary(&r));
+        reserved.insert(role, r.summary_json());
     }
     let attributes: Map<String, Value> = agent
         .info
@@ -330,11 +288,11 @@ fn slave_json(master: &Master, agent: &Agent) -> Value {
         "port": agent.info.port.unwrap_or(5051),
         "registered_time": agent.registered_time,
         "reregistered_time": agent.reregistered_time,
-        "resources": resources_summary(&total),
-        "used_resources": resources_summary(&used.unallocate()),
-        "offered_resources": resources_summary(&offered),
+        "resources": total.summary_json(),
+        "used_resources": used.unallocate().summary_json(),
+        "offered_resources": offered.summary_json(),
         "reserved_resources": Value::Object(reserved),
-        "unreserved_resources": resources_summary(&total.unreserved()),
+        "unreserved_resources": total.unreserved().summary_json(),
         "attributes": Value::Object(attributes),
         "active": agent.connected() && !agent.deactivated && agent.drain_info.is_none(),
         "deactivated": agent.deactivated,
@@ -581,7 +539,7 @@ fn roles(master: &Master) -> Value {
                 "name": r.name,
                 "weight": r.weight,
                 "frameworks": r.frameworks.iter().map(|f| f.value.clone()).collect::<Vec<_>>(),
-                "resources": resources_summary(&resources),
+                "resources": resources.summary_json(),
             })
         }).collect::<Vec<_>>()
     })
