@@ -406,20 +406,10 @@ impl Client {
                     .send_request(request)
                     .await
                     .map_err(|e| self.http_error(path, e))?;
-                let status = response.status().as_u16();
-                let headers = response.headers().clone();
-                let body = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| self.http_error(path, e))?
-                    .to_bytes();
-                // `sender` drops here, which lets the connection end.
-                Ok(Reply {
-                    status,
-                    headers,
-                    body,
-                })
+                let reply = self.read_reply(path, response).await;
+                // Dropping `sender` lets the connection end.
+                drop(sender);
+                reply
             };
             let (reply, ()) = tokio::join!(answer, connection);
             reply
@@ -427,6 +417,27 @@ impl Client {
         tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| self.timed_out())?
+    }
+
+    /// An answer's status, headers and whole body.
+    async fn read_reply(
+        &self,
+        path: &str,
+        response: hyper::Response<hyper::body::Incoming>,
+    ) -> Result<Reply, ClientError> {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| self.http_error(path, e))?
+            .to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// One request over the keep-alive pool, its answer read whole.
@@ -454,19 +465,7 @@ impl Client {
                     self.http_error(path, e)
                 }
             })?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| self.http_error(path, e))?
-                .to_bytes();
-            Ok(Reply {
-                status,
-                headers,
-                body,
-            })
+            self.read_reply(path, response).await
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
