@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
 use pando_link::master_message::Message as ToAgent;
 use pando_proto::mesos::v1 as pb;
@@ -298,7 +296,7 @@ async fn next_json(raw: &mut tokio::sync::mpsc::UnboundedReceiver<Bytes>) -> Val
 }
 
 #[tokio::test]
-async fn files_calls_go_to_the_agent_that_holds_the_sandbox() {
+async fn files_calls_for_sandboxes_no_agent_holds_answer_404() {
     let master = MasterProcess::start(&[]).await;
     let r = master
         .post_json(
@@ -392,6 +390,4 @@ async fn authentication_guards_each_realm() {
         "{}",
         r.text()
     );
-    let started = Instant::now();
-    assert!(started.elapsed() < Duration::from_secs(60));
 }
