@@ -152,7 +152,7 @@ async fn a_task_asking_more_than_the_agent_has_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_memory_limit_kills_a_task_that_allocates_past_it() {
     if !is_root() {
-        eprintln!("skipped: needs root for cgroups");
+        skip("needs root for cgroups");
         return;
     }
     let mut master = FakeMaster::start().await;
@@ -337,7 +337,7 @@ async fn a_checkpointed_task_survives_an_agent_crash_and_reports_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cpu_quota_holds_a_busy_loop_near_its_share() {
     if !is_root() {
-        eprintln!("skipped: needs root for cgroups");
+        skip("needs root for cgroups");
         return;
     }
     let mut master = FakeMaster::start().await;
@@ -606,7 +606,7 @@ async fn shutdown_agent_kills_every_task_and_ends_the_agent_with_the_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_runs_as_the_user_it_names() {
     if !is_root() {
-        eprintln!("skipped: switching users needs root");
+        skip("switching users needs root");
         return;
     }
     use std::os::unix::fs::PermissionsExt;

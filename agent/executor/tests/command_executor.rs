@@ -685,7 +685,7 @@ async fn kill_reaches_processes_that_left_the_task_process_group() {
 async fn the_task_runs_as_its_command_user() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: switching users needs root");
+        common::skip("switching users needs root");
         return;
     }
     let agent = FakeAgent::start(false).await;
