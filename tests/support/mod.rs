@@ -1,5 +1,7 @@
-//! Test support: a real `pando master` process, a small HTTP client, a
-//! scheduler stream reader and a fake agent that speaks the agent link.
+//! Test support: a real `pando master` process, raw HTTP requests and
+//! scheduler streams through `pando-scheduler`'s client (the workspace's one
+//! HTTP client), a stream reader, and a fake agent that speaks the agent
+//! link.
 //!
 //! Everything waits by polling with a deadline; nothing sleeps a fixed time
 //! to let something happen.
@@ -11,16 +13,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use pando_link::agent_link_client::AgentLinkClient;
 use pando_link::{agent_message, master_message, AgentMessage, MasterMessage};
+use pando_proto::codec::ContentType;
 use pando_proto::mesos::v1 as pb;
-use pando_proto::recordio;
+use pando_scheduler::client::{Client, RecordStream};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 /// How long any wait in these tests may take before it fails.
@@ -266,36 +264,6 @@ impl Reply {
     }
 }
 
-async fn connect(
-    port: u16,
-) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
-    let stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    Ok(sender)
-}
-
-fn build(
-    method: &str,
-    port: u16,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Bytes,
-) -> Request<Full<Bytes>> {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("Host", format!("127.0.0.1:{port}"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    req.body(Full::new(body)).expect("valid request")
-}
-
 /// One request on a fresh connection, through the scheduler crate's
 /// client (the one HTTP client of the workspace).
 pub async fn request(
@@ -365,40 +333,50 @@ pub async fn next_incoming<T>(
     }
 }
 
-/// Opens a streaming response and returns its body unread.
+/// Opens a streaming POST (a SUBSCRIBE) through the scheduler crate's
+/// client: the status, the headers, and the body as RecordIO records.
+/// `headers` names the encoding in `Content-Type` (JSON when absent); the
+/// answer is asked for in the same encoding.
 pub async fn open_stream(
     port: u16,
     path: &str,
     headers: &[(&str, &str)],
     body: Bytes,
-) -> (u16, hyper::HeaderMap, Incoming) {
-    let mut sender = connect(port).await.expect("connect");
-    let response = sender
-        .send_request(build("POST", port, path, headers, body))
+) -> (u16, hyper::HeaderMap, RecordStream) {
+    let named = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    };
+    let content_type = named("Content-Type")
+        .and_then(ContentType::from_content_type)
+        .unwrap_or(ContentType::Json);
+    let others: Vec<(&str, &str)> = headers
+        .iter()
+        .filter(|(k, _)| {
+            !k.eq_ignore_ascii_case("content-type") && !k.eq_ignore_ascii_case("accept")
+        })
+        .copied()
+        .collect();
+    let client = Client::new(&format!("127.0.0.1:{port}"), DEADLINE).expect("an address");
+    let (reply, stream) = client
+        .open_stream(path, content_type, &others, body)
         .await
         .expect("stream request");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (status, headers, response.into_body())
+    (reply.status, reply.headers, stream)
 }
 
-/// Reads RecordIO records off a body into a channel of raw records; the
-/// body (and so the connection) is dropped when the receiver is.
-pub fn spawn_raw_reader(mut body: Incoming) -> mpsc::UnboundedReceiver<Bytes> {
+/// Reads the records of a stream into a channel; the stream (and so the
+/// connection) is dropped when the receiver is.
+pub fn spawn_raw_reader(mut stream: RecordStream) -> mpsc::UnboundedReceiver<Bytes> {
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     tokio::spawn(async move {
         let closed = tx.clone();
         let read = async {
-            let mut decoder = recordio::Decoder::new(recordio::DEFAULT_MAX_RECORD_SIZE);
-            while let Some(frame) = body.frame().await {
-                let Ok(frame) = frame else { break };
-                if let Ok(data) = frame.into_data() {
-                    decoder.push(&data);
-                    while let Ok(Some(record)) = decoder.next_record() {
-                        if tx.send(record).is_err() {
-                            return;
-                        }
-                    }
+            while let Ok(Some(record)) = stream.next().await {
+                if tx.send(record).is_err() {
+                    return;
                 }
             }
         };
@@ -410,8 +388,8 @@ pub fn spawn_raw_reader(mut body: Incoming) -> mpsc::UnboundedReceiver<Bytes> {
     rx
 }
 
-fn spawn_reader(body: Incoming) -> mpsc::UnboundedReceiver<Value> {
-    let mut raw = spawn_raw_reader(body);
+fn spawn_reader(stream: RecordStream) -> mpsc::UnboundedReceiver<Value> {
+    let mut raw = spawn_raw_reader(stream);
     let (tx, rx) = mpsc::unbounded_channel::<Value>();
     tokio::spawn(async move {
         loop {
