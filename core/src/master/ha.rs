@@ -32,7 +32,7 @@ use tokio::sync::{watch, Notify};
 
 use super::flags::MasterFlags;
 use super::handle::TenureAnnouncer;
-use super::registrar::{Registrar, RegistryLog};
+use super::registrar::{Registrar, RegistrarError, RegistryLog};
 use super::state::Master;
 
 /// Why the replicated registry could not be set up or kept.
@@ -120,10 +120,10 @@ pub fn registry_config(flags: &MasterFlags) -> Result<Config, HaError> {
 struct RaftLog(ReplicatedRegistry);
 
 impl RegistryLog for RaftLog {
-    async fn append(&self, batch: Operations) -> Result<(), String> {
+    async fn append(&self, batch: Operations) -> Result<(), RegistrarError> {
         match self.0.write(batch).await {
             Ok(_) => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(RegistrarError::Failed(e.to_string())),
         }
     }
 }
@@ -312,7 +312,7 @@ fn install_standby(seat: Seat<'_>, view: &Leadership) -> Result<(), HaError> {
 async fn take_over(
     registry: &ReplicatedRegistry,
     seat: Seat<'_>,
-) -> Result<tokio::task::JoinHandle<()>, String> {
+) -> Result<tokio::task::JoinHandle<()>, HaError> {
     let Seat {
         flags,
         state,
@@ -323,7 +323,7 @@ async fn take_over(
     registry
         .barrier()
         .await
-        .map_err(|e: WriteError| e.to_string())?;
+        .map_err(|e: WriteError| HaError::Registry(e.to_string()))?;
     let snapshot = registry.read().await;
     let fetch_ms = started.elapsed().as_secs_f64() * 1000.0;
     let (registrar, writer) = Registrar::queued();
@@ -331,13 +331,13 @@ async fn take_over(
         m.state_fetch_ms = fetch_ms;
         m.registry_size_bytes = prost::Message::encoded_len(&snapshot) as u64;
     }
-    let mut master =
-        Master::recover(flags.clone(), &snapshot, registrar).map_err(|e| e.to_string())?;
+    let mut master = Master::recover(flags.clone(), &snapshot, registrar)
+        .map_err(|e| HaError::Registry(e.to_string()))?;
     master.wake_allocator = wake.clone();
     let task = tokio::spawn(writer.run(RaftLog(registry.clone())));
     let old = match state.lock() {
         Ok(mut m) => std::mem::replace(&mut *m, master),
-        Err(_) => return Err("master state is poisoned".into()),
+        Err(_) => return Err(HaError::Registry("master state is poisoned".into())),
     };
     drop(old);
     tenure.installed(true);

@@ -23,8 +23,8 @@ use pando_resources::{ResourceConversion, ResourceFormat, Resources};
 
 use crate::allocator::Decision;
 
-use super::framework::{refuse_duration, validate_id};
-use super::reservation;
+use super::framework::{refuse_duration, validate_id, IdError};
+use super::reservation::{self, ReservationError};
 use super::state::{time_info, InverseOfferRecord, Master, OfferRecord};
 
 /// A task that passed validation and waits for the allocator's consent.
@@ -34,6 +34,159 @@ struct Launch {
     executor: Option<pb::ExecutorInfo>,
     /// Set for the tasks of a LAUNCH_GROUP: the whole group goes together.
     group: Option<usize>,
+}
+
+/// Why an ACCEPT's offers are refused as a whole, with Mesos's messages
+/// (`validation::offer::validate`). Every task of the call then ends
+/// TASK_DROPPED or TASK_LOST with REASON_INVALID_OFFERS.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OfferError {
+    /// The call names no offer.
+    #[error("No offers specified")]
+    NoOffers,
+    /// An offer was used, declined, rescinded or never made.
+    #[error("Offer {0} is no longer valid")]
+    NoLongerValid(String),
+    /// An offer is named twice.
+    #[error("Duplicate offer {0} in offer list")]
+    Duplicate(String),
+    /// An offer belongs to another framework.
+    #[error("Offer {offer} has invalid framework {owner} while framework {expected} is expected")]
+    OtherFramework {
+        /// The offer.
+        offer: String,
+        /// The framework it was made to.
+        owner: String,
+        /// The framework that accepted it.
+        expected: String,
+    },
+    /// The offers are allocated to different roles.
+    #[error("Aggregated offers must be allocated to the same role. Offer {offer} uses role '{role} but another is using role '{other}")]
+    MixedRoles {
+        /// The offer.
+        offer: String,
+        /// Its role.
+        role: String,
+        /// An earlier offer's role.
+        other: String,
+    },
+    /// The offers come from different agents.
+    #[error("Aggregated offers must belong to one single agent. Offer {offer} uses agent {agent} and agent {other}")]
+    MixedAgents {
+        /// The offer.
+        offer: String,
+        /// Its agent.
+        agent: String,
+        /// An earlier offer's agent.
+        other: String,
+    },
+    /// The offers' agent has no link to the master now.
+    #[error("Agent {0} is not connected")]
+    AgentDisconnected(String),
+}
+
+/// Why a task or a task group of a LAUNCH or LAUNCH_GROUP is refused, with
+/// Mesos's messages (`validation::task`). The task ends TASK_ERROR.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LaunchError {
+    /// The task has both or neither of a command and an executor.
+    #[error("Task should have at least one (but not both) of CommandInfo or ExecutorInfo present")]
+    CommandOrExecutor,
+    /// The task id breaks Mesos's id rules.
+    #[error("Task ID {0}")]
+    TaskId(IdError),
+    /// The executor id breaks Mesos's id rules.
+    #[error("Executor ID {0}")]
+    ExecutorId(IdError),
+    /// The executor names another framework.
+    #[error("ExecutorInfo has an invalid FrameworkID")]
+    ExecutorFramework,
+    /// A custom executor without a command.
+    #[error("Executor must have a command")]
+    ExecutorCommand,
+    /// The executor runs already with another command or resources.
+    #[error("ExecutorInfo is not compatible with existing ExecutorInfo of executor '{0}'")]
+    IncompatibleExecutor(String),
+    /// Neither the task nor its new executor takes any resources.
+    #[error("Task and its executor use no resources")]
+    NoResources,
+    /// The task needs more than the offers hold (after earlier operations).
+    #[error("Task uses more resources {needed} than available {available}")]
+    TaskTooLarge {
+        /// What it needs.
+        needed: String,
+        /// What is left.
+        available: String,
+    },
+    /// A task group's executor is not the default executor.
+    #[error("The executor must be of type 'DEFAULT'")]
+    NotDefaultExecutor,
+    /// A task group without tasks.
+    #[error("Task group is empty")]
+    EmptyGroup,
+    /// The task id is in use (or used twice in the call).
+    #[error("Task has duplicate ID: {0}")]
+    DuplicateTask(String),
+    /// A task of a group brings its own executor.
+    #[error("Task '{0}' must not have an ExecutorInfo in a task group")]
+    ExecutorInGroup(String),
+    /// A task of a group has no command.
+    #[error("Task '{0}' must have a CommandInfo")]
+    NoCommandInGroup(String),
+    /// The group needs more than the offers hold.
+    #[error("Task group uses more resources {needed} than available {available}")]
+    GroupTooLarge {
+        /// What it needs.
+        needed: String,
+        /// What is left.
+        available: String,
+    },
+    /// The task names another agent than the offers'.
+    #[error("Task uses invalid agent: {given} while agent {expected} is expected")]
+    WrongAgent {
+        /// The agent the task names.
+        given: String,
+        /// The offers' agent.
+        expected: String,
+    },
+    /// A negative kill grace period.
+    #[error("Task's 'kill_policy.grace_period' must be non-negative")]
+    NegativeGracePeriod,
+    /// The task's resources do not parse.
+    #[error("Task uses invalid resources: {0}")]
+    TaskResources(String),
+    /// The executor's resources do not parse.
+    #[error("Executor uses invalid resources: {0}")]
+    ExecutorResources(String),
+    /// A resource is allocated to another role than the offers'.
+    #[error("Invalid resources: resource {resource} is allocated to role '{allocated}', not to the offer's role '{role}'")]
+    WrongAllocation {
+        /// The resource.
+        resource: String,
+        /// The role it names.
+        allocated: String,
+        /// The offers' role.
+        role: String,
+    },
+}
+
+/// Why a RESERVE, UNRESERVE, CREATE or DESTROY inside an ACCEPT is dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperationError {
+    /// The operation lacks the field its type needs.
+    #[error("{operation} without '{field}'")]
+    Missing {
+        /// The operation's type.
+        operation: &'static str,
+        /// The field.
+        field: &'static str,
+    },
+    /// The operation is not one of the four changes of form.
+    #[error("{0} is not a reservation operation")]
+    NotReservation(String),
+    /// The change itself is refused.
+    #[error(transparent)]
+    Reservation(#[from] ReservationError),
 }
 
 impl Master {
@@ -340,10 +493,10 @@ impl Master {
                                     group: None,
                                 });
                             }
-                            Err(message) => rejected.push((
+                            Err(refusal) => rejected.push((
                                 task.clone(),
                                 pb::task_status::Reason::TaskInvalid,
-                                message,
+                                refusal.to_string(),
                             )),
                         }
                     }
@@ -372,7 +525,8 @@ impl Master {
                             }
                             groups += 1;
                         }
-                        Err(message) => {
+                        Err(refusal) => {
+                            let message = refusal.to_string();
                             for task in &lg.task_group.tasks {
                                 rejected.push((
                                     task.clone(),
@@ -456,9 +610,13 @@ impl Master {
 
     /// Checks the offers of an ACCEPT: known, this framework's, one agent,
     /// one allocation role, no duplicates. Returns their numbers.
-    fn validate_offers(&self, framework_id: &str, ids: &[pb::OfferId]) -> Result<Vec<u64>, String> {
+    fn validate_offers(
+        &self,
+        framework_id: &str,
+        ids: &[pb::OfferId],
+    ) -> Result<Vec<u64>, OfferError> {
         if ids.is_empty() {
-            return Err("No offers specified".into());
+            return Err(OfferError::NoOffers);
         }
         let mut numbers = Vec::new();
         let mut agent: Option<&str> = None;
@@ -467,16 +625,17 @@ impl Master {
             let n = self
                 .offer_number(id)
                 .filter(|n| self.offers.contains_key(n))
-                .ok_or_else(|| format!("Offer {} is no longer valid", id.value))?;
+                .ok_or_else(|| OfferError::NoLongerValid(id.value.clone()))?;
             if numbers.contains(&n) {
-                return Err(format!("Duplicate offer {} in offer list", id.value));
+                return Err(OfferError::Duplicate(id.value.clone()));
             }
             let record = &self.offers[&n];
             if record.framework != framework_id {
-                return Err(format!(
-                    "Offer {} has invalid framework {} while framework {framework_id} is expected",
-                    id.value, record.framework
-                ));
+                return Err(OfferError::OtherFramework {
+                    offer: id.value.clone(),
+                    owner: record.framework.clone(),
+                    expected: framework_id.to_string(),
+                });
             }
             let r = record
                 .offer
@@ -485,16 +644,18 @@ impl Master {
                 .and_then(|a| a.role.clone())
                 .unwrap_or_default();
             if let Some(previous) = role.as_ref().filter(|p| **p != r) {
-                return Err(format!(
-                    "Aggregated offers must be allocated to the same role. Offer {} uses role '{r} but another is using role '{previous}",
-                    id.value
-                ));
+                return Err(OfferError::MixedRoles {
+                    offer: id.value.clone(),
+                    role: r,
+                    other: previous.clone(),
+                });
             }
             if let Some(previous) = agent.filter(|a| *a != record.agent) {
-                return Err(format!(
-                    "Aggregated offers must belong to one single agent. Offer {} uses agent {} and agent {previous}",
-                    id.value, record.agent
-                ));
+                return Err(OfferError::MixedAgents {
+                    offer: id.value.clone(),
+                    agent: record.agent.clone(),
+                    other: previous.to_string(),
+                });
             }
             agent = Some(&record.agent);
             role = Some(r);
@@ -502,7 +663,7 @@ impl Master {
         }
         if let Some(agent_id) = agent {
             if !self.agents.get(agent_id).is_some_and(|a| a.connected()) {
-                return Err(format!("Agent {agent_id} is not connected"));
+                return Err(OfferError::AgentDisconnected(agent_id.to_string()));
             }
         }
         Ok(numbers)
@@ -520,27 +681,25 @@ impl Master {
         pending: &[Launch],
         new_executors: &mut BTreeSet<String>,
         available: &Resources,
-    ) -> Result<(Resources, Option<pb::ExecutorInfo>), String> {
+    ) -> Result<(Resources, Option<pb::ExecutorInfo>), LaunchError> {
         self.validate_task_common(framework_id, agent_id, task, pending)?;
         match (&task.executor, &task.command) {
             (Some(_), None) | (None, Some(_)) => {}
-            _ => {
-                return Err("Task should have at least one (but not both) of CommandInfo or ExecutorInfo present".into())
-            }
+            _ => return Err(LaunchError::CommandOrExecutor),
         }
         let mut needed = task_resources(task, role)?;
         let mut executor = None;
         if let Some(e) = &task.executor {
             let e = with_executor_defaults(e, framework_id, role);
-            validate_id(&e.executor_id.value).map_err(|m| format!("Executor ID {m}"))?;
+            validate_id(&e.executor_id.value).map_err(LaunchError::ExecutorId)?;
             if e.framework_id
                 .as_ref()
                 .is_some_and(|f| f.value != framework_id)
             {
-                return Err("ExecutorInfo has an invalid FrameworkID".into());
+                return Err(LaunchError::ExecutorFramework);
             }
             if e.r#type != Some(pb::executor_info::Type::Default as i32) && e.command.is_none() {
-                return Err("Executor must have a command".into());
+                return Err(LaunchError::ExecutorCommand);
             }
             let key = (framework_id.to_string(), e.executor_id.value.clone());
             let running = self
@@ -548,10 +707,11 @@ impl Master {
                 .get(agent_id)
                 .and_then(|a| a.executors.get(&key));
             match running {
-                Some(existing) if existing.command != e.command || existing.resources != e.resources => {
-                    return Err(format!(
-                        "ExecutorInfo is not compatible with existing ExecutorInfo of executor '{}'",
-                        e.executor_id.value
+                Some(existing)
+                    if existing.command != e.command || existing.resources != e.resources =>
+                {
+                    return Err(LaunchError::IncompatibleExecutor(
+                        e.executor_id.value.clone(),
                     ))
                 }
                 Some(_) => {}
@@ -564,12 +724,13 @@ impl Master {
             executor = Some(e);
         }
         if needed.is_empty() {
-            return Err("Task and its executor use no resources".into());
+            return Err(LaunchError::NoResources);
         }
         if !available.contains(&needed) {
-            return Err(format!(
-                "Task uses more resources {needed} than available {available}"
-            ));
+            return Err(LaunchError::TaskTooLarge {
+                needed: needed.to_string(),
+                available: available.to_string(),
+            });
         }
         Ok((needed, executor))
     }
@@ -586,14 +747,14 @@ impl Master {
         pending: &[Launch],
         new_executors: &mut BTreeSet<String>,
         available: &Resources,
-    ) -> Result<Resources, String> {
+    ) -> Result<Resources, LaunchError> {
         let executor = with_executor_defaults(&group.executor, framework_id, role);
         if executor.r#type != Some(pb::executor_info::Type::Default as i32) {
-            return Err("The executor must be of type 'DEFAULT'".into());
+            return Err(LaunchError::NotDefaultExecutor);
         }
-        validate_id(&executor.executor_id.value).map_err(|m| format!("Executor ID {m}"))?;
+        validate_id(&executor.executor_id.value).map_err(LaunchError::ExecutorId)?;
         if group.task_group.tasks.is_empty() {
-            return Err("Task group is empty".into());
+            return Err(LaunchError::EmptyGroup);
         }
         let mut needed = Resources::new();
         let key = (framework_id.to_string(), executor.executor_id.value.clone());
@@ -609,26 +770,21 @@ impl Master {
         for task in &group.task_group.tasks {
             self.validate_task_common(framework_id, agent_id, task, pending)?;
             if !ids.insert(task.task_id.value.clone()) {
-                return Err(format!("Task has duplicate ID: {}", task.task_id.value));
+                return Err(LaunchError::DuplicateTask(task.task_id.value.clone()));
             }
             if task.executor.is_some() {
-                return Err(format!(
-                    "Task '{}' must not have an ExecutorInfo in a task group",
-                    task.task_id.value
-                ));
+                return Err(LaunchError::ExecutorInGroup(task.task_id.value.clone()));
             }
             if task.command.is_none() {
-                return Err(format!(
-                    "Task '{}' must have a CommandInfo",
-                    task.task_id.value
-                ));
+                return Err(LaunchError::NoCommandInGroup(task.task_id.value.clone()));
             }
             needed += task_resources(task, role)?;
         }
         if !available.contains(&needed) {
-            return Err(format!(
-                "Task group uses more resources {needed} than available {available}"
-            ));
+            return Err(LaunchError::GroupTooLarge {
+                needed: needed.to_string(),
+                available: available.to_string(),
+            });
         }
         Ok(needed)
     }
@@ -639,25 +795,25 @@ impl Master {
         agent_id: &str,
         task: &pb::TaskInfo,
         pending: &[Launch],
-    ) -> Result<(), String> {
-        validate_id(&task.task_id.value).map_err(|m| format!("Task ID {m}"))?;
+    ) -> Result<(), LaunchError> {
+        validate_id(&task.task_id.value).map_err(LaunchError::TaskId)?;
         let fw = self.frameworks.get(framework_id);
         let duplicate = fw.is_some_and(|f| {
             f.tasks.contains_key(&task.task_id.value)
                 || f.unreachable_tasks.contains_key(&task.task_id.value)
         }) || pending.iter().any(|l| l.task.task_id == task.task_id);
         if duplicate {
-            return Err(format!("Task has duplicate ID: {}", task.task_id.value));
+            return Err(LaunchError::DuplicateTask(task.task_id.value.clone()));
         }
         if task.agent_id.value != agent_id {
-            return Err(format!(
-                "Task uses invalid agent: {} while agent {agent_id} is expected",
-                task.agent_id.value
-            ));
+            return Err(LaunchError::WrongAgent {
+                given: task.agent_id.value.clone(),
+                expected: agent_id.to_string(),
+            });
         }
         if let Some(kp) = &task.kill_policy {
             if kp.grace_period.is_some_and(|g| g.nanoseconds < 0) {
-                return Err("Task's 'kill_policy.grace_period' must be non-negative".into());
+                return Err(LaunchError::NegativeGracePeriod);
             }
         }
         Ok(())
@@ -802,27 +958,29 @@ fn launched_tasks(operations: &[pb::offer::Operation]) -> Vec<pb::TaskInfo> {
 
 /// A task's resources, validated and marked as allocated to `role` (frameworks
 /// that are not MULTI_ROLE leave the allocation out; Mesos fills it in).
-fn task_resources(task: &pb::TaskInfo, role: &str) -> Result<Resources, String> {
+fn task_resources(task: &pb::TaskInfo, role: &str) -> Result<Resources, LaunchError> {
     let r = Resources::from_proto(&task.resources)
-        .map_err(|e| format!("Task uses invalid resources: {e}"))?;
+        .map_err(|e| LaunchError::TaskResources(e.to_string()))?;
     check_allocation(&r, role)?;
     Ok(r.unallocate().allocate(role))
 }
 
-fn executor_resources(executor: &pb::ExecutorInfo, role: &str) -> Result<Resources, String> {
+fn executor_resources(executor: &pb::ExecutorInfo, role: &str) -> Result<Resources, LaunchError> {
     let r = Resources::from_proto(&executor.resources)
-        .map_err(|e| format!("Executor uses invalid resources: {e}"))?;
+        .map_err(|e| LaunchError::ExecutorResources(e.to_string()))?;
     check_allocation(&r, role)?;
     Ok(r.unallocate().allocate(role))
 }
 
-fn check_allocation(r: &Resources, role: &str) -> Result<(), String> {
+fn check_allocation(r: &Resources, role: &str) -> Result<(), LaunchError> {
     for resource in r {
         if let Some(allocated) = &resource.allocation_role {
             if allocated != role {
-                return Err(format!(
-                    "Invalid resources: resource {resource} is allocated to role '{allocated}', not to the offer's role '{role}'"
-                ));
+                return Err(LaunchError::WrongAllocation {
+                    resource: resource.to_string(),
+                    allocated: allocated.clone(),
+                    role: role.to_string(),
+                });
             }
         }
     }
@@ -868,29 +1026,30 @@ fn reservation_conversion(
     op: &pb::offer::Operation,
     role: &str,
     principal: Option<&str>,
-) -> Result<ResourceConversion, String> {
+) -> Result<ResourceConversion, OperationError> {
     use pb::offer::operation::Type as Op;
+    let missing = |operation, field| OperationError::Missing { operation, field };
     let conversion = match kind {
         Op::Reserve => {
-            let r = op.reserve.as_ref().ok_or("RESERVE without 'reserve'")?;
+            let r = op.reserve.as_ref().ok_or(missing("RESERVE", "reserve"))?;
             reservation::reserve(&r.resources, principal)?
         }
         Op::Unreserve => {
             let r = op
                 .unreserve
                 .as_ref()
-                .ok_or("UNRESERVE without 'unreserve'")?;
+                .ok_or(missing("UNRESERVE", "unreserve"))?;
             reservation::unreserve(&r.resources)?
         }
         Op::Create => {
-            let c = op.create.as_ref().ok_or("CREATE without 'create'")?;
+            let c = op.create.as_ref().ok_or(missing("CREATE", "create"))?;
             reservation::volumes(&c.volumes, true)?
         }
         Op::Destroy => {
-            let d = op.destroy.as_ref().ok_or("DESTROY without 'destroy'")?;
+            let d = op.destroy.as_ref().ok_or(missing("DESTROY", "destroy"))?;
             reservation::volumes(&d.volumes, false)?
         }
-        _ => return Err(format!("{kind:?} is not a reservation operation")),
+        _ => return Err(OperationError::NotReservation(format!("{kind:?}"))),
     };
     Ok(reservation::allocated_to(conversion, role))
 }

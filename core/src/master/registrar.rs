@@ -189,12 +189,12 @@ impl Registrar {
 
 /// Something that can append a batch of operations durably.
 pub trait RegistryLog: Send + Sync + 'static {
-    /// Appends `batch`; `Err` with a reason when it could not (the writer
-    /// stops at the first failure).
+    /// Appends `batch`; [`RegistrarError::Failed`] with a reason when it
+    /// could not (the writer stops at the first failure).
     fn append(
         &self,
         batch: Operations,
-    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    ) -> impl std::future::Future<Output = Result<(), RegistrarError>> + Send;
 }
 
 /// Drains a queued registrar into a [`RegistryLog`], in batches.
@@ -261,7 +261,7 @@ impl Writer {
                         }
                     }
                 }
-                Err(reason) => {
+                Err(RegistrarError::Failed(reason)) => {
                     tracing::warn!("registry write failed: {reason}");
                     self.progress
                         .send_modify(|p| p.failed = Some(reason.clone()));
@@ -294,9 +294,9 @@ mod tests {
 
     struct Log(Arc<Mutex<Vec<Operations>>>, bool);
     impl RegistryLog for Log {
-        async fn append(&self, batch: Operations) -> Result<(), String> {
+        async fn append(&self, batch: Operations) -> Result<(), RegistrarError> {
             if self.1 {
-                return Err("not the leader".into());
+                return Err(RegistrarError::Failed("not the leader".into()));
             }
             self.0.lock().unwrap().push(batch);
             Ok(())

@@ -11,32 +11,65 @@
 use pando_proto::mesos::v1 as pb;
 use pando_resources::{Resource, ResourceConversion, Resources};
 
+use super::state::MasterError;
+
+/// Why a RESERVE, UNRESERVE, CREATE or DESTROY is refused, with Mesos's
+/// messages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReservationError {
+    /// The resources do not parse as Mesos resources.
+    #[error("{0}")]
+    Invalid(String),
+    /// No resources were named.
+    #[error("No resources specified")]
+    NoResources,
+    /// No volumes were named.
+    #[error("No volumes specified")]
+    NoVolumes,
+    /// A resource to reserve carries no dynamic reservation.
+    #[error("Invalid reservation: resource {0} is not dynamically reserved")]
+    NotDynamicallyReserved(String),
+    /// The reservation names another principal than the caller's.
+    #[error("Reservation principal does not match the authenticated principal '{0}'")]
+    PrincipalMismatch(String),
+    /// A resource to unreserve carries no dynamic reservation.
+    #[error("Resources to unreserve must be dynamically reserved")]
+    UnreserveNotDynamic,
+    /// A resource named as a volume is not one.
+    #[error("Resources must be persistent volumes")]
+    NotVolumes,
+}
+
+impl From<ReservationError> for MasterError {
+    fn from(e: ReservationError) -> MasterError {
+        MasterError::BadRequest(e.to_string())
+    }
+}
+
 /// RESERVE: `resources` carry the new (dynamic) reservation on top of
 /// their current ones; what is consumed is the same without it. When a
 /// principal authenticated the request, the reservation must name it.
 pub fn reserve(
     resources: &[pb::Resource],
     principal: Option<&str>,
-) -> Result<ResourceConversion, String> {
+) -> Result<ResourceConversion, ReservationError> {
     let converted = parse(resources)?;
     if converted.is_empty() {
-        return Err("No resources specified".into());
+        return Err(ReservationError::NoResources);
     }
     for r in &converted {
         if !r.is_dynamically_reserved() {
-            return Err(format!(
-                "Invalid reservation: resource {r} is not dynamically reserved"
-            ));
+            return Err(ReservationError::NotDynamicallyReserved(r.to_string()));
         }
         if let (Some(p), Some(res)) = (principal, r.reservations.last()) {
             if res.principal.as_deref().is_some_and(|rp| rp != p) {
-                return Err(format!(
-                    "Reservation principal does not match the authenticated principal '{p}'"
-                ));
+                return Err(ReservationError::PrincipalMismatch(p.to_string()));
             }
         }
     }
-    let consumed = converted.pop_reservation().map_err(|e| e.to_string())?;
+    let consumed = converted
+        .pop_reservation()
+        .map_err(|e| ReservationError::Invalid(e.to_string()))?;
     Ok(ResourceConversion {
         consumed,
         converted,
@@ -44,15 +77,17 @@ pub fn reserve(
 }
 
 /// UNRESERVE: the innermost (dynamic) reservation comes off.
-pub fn unreserve(resources: &[pb::Resource]) -> Result<ResourceConversion, String> {
+pub fn unreserve(resources: &[pb::Resource]) -> Result<ResourceConversion, ReservationError> {
     let consumed = parse(resources)?;
     if consumed.is_empty() {
-        return Err("No resources specified".into());
+        return Err(ReservationError::NoResources);
     }
     if !consumed.iter().all(Resource::is_dynamically_reserved) {
-        return Err("Resources to unreserve must be dynamically reserved".into());
+        return Err(ReservationError::UnreserveNotDynamic);
     }
-    let converted = consumed.pop_reservation().map_err(|e| e.to_string())?;
+    let converted = consumed
+        .pop_reservation()
+        .map_err(|e| ReservationError::Invalid(e.to_string()))?;
     Ok(ResourceConversion {
         consumed,
         converted,
@@ -61,13 +96,16 @@ pub fn unreserve(resources: &[pb::Resource]) -> Result<ResourceConversion, Strin
 
 /// CREATE (`create`) or DESTROY of persistent volumes: reserved disk
 /// becomes a volume, or a volume becomes plain reserved disk again.
-pub fn volumes(volumes: &[pb::Resource], create: bool) -> Result<ResourceConversion, String> {
+pub fn volumes(
+    volumes: &[pb::Resource],
+    create: bool,
+) -> Result<ResourceConversion, ReservationError> {
     let vols = parse(volumes)?;
     if vols.is_empty() {
-        return Err("No volumes specified".into());
+        return Err(ReservationError::NoVolumes);
     }
     if !vols.iter().all(Resource::is_persistent_volume) {
-        return Err("Resources must be persistent volumes".into());
+        return Err(ReservationError::NotVolumes);
     }
     let plain = strip_persistence(&vols);
     Ok(if create {
@@ -110,8 +148,8 @@ pub fn allocated_to(conversion: ResourceConversion, role: &str) -> ResourceConve
     }
 }
 
-fn parse(list: &[pb::Resource]) -> Result<Resources, String> {
-    Resources::from_proto(list).map_err(|e| e.to_string())
+fn parse(list: &[pb::Resource]) -> Result<Resources, ReservationError> {
+    Resources::from_proto(list).map_err(|e| ReservationError::Invalid(e.to_string()))
 }
 
 #[cfg(test)]

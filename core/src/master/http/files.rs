@@ -10,14 +10,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use pando_proto::codec::ContentType;
 use pando_proto::mesos::v1::agent as agent_api;
 use pando_proto::mesos::v1::master as operator;
+use pando_scheduler::client::Client;
 use prost::Message;
-use tokio::net::TcpStream;
 
 use crate::master::state::{Master, MasterError};
 
@@ -72,13 +69,18 @@ pub async fn forward(
         }),
         ..Default::default()
     };
-    let (status, body) =
-        tokio::time::timeout(AGENT_TIMEOUT, post(endpoint, agent_call.encode_to_vec()))
-            .await
-            .map_err(|_| {
-                MasterError::Unavailable(format!("agent {endpoint} did not answer in time"))
-            })?
-            .map_err(|e| MasterError::Unavailable(format!("cannot reach agent {endpoint}: {e}")))?;
+    let unreachable = |e| MasterError::Unavailable(format!("cannot reach agent {endpoint}: {e}"));
+    let reply = Client::new(endpoint, AGENT_TIMEOUT)
+        .map_err(unreachable)?
+        .post(
+            "/api/v1",
+            ContentType::Protobuf,
+            &[],
+            Bytes::from(agent_call.encode_to_vec()),
+        )
+        .await
+        .map_err(unreachable)?;
+    let (status, body) = (reply.status, reply.body);
     match status {
         200 => {}
         404 => {
@@ -117,36 +119,6 @@ pub async fn forward(
         });
     }
     Ok(response)
-}
-
-async fn post(endpoint: &str, body: Vec<u8>) -> Result<(u16, Bytes), String> {
-    let stream = TcpStream::connect(endpoint)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    let request = Request::builder()
-        .method("POST")
-        .uri("/api/v1")
-        .header("Host", endpoint)
-        .header("Content-Type", "application/x-protobuf")
-        .header("Accept", "application/x-protobuf")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, body))
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use super::auth::Realm;
 use super::{error_response, text, AppState};
 use crate::master::operator::version_info;
 use crate::master::reservation;
-use crate::master::state::{Agent, Framework, Master, MasterError};
+use crate::master::state::{Agent, Framework, Master};
 
 /// The legacy routes, each with its `.json` alias.
 pub fn routes() -> Router<AppState> {
@@ -1048,7 +1048,7 @@ async fn convert_endpoint(
     };
     let conversion = match conversion {
         Ok(c) => c,
-        Err(e) => return error_response(&MasterError::BadRequest(e)),
+        Err(e) => return error_response(&e.into()),
     };
     let (result, barrier) = match app.lock() {
         Ok(mut master) => (

@@ -246,29 +246,25 @@ fn dispatch(
         }
         T::ReserveResources => {
             let reserve = require(call.reserve_resources, "reserve_resources")?;
-            let conversion = reservation::reserve(&reserve.resources, principal)
-                .map_err(MasterError::BadRequest)?;
+            let conversion = reservation::reserve(&reserve.resources, principal)?;
             master.operator_convert(&reserve.agent_id.value, conversion)?;
             Outcome::Accepted
         }
         T::UnreserveResources => {
             let unreserve = require(call.unreserve_resources, "unreserve_resources")?;
-            let conversion =
-                reservation::unreserve(&unreserve.resources).map_err(MasterError::BadRequest)?;
+            let conversion = reservation::unreserve(&unreserve.resources)?;
             master.operator_convert(&unreserve.agent_id.value, conversion)?;
             Outcome::Accepted
         }
         T::CreateVolumes => {
             let create = require(call.create_volumes, "create_volumes")?;
-            let conversion =
-                reservation::volumes(&create.volumes, true).map_err(MasterError::BadRequest)?;
+            let conversion = reservation::volumes(&create.volumes, true)?;
             master.operator_convert(&create.agent_id.value, conversion)?;
             Outcome::Accepted
         }
         T::DestroyVolumes => {
             let destroy = require(call.destroy_volumes, "destroy_volumes")?;
-            let conversion =
-                reservation::volumes(&destroy.volumes, false).map_err(MasterError::BadRequest)?;
+            let conversion = reservation::volumes(&destroy.volumes, false)?;
             master.operator_convert(&destroy.agent_id.value, conversion)?;
             Outcome::Accepted
         }
