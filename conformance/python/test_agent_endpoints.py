@@ -98,6 +98,45 @@ def test_files_browse_and_read_the_sandbox(sandboxed):
     assert h.get(agent.port, f"/files/read?path={q(directory + '/no-such-file')}").status == 404
 
 
+def test_master_files_calls_reach_the_agent_that_holds_the_sandbox(sandboxed):
+    """LIST_FILES and READ_FILE on the master's operator API name a sandbox
+    path; the master forwards them to that path's agent (Mesos's
+    master/http.cpp listFiles/readFile go through the agent's files
+    process) and answers in the encoding the client asked for."""
+    import base64
+
+    cluster, s = sandboxed
+    agent = cluster.agents[0]
+    [fw] = [f for f in agent_state(agent)["frameworks"] if f["id"] == s.framework_id]
+    directory = fw["executors"][0]["directory"]
+
+    listing = h.post_json(cluster.port, "/api/v1",
+                          {"type": "LIST_FILES", "list_files": {"path": directory}})
+    assert listing.status == 200, listing
+    body = listing.json()
+    assert body["type"] == "LIST_FILES"
+    paths = {f["path"] for f in body["list_files"]["file_infos"]}
+    assert f"{directory}/stdout" in paths and f"{directory}/stderr" in paths, paths
+
+    def read():
+        r = h.post_json(cluster.port, "/api/v1",
+                        {"type": "READ_FILE",
+                         "read_file": {"path": directory + "/stdout", "offset": 0}})
+        assert r.status == 200, r
+        data = base64.b64decode(r.json()["read_file"]["data"])
+        return r.json() if b"hello-sandbox" in data else None
+
+    answer = h.wait_until(read, 10, "hello-sandbox through the master's READ_FILE")
+    assert answer["type"] == "READ_FILE"
+    assert answer["read_file"]["size"] >= len("hello-sandbox\n")
+
+    # A path inside the agent's tree that does not exist is the agent's 404.
+    missing = h.post_json(cluster.port, "/api/v1",
+                          {"type": "READ_FILE",
+                           "read_file": {"path": directory + "/no-such-file", "offset": 0}})
+    assert missing.status == 404, missing
+
+
 def test_pymesos_agent_operator_driver(sandboxed):
     cluster, s = sandboxed
     agent = cluster.agents[0]

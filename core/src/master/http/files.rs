@@ -103,8 +103,15 @@ pub async fn forward(
     let answer: agent_api::Response = ContentType::Protobuf.decode(&body).map_err(|e| {
         MasterError::Unavailable(format!("agent {endpoint} sent a bad answer: {e}"))
     })?;
+    // The Response's type enum is numbered apart from the Call's (it has
+    // no SET_LOGGING_LEVEL): LIST_FILES is 7 in a Call and 6 in a Response.
+    let answered = if kind == operator::call::Type::ReadFile as i32 {
+        operator::response::Type::ReadFile
+    } else {
+        operator::response::Type::ListFiles
+    };
     let mut response = operator::Response {
-        r#type: call.r#type.map(|_| kind),
+        r#type: Some(answered as i32),
         ..Default::default()
     };
     if let Some(list) = answer.list_files {
