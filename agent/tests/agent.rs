@@ -334,6 +334,88 @@ async fn a_checkpointed_task_survives_an_agent_crash_and_reports_once() {
     )));
 }
 
+/// At least once across a crash: a task's terminal update that the master
+/// has not acknowledged when the agent is killed (its executor is gone
+/// already) is sent again, with the same uuid, by the restarted agent, and
+/// once acknowledged it is forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unacknowledged_terminal_update_is_sent_again_after_an_agent_crash() {
+    let mut master = FakeMaster::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let launcher = launcher_dir();
+    let first = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), 0));
+    master.registered().await;
+    let port = first.addr.port();
+    master.send(Down::RunTask(link::RunTask {
+        framework: framework("fw-replay", true),
+        task: command_task("t-replay", "echo done", 0.1, 32.0),
+    }));
+    let running = master.update_for("t-replay").await;
+    assert_eq!(state_name(&running), "TASK_RUNNING");
+    master.ack(&running);
+    let finished = master.update_for("t-replay").await;
+    assert_eq!(state_name(&finished), "TASK_FINISHED");
+    // Not acknowledged. The executor is gone (killed here, so that it
+    // cannot wait for the acknowledgement), then the agent is killed: only
+    // the checkpoint knows the update now.
+    let pid = first
+        .agent
+        .lock()
+        .frameworks
+        .get("fw-replay")
+        .and_then(|f| f.executors.values().find_map(|e| e.pid))
+        .expect("the executor's pid");
+    // SAFETY: kill has no memory effects; pid is the test's own executor.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+    first.crash();
+
+    let second = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), port));
+    let again = master.update_for("t-replay").await;
+    assert_eq!(state_name(&again), "TASK_FINISHED");
+    assert_eq!(
+        again.status.uuid, finished.status.uuid,
+        "the same update, not a new one"
+    );
+    master.ack(&again);
+    let key = ("fw-replay".to_string(), "t-replay".to_string());
+    let a = std::sync::Arc::clone(&second.agent);
+    eventually("the acknowledgement to clear the update", || {
+        a.lock()
+            .streams
+            .get(&key)
+            .is_none_or(|s| s.pending.is_empty())
+    })
+    .await;
+    // Nothing is left to resend: neither queued nor in the checkpoint a
+    // third start would read.
+    assert!(!master.pending_messages().iter().any(|m| matches!(
+        m.message,
+        Some(Up::StatusUpdate(ref u)) if u.status.task_id.value == "t-replay"
+    )));
+    drop(second);
+    let third = RunningAgent::start(flags(master.addr, work.path(), launcher.path(), port));
+    master
+        .expect("the third start's re-registration", |m| {
+            matches!(m, Up::Reregister(_)).then_some(())
+        })
+        .await;
+    assert!(
+        third
+            .agent
+            .lock()
+            .streams
+            .get(&key)
+            .is_none_or(|s| s.pending.is_empty()),
+        "an acknowledged update is not recovered"
+    );
+    assert!(!master.pending_messages().iter().any(|m| matches!(
+        m.message,
+        Some(Up::StatusUpdate(ref u)) if u.status.task_id.value == "t-replay"
+    )));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cpu_quota_holds_a_busy_loop_near_its_share() {
     if !is_root() {
