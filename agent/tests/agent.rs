@@ -30,6 +30,33 @@ async fn a_command_task_runs_in_its_sandbox_and_updates_wait_for_acks() {
     let running = master.update_for("t1").await;
     assert_eq!(state_name(&running), "TASK_RUNNING");
     assert_eq!(running.agent_id.as_ref().unwrap().value, "agent-1");
+    // As from Mesos: the container, the executor's pid and the task's IP.
+    let container = running
+        .status
+        .container_status
+        .as_ref()
+        .expect("container_status on an update from the executor");
+    let executor_pid = agent
+        .agent
+        .lock()
+        .frameworks
+        .get("fw-1")
+        .and_then(|f| f.executors.get("t1"))
+        .map(|e| (e.container_id.clone(), e.pid));
+    if let Some((container_id, pid)) = executor_pid {
+        assert_eq!(
+            container.container_id.as_ref().map(|c| c.value.clone()),
+            Some(container_id)
+        );
+        assert_eq!(container.executor_pid, pid);
+    }
+    assert!(container.executor_pid.is_some());
+    assert_eq!(
+        container.network_infos[0].ip_addresses[0]
+            .ip_address
+            .as_deref(),
+        Some("127.0.0.1")
+    );
     // The task finishes at once, but its FINISHED waits for RUNNING's ack.
     let a = std::sync::Arc::clone(&agent.agent);
     eventually("the task to finish on the agent", || {

@@ -187,3 +187,25 @@ def test_agent_metrics_snapshot(sandboxed):
     # accounts it (Mesos's DEFAULT_EXECUTOR_CPUS).
     assert 0.1 - 1e-9 <= metrics["slave/cpus_used"] <= 0.2 + 1e-9
     assert all(isinstance(v, (int, float)) for v in metrics.values())
+
+
+def test_task_updates_and_state_carry_the_container_status(sandboxed):
+    """Every update of a live task says which container runs it, the
+    executor's pid and the task's IP (host networking: the agent's), as
+    Mesos's agent sets `container_status` (see the UPDATE events in
+    ../shared/fixtures/mesos-1.12/scheduler_events.json); /master/state
+    shows the same without the pid (master_state_running.json there)."""
+    cluster, s = sandboxed
+    [running] = [u for u in s.seen["sbx"] if u["state"] == "TASK_RUNNING"]
+    container = running["container_status"]
+    assert container["container_id"]["value"]
+    assert isinstance(container["executor_pid"], int)
+    assert container["network_infos"] == [
+        {"ip_addresses": [{"protocol": "IPv4", "ip_address": "127.0.0.1"}]}]
+
+    state = cluster.master.state()
+    [fw] = [f for f in state["frameworks"] if f["id"] == s.framework_id]
+    [task] = [t for t in fw["tasks"] if t["id"] == "sbx"]
+    shown = task["statuses"][-1]["container_status"]
+    assert shown == {"container_id": container["container_id"],
+                     "network_infos": container["network_infos"]}

@@ -49,6 +49,20 @@ impl Agent {
                     status.executor_id = Some(executor.info.executor_id.clone());
                 }
                 exec_for_stream = Some(executor.info.executor_id.clone());
+                // As Mesos's agent, every update of a task whose container
+                // still exists says which container it is, the executor's
+                // pid and the address the task is reachable at (host
+                // networking: the agent's). Marathon, Spark's UI and
+                // service discovery read the task's IP from here.
+                if status.container_status.is_none()
+                    && executor.state != super::ExecutorState::Terminated
+                {
+                    status.container_status = Some(container_status(
+                        &executor.container_id,
+                        executor.pid,
+                        self.endpoint.ip(),
+                    ));
+                }
                 if from_executor && status.state == TaskState::TaskFailed as i32 {
                     if let Some(group) = executor.group.as_ref().filter(|g| g.oom_killed()) {
                         // The task died of the memory limit, not of its own accord.
@@ -271,5 +285,34 @@ impl Agent {
                 _ = self.retry_wakeup.notified() => {}
             }
         }
+    }
+}
+
+/// The container part of a task status: the container's id, its
+/// executor's pid, and the agent's address as the task's (host networking).
+fn container_status(
+    container_id: &str,
+    executor_pid: Option<u32>,
+    ip: std::net::IpAddr,
+) -> pb::ContainerStatus {
+    let protocol = if ip.is_ipv4() {
+        pb::network_info::Protocol::IPv4
+    } else {
+        pb::network_info::Protocol::IPv6
+    };
+    pb::ContainerStatus {
+        container_id: Some(pb::ContainerId {
+            value: container_id.to_string(),
+            parent: None,
+        }),
+        network_infos: vec![pb::NetworkInfo {
+            ip_addresses: vec![pb::network_info::IpAddress {
+                protocol: Some(protocol as i32),
+                ip_address: Some(ip.to_string()),
+            }],
+            ..Default::default()
+        }],
+        cgroup_info: None,
+        executor_pid,
     }
 }

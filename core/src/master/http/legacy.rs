@@ -150,7 +150,14 @@ fn task_json(task: &pb::Task, role: &str) -> Value {
                 "timestamp": s.timestamp.unwrap_or(0.0),
             });
             if let Some(cs) = &s.container_status {
-                status["container_status"] = proto_value(cs);
+                // Mesos's state model writes a ContainerStatus without its
+                // executor_pid (as in ../shared/fixtures/mesos-1.12/
+                // master_state_running.json); the UPDATE events carry it.
+                let mut container = proto_value(cs);
+                if let Some(fields) = container.as_object_mut() {
+                    fields.remove("executor_pid");
+                }
+                status["container_status"] = container;
             }
             if let Some(h) = s.healthy {
                 status["healthy"] = json!(h);
