@@ -58,6 +58,28 @@ def check_driver_errors():
             raise RuntimeError(f"pymesos I/O thread failed: {exc_type.__name__}: {exc}") from exc
 
 
+@pytest.fixture(autouse=True)
+def pymesos_thread_errors_fail_their_test():
+    """An exception on a pymesos I/O thread fails the test it happened in.
+
+    A test's waits raise it as soon as they see it; one that happens after
+    the last wait would otherwise be lost, or fail the next test. Whatever
+    is left is raised at this test's teardown, and the next test starts
+    with none."""
+    with _errors_lock:
+        DRIVER_THREAD_ERRORS.clear()
+    yield
+    with _errors_lock:
+        left = list(DRIVER_THREAD_ERRORS)
+        DRIVER_THREAD_ERRORS.clear()
+    if left:
+        exc_type, exc, _ = left[0]
+        raise RuntimeError(
+            f"pymesos I/O thread failed ({len(left)} error(s)), first: "
+            f"{exc_type.__name__}: {exc}"
+        ) from exc
+
+
 # --- logs of the processes under test, on failure ---------------------------
 
 
