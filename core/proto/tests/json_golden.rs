@@ -6,6 +6,12 @@
 //! rapidjson numbers), and by `java_interop.rs`, which derives the same JSON
 //! from the descriptors inside Mesos's own Java classes. To re-bless after a
 //! deliberate change, run with `PANDO_BLESS=1` and review the diff.
+//!
+//! Bytes a real Mesos wrote are compared in `mesos_captures.rs`, against
+//! the captures in `../shared/fixtures/mesos-1.12/`; these fixtures stay for
+//! messages those captures lack (calls with every operation, reserved and
+//! refined resources, ranges with legacy roles, the examples of the Mesos
+//! scheduler HTTP API docs).
 
 #![allow(clippy::unwrap_used)]
 
