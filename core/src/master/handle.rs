@@ -22,7 +22,6 @@ use pando_proto::mesos::v1::scheduler as sched;
 use tokio::sync::{mpsc, watch};
 
 use super::framework::Subscription;
-use super::registrar::RegistrarError;
 use super::scheduler::{Answer, CallContext, CallError, CallOutcome, ValidatedCall};
 use super::state::{Master, MasterError};
 
@@ -206,11 +205,5 @@ impl Drop for StreamGuard {
             std::mem::take(&mut self.framework_id),
             std::mem::take(&mut self.stream_id),
         ));
-    }
-}
-
-impl From<RegistrarError> for CallError {
-    fn from(e: RegistrarError) -> CallError {
-        CallError::LostLeadership(e)
     }
 }

@@ -136,13 +136,13 @@ mod tests {
 
     use std::time::Duration;
 
-    use pando_link::{agent_message, master_message, StatusUpdate};
+    use pando_link::master_message;
     use pando_proto::mesos::v1 as pb;
     use pando_scheduler::{Config, Driver, Incoming};
     use tokio::sync::mpsc;
 
     use super::InProcess;
-    use crate::master::testing::{scalars, Cluster, PATIENCE};
+    use crate::master::testing::{sleeper, Cluster, PATIENCE};
 
     async fn next<T>(
         incoming: &mut mpsc::UnboundedReceiver<Incoming>,
@@ -196,17 +196,7 @@ mod tests {
             _ => None,
         })
         .await;
-        let task = pb::TaskInfo {
-            name: "sleep".into(),
-            task_id: pb::TaskId { value: "t1".into() },
-            agent_id: offer.agent_id.clone(),
-            resources: scalars(1.0, 64.0),
-            command: Some(pb::CommandInfo {
-                value: Some("sleep 100".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let task = sleeper("t1", &offer.agent_id);
         driver
             .launch(offer.id, vec![task], None)
             .await
@@ -216,17 +206,7 @@ mod tests {
         };
         assert_eq!(run.task.task_id.value, "t1");
 
-        let uuid = uuid::Uuid::new_v4().as_bytes().to_vec();
-        cluster.agent_says(agent_message::Message::StatusUpdate(StatusUpdate {
-            framework_id: framework_id.clone(),
-            status: pb::TaskStatus {
-                task_id: pb::TaskId { value: "t1".into() },
-                state: pb::TaskState::TaskRunning as i32,
-                uuid: Some(uuid.clone().into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        }));
+        let uuid = cluster.agent_reports_running(&framework_id.value, "t1");
         let status = next(&mut incoming, |item| match item {
             Incoming::Update(status) => Some(status),
             _ => None,

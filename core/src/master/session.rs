@@ -74,6 +74,21 @@ impl Shared {
         self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Validates `call` as this session's principal and runs it on the
+    /// stream `stream_id` (none for SUBSCRIBE).
+    async fn run(
+        &self,
+        stream_id: Option<String>,
+        call: sched::Call,
+    ) -> Result<Result<Reply, CallError>, ValidationError> {
+        let call = ValidatedCall::new(call, self.principal.as_deref())?;
+        let context = CallContext {
+            stream_id,
+            principal: self.principal.clone(),
+        };
+        Ok(self.handle.scheduler_call(&context, call).await)
+    }
+
     fn end(&self, why: String) {
         let mut current = self.current();
         current.stream_id = None;
@@ -153,12 +168,7 @@ impl Session {
             value: framework_id,
         });
         let teardown = call.r#type == Some(sched::call::Type::Teardown as i32);
-        let call = ValidatedCall::new(call, self.shared.principal.as_deref())?;
-        let context = CallContext {
-            stream_id: Some(stream_id),
-            principal: self.shared.principal.clone(),
-        };
-        match self.shared.handle.scheduler_call(&context, call).await {
+        match self.shared.run(Some(stream_id), call).await? {
             Ok(_) => {
                 if teardown {
                     self.shared.end("the framework was torn down".into());
@@ -224,12 +234,7 @@ impl SessionEvents {
                 subscribe: Some(subscribe),
                 ..Default::default()
             };
-            let call = ValidatedCall::new(call, self.shared.principal.as_deref())?;
-            let context = CallContext {
-                stream_id: None,
-                principal: self.shared.principal.clone(),
-            };
-            match handle.scheduler_call(&context, call).await {
+            match self.shared.run(None, call).await? {
                 Ok(Reply::Subscribed(stream)) => {
                     let mut current = self.shared.current();
                     current.framework_id = Some(stream.framework_id().to_string())
@@ -262,12 +267,12 @@ mod tests {
 
     use std::time::Duration;
 
-    use pando_link::{agent_message, master_message, StatusUpdate};
+    use pando_link::{agent_message, master_message};
     use pando_proto::mesos::v1 as pb;
     use pando_proto::mesos::v1::scheduler as sched;
 
     use super::{Session, SessionError, SessionEvents};
-    use crate::master::testing::{scalars, Cluster, PATIENCE};
+    use crate::master::testing::{sleeper, Cluster, PATIENCE};
 
     fn session(cluster: &Cluster, name: &str) -> (Session, SessionEvents) {
         let subscribe = sched::call::Subscribe {
@@ -326,17 +331,7 @@ mod tests {
         let offer = offers.offers.expect("offers").offers.remove(0);
         assert_eq!(offer.agent_id.value, cluster.agent_id);
 
-        let task = pb::TaskInfo {
-            name: "sleep".into(),
-            task_id: pb::TaskId { value: "t1".into() },
-            agent_id: offer.agent_id.clone(),
-            resources: scalars(1.0, 128.0),
-            command: Some(pb::CommandInfo {
-                value: Some("sleep 100".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let task = sleeper("t1", &offer.agent_id);
         let mut accept = call(sched::call::Type::Accept);
         accept.accept = Some(sched::call::Accept {
             offer_ids: vec![offer.id.clone()],
@@ -357,19 +352,7 @@ mod tests {
         assert_eq!(run.task.task_id.value, "t1");
         assert_eq!(run.framework.id.expect("framework id").value, framework_id);
 
-        let uuid = uuid::Uuid::new_v4().as_bytes().to_vec();
-        cluster.agent_says(agent_message::Message::StatusUpdate(StatusUpdate {
-            framework_id: pb::FrameworkId {
-                value: framework_id.clone(),
-            },
-            status: pb::TaskStatus {
-                task_id: pb::TaskId { value: "t1".into() },
-                state: pb::TaskState::TaskRunning as i32,
-                uuid: Some(uuid.clone().into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        }));
+        let uuid = cluster.agent_reports_running(&framework_id, "t1");
         let update = next_of(&mut events, sched::event::Type::Update).await;
         let status = update.update.expect("update").status;
         assert_eq!(status.state, pb::TaskState::TaskRunning as i32);
@@ -425,6 +408,19 @@ mod tests {
         assert!(framework.connected() && !framework.recovered);
     }
 
+    /// The session is over: a call fails and a read returns at once, both
+    /// with `Ended`.
+    async fn assert_ended(session: &Session, events: &mut SessionEvents) {
+        assert!(matches!(
+            session.call(call(sched::call::Type::Revive)).await,
+            Err(SessionError::Ended(_))
+        ));
+        let read = tokio::time::timeout(PATIENCE, events.next())
+            .await
+            .expect("no hang");
+        assert!(matches!(read, Err(SessionError::Ended(_))));
+    }
+
     #[tokio::test]
     async fn a_session_whose_framework_was_torn_down_answers_with_an_error() {
         let cluster = Cluster::new();
@@ -435,14 +431,7 @@ mod tests {
             .call(call(sched::call::Type::Teardown))
             .await
             .expect("TEARDOWN is taken");
-        assert!(matches!(
-            session.call(call(sched::call::Type::Revive)).await,
-            Err(SessionError::Ended(_))
-        ));
-        let read = tokio::time::timeout(PATIENCE, events.next())
-            .await
-            .expect("no hang");
-        assert!(matches!(read, Err(SessionError::Ended(_))));
+        assert_ended(&session, &mut events).await;
     }
 
     #[tokio::test]
@@ -466,14 +455,7 @@ mod tests {
             error.error.expect("error").message,
             "Framework has been removed"
         );
-        assert!(matches!(
-            session.call(call(sched::call::Type::Revive)).await,
-            Err(SessionError::Ended(_))
-        ));
-        let read = tokio::time::timeout(PATIENCE, events.next())
-            .await
-            .expect("no hang");
-        assert!(matches!(read, Err(SessionError::Ended(_))));
+        assert_ended(&session, &mut events).await;
     }
 
     #[tokio::test]

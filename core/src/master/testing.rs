@@ -125,3 +125,45 @@ pub(crate) fn scalars(cpus: f64, mem: f64) -> Vec<pb::Resource> {
         })
         .collect()
 }
+
+/// A `sleep 100` command task of 1 cpu and 64 MB on `agent_id`.
+pub(crate) fn sleeper(task_id: &str, agent_id: &pb::AgentId) -> pb::TaskInfo {
+    pb::TaskInfo {
+        name: "sleep".into(),
+        task_id: pb::TaskId {
+            value: task_id.into(),
+        },
+        agent_id: agent_id.clone(),
+        resources: scalars(1.0, 64.0),
+        command: Some(pb::CommandInfo {
+            value: Some("sleep 100".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+impl Cluster {
+    /// The agent reports `task_id` of `framework_id` RUNNING, with a fresh
+    /// uuid, which it returns.
+    pub(crate) fn agent_reports_running(&self, framework_id: &str, task_id: &str) -> Vec<u8> {
+        let uuid = uuid::Uuid::new_v4().as_bytes().to_vec();
+        self.agent_says(agent_message::Message::StatusUpdate(
+            pando_link::StatusUpdate {
+                framework_id: pb::FrameworkId {
+                    value: framework_id.to_string(),
+                },
+                status: pb::TaskStatus {
+                    task_id: pb::TaskId {
+                        value: task_id.into(),
+                    },
+                    state: pb::TaskState::TaskRunning as i32,
+                    uuid: Some(uuid.clone().into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ));
+        uuid
+    }
+}
