@@ -72,11 +72,7 @@ async fn list(
         return r;
     }
     let prefix = query.get("prefix").map_or("", String::as_str);
-    let pending = match app.lock() {
-        Ok(master) => master.list_records(&namespace, prefix),
-        Err(r) => return r,
-    };
-    match pending.committed().await {
+    match app.handle.list_records(&namespace, prefix).await {
         Ok(listed) => {
             let body: Vec<_> = listed
                 .iter()
@@ -96,11 +92,7 @@ async fn fetch(
     if let Err(r) = authenticate(&app, &headers, Realm::ReadOnly) {
         return r;
     }
-    let pending = match app.lock() {
-        Ok(master) => master.get_record(&namespace, &key),
-        Err(r) => return r,
-    };
-    match pending.committed().await {
+    match app.handle.get_record(&namespace, &key).await {
         Ok(Some(record)) => {
             let mut response = (StatusCode::OK, record.value().clone()).into_response();
             let headers = response.headers_mut();
@@ -129,11 +121,7 @@ async fn store(
         Ok(expect) => expect,
         Err(r) => return r,
     };
-    let pending = match app.lock() {
-        Ok(mut master) => master.put_record(&namespace, &key, body, expect),
-        Err(r) => return r,
-    };
-    match pending.committed().await {
+    match app.handle.put_record(&namespace, &key, body, expect).await {
         Ok(Written { version, created }) => {
             let status = if created {
                 StatusCode::CREATED
@@ -160,11 +148,7 @@ async fn expunge(
         Ok(expect) => expect,
         Err(r) => return r,
     };
-    let pending = match app.lock() {
-        Ok(mut master) => master.delete_record(&namespace, &key, expect),
-        Err(r) => return r,
-    };
-    match pending.committed().await {
+    match app.handle.delete_record(&namespace, &key, expect).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error_response(&e),
     }
